@@ -1,0 +1,1 @@
+"""tierroute: an OpenAI-compatible model router."""

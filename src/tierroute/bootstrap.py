@@ -1,0 +1,43 @@
+"""Build a ready :class:`Router` from a config file, or from the environment when there is none."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import Catalog
+from .config import LOCAL_SERVERS, Settings, find_config_file, load_settings_file, settings_from_environment
+from .discovery import local_model_specs, probe_local_servers
+from .ledger import open_ledger
+from .router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    settings: Settings
+    catalog: Catalog
+    source: str
+
+
+def load(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         discover: bool = True) -> Loaded:
+    """Settings and catalog from ``config`` (or ``$TIERROUTE_CONFIG``, or ./tierroute.yaml), else the environment."""
+    env = os.environ if environ is None else environ
+    path = find_config_file(config, env)
+    if path is not None:
+        settings = load_settings_file(Path(path), env)
+        return Loaded(settings=settings, catalog=Catalog.build(settings), source=str(path))
+    found = asyncio.run(probe_local_servers(LOCAL_SERVERS)) if discover else {}
+    settings = settings_from_environment(env, {name: LOCAL_SERVERS[name] for name in found})
+    catalog = Catalog.build(settings, extra_models=local_model_specs(found))
+    return Loaded(settings=settings, catalog=catalog, source="environment")
+
+
+def build_router(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
+                 discover: bool = True, with_ledger: bool = True) -> Router:
+    loaded = load(config, environ=environ, discover=discover)
+    ledger = open_ledger(loaded.settings.ledger) if with_ledger else None
+    return Router(loaded.settings, catalog=loaded.catalog, ledger=ledger)

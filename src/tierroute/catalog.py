@@ -1,0 +1,164 @@
+"""The model catalog: which models exist, what they cost, what they can do, and where they are served.
+
+Built once at start-up from the built-in ``catalog.yaml`` plus the configuration's overrides, then read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from ._exceptions import ConfigError, ModelNotFound
+from .config import ModelSettings, Settings
+from .types import Deployment, ModelSpec
+
+AUTO = "auto"
+LOCAL_CONTEXT_WINDOW = 8192
+
+
+@cache
+def builtin_models() -> tuple[ModelSpec, ...]:
+    """The catalog shipped with tierroute (parsed once per process; immutable)."""
+    raw = yaml.safe_load(resources.files("tierroute").joinpath("catalog.yaml").read_text(encoding="utf-8"))
+    return tuple(_spec_from_mapping(entry) for entry in raw["models"])
+
+
+@cache
+def builtin_tier_order() -> tuple[str, ...]:
+    raw = yaml.safe_load(resources.files("tierroute").joinpath("catalog.yaml").read_text(encoding="utf-8"))
+    return tuple(raw["tiers"])
+
+
+def _spec_from_mapping(entry: Mapping[str, Any]) -> ModelSpec:
+    return ModelSpec(
+        id=entry["id"],
+        provider=entry["provider"],
+        upstream=entry.get("upstream") or entry["id"],
+        context_window=int(entry["context_window"]),
+        max_output_tokens=int(entry.get("max_output_tokens") or entry["context_window"]),
+        input_price=float(entry["input_price"]),
+        output_price=float(entry["output_price"]),
+        capabilities=frozenset(entry.get("capabilities") or ()),
+        tier=entry.get("tier"),
+        quality=entry.get("quality"),
+        source=entry.get("source"),
+        as_of=entry.get("as_of"),
+    )
+
+
+def _merge(base: ModelSpec | None, override: ModelSettings, index: int) -> ModelSpec:
+    fields = {k: v for k, v in override.model_dump().items() if v is not None}
+    if "capabilities" in fields:
+        fields["capabilities"] = frozenset(fields["capabilities"])
+    if base is not None:
+        if "upstream" not in fields and "provider" in fields and fields["provider"] != base.provider:
+            fields["upstream"] = base.upstream
+        return replace(base, **fields)
+    missing = [f for f in ("provider", "context_window", "input_price", "output_price") if f not in fields]
+    if missing:
+        raise ConfigError(f"models[{index}] ({override.id!r}) is not a built-in model, so it needs: {', '.join(missing)}")
+    fields.setdefault("upstream", override.id)
+    fields.setdefault("max_output_tokens", fields["context_window"])
+    return ModelSpec(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The models this gateway can route to (those whose provider is configured), their tiers and deployments."""
+
+    models: Mapping[str, ModelSpec]
+    tiers: Mapping[str, tuple[ModelSpec, ...]]
+    tier_order: tuple[str, ...]
+    deployments: Mapping[str, tuple[Deployment, ...]]
+    default_tier: str
+
+    @classmethod
+    def build(cls, settings: Settings, extra_models: Iterable[ModelSpec] = ()) -> Catalog:
+        specs: dict[str, ModelSpec] = {m.id: m for m in builtin_models()}
+        for m in extra_models:
+            specs[m.id] = m
+        for i, override in enumerate(settings.models):
+            specs[override.id] = _merge(specs.get(override.id), override, i)
+        available = {mid: m for mid, m in specs.items() if m.provider in settings.providers}
+
+        deployments: dict[str, list[Deployment]] = {
+            mid: [Deployment(id=f"{m.provider}/{m.upstream}", model=mid, provider=m.provider, upstream=m.upstream)]
+            for mid, m in available.items()
+        }
+        for i, dep in enumerate(settings.deployments):
+            if dep.model not in specs:
+                raise ConfigError(f"deployments[{i}].model: unknown model {dep.model!r}")
+            if dep.model not in available:
+                available[dep.model] = specs[dep.model]
+                deployments[dep.model] = []
+            upstream = dep.upstream or specs[dep.model].upstream
+            deployments[dep.model].append(Deployment(
+                id=dep.id or f"{dep.provider}/{upstream}", model=dep.model, provider=dep.provider,
+                upstream=upstream, weight=dep.weight))
+
+        if settings.tiers is not None:
+            order = tuple(t.name for t in settings.tiers)
+            explicit = {t.name: t.models for t in settings.tiers}
+        else:
+            order = builtin_tier_order()
+            explicit = {}
+        tiers: dict[str, tuple[ModelSpec, ...]] = {}
+        for name in order:
+            names = explicit.get(name)
+            if names is not None:
+                unknown = [n for n in names if n not in available]
+                if unknown:
+                    raise ConfigError(f"tiers.{name}.models: not available (unknown model or provider not configured): {', '.join(unknown)}")
+                tiers[name] = tuple(available[n] for n in names)
+            else:
+                tiers[name] = tuple(m for m in available.values() if m.tier == name)
+        # Models with a tier the order does not name still route as themselves and under "auto".
+        default_tier = settings.router.default_tier
+        if settings.tiers is not None and default_tier not in tiers:
+            raise ConfigError(f"router.default_tier: {default_tier!r} is not one of the tiers: {', '.join(order)}")
+        return cls(
+            models=available,
+            tiers=tiers,
+            tier_order=order,
+            deployments={k: tuple(v) for k, v in deployments.items()},
+            default_tier=default_tier,
+        )
+
+    def resolve(self, requested: str) -> tuple[tuple[ModelSpec, ...], str]:
+        """Candidates for a requested model name and how it was read: ``auto``, a tier, or one model."""
+        if requested == AUTO:
+            tier = self.tiers.get(self.default_tier)
+            if tier:
+                return tier, f"tier {self.default_tier}"
+            return tuple(self.models.values()), "all models"
+        tier = self.tiers.get(requested)
+        if tier is not None:
+            if not tier:
+                raise ModelNotFound(f"tier {requested!r} has no available models (configure a provider for one of them)", param="model")
+            return tier, f"tier {requested}"
+        model = self.models.get(requested)
+        if model is not None:
+            return (model,), "requested"
+        raise ModelNotFound(
+            f"model {requested!r} not found; use 'auto', a tier ({', '.join(self.tier_order)}) or one of: "
+            + ", ".join(sorted(self.models)[:20]) + (" ..." if len(self.models) > 20 else ""),
+            param="model",
+        )
+
+    def tier_above(self, tier: str | None) -> str | None:
+        if tier is None or tier not in self.tier_order:
+            return None
+        i = self.tier_order.index(tier)
+        return self.tier_order[i - 1] if i > 0 else None
+
+    def strongest(self, models: Sequence[ModelSpec] | None = None) -> ModelSpec | None:
+        """The reference model for savings: highest quality prior, then highest price."""
+        pool = list(models if models is not None else self.models.values())
+        if not pool:
+            return None
+        return max(pool, key=lambda m: (m.quality or 0.0, m.output_price + m.input_price))

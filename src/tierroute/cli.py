@@ -1,0 +1,284 @@
+"""The ``tierroute`` command: a thin shell that parses arguments, builds a Router, and prints."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import orjson
+
+from ._exceptions import ConfigError, TierrouteError
+
+CONFIG_OPTION = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
+                             help="YAML config file (default: $TIERROUTE_CONFIG, ./tierroute.yaml, else the environment).")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+def _fail(exc: TierrouteError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn tierroute errors into one clear line on stderr and a non-zero exit, not a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TierrouteError as exc:
+            _fail(exc)
+    return wrapper
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tierroute")
+def main() -> None:
+    """tierroute: send each LLM request to the cheapest model that will answer it well."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Bind address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default from config: 4000).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@_guarded
+def serve(config: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Run the OpenAI-compatible gateway."""
+    import uvicorn
+
+    from .bootstrap import load
+    from .ledger import open_ledger
+    from .router import Router
+    from .server import create_app
+
+    loaded = load(config)
+    settings = loaded.settings
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    if not settings.server.api_keys:
+        if not _is_loopback(host):
+            raise ConfigError(f"refusing to listen on {host} without API keys: set server.api_keys in the config "
+                              "(or TIERROUTE_API_KEYS), or bind to 127.0.0.1")
+        click.echo("tierroute: no API keys configured, so listening on loopback only", err=True)
+    if not loaded.catalog.models:
+        click.echo("tierroute: warning: no models available. Set a provider key (e.g. OPENAI_API_KEY), start a local "
+                   "server (Ollama, vLLM, llama.cpp) or pass --config", err=True)
+    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger))
+    click.echo(f"tierroute: {len(loaded.catalog.models)} models from {', '.join(sorted(settings.providers)) or 'no providers'} "
+               f"({loaded.source}); policy {router.policy.name}; ledger {settings.ledger.backend}"
+               f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
+    click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(router), host=host, port=port, loop="uvloop", http="httptools", log_level=log_level,
+                access_log=False, lifespan="on", timeout_keep_alive=30)
+
+
+def _router(config: str | None, *, with_ledger: bool = True) -> Any:
+    from .bootstrap import build_router
+
+    return build_router(config, with_ledger=with_ledger)
+
+
+def _body(prompt: str, model: str, system: str | None, max_tokens: int | None) -> dict[str, Any]:
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    return body
+
+
+@main.command()
+@click.argument("prompt")
+@CONFIG_OPTION
+@click.option("--model", "-m", default="auto", show_default=True, help="'auto', a tier name, or a model id.")
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--max-tokens", type=int, default=None)
+@click.option("--stream/--no-stream", default=False, help="Print the answer as it arrives.")
+@JSON_OPTION
+@_guarded
+def chat(prompt: str, config: str | None, model: str, system: str | None, max_tokens: int | None,
+         stream: bool, as_json: bool) -> None:
+    """Ask PROMPT through the router; print the answer and the routing decision."""
+    with _router(config) as router:
+        body = _body(prompt, model, system, max_tokens)
+        if stream and not as_json:
+            body["stream"] = True
+            for chunk in router.stream(body):
+                for choice in chunk.get("choices") or ():
+                    click.echo((choice.get("delta") or {}).get("content") or "", nl=False)
+            click.echo()
+            return
+        routed = router.completion(body)
+        answer = routed.response["choices"][0]["message"].get("content") or ""
+        if as_json:
+            _echo_json({"answer": answer, "routing": routed.headers, "response": routed.response})
+            return
+        click.echo(answer)
+        h = routed.headers
+        click.echo(f"\n[{h['x-tierroute-model']} via {h['x-tierroute-deployment']}; {h['x-tierroute-reason']}; "
+                   f"${float(h['x-tierroute-cost-usd']):.6f}; router overhead {h['x-tierroute-overhead-ms']} ms]", err=True)
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    decision = plan.decision
+    out: dict[str, Any] = {
+        "requested": plan.features.requested_model,
+        "resolved_as": plan.resolved_as,
+        "prompt_tokens_estimate": plan.features.prompt_tokens,
+        "chosen": decision.chosen.model.id,
+        "reason": decision.reason,
+        "policy": decision.policy,
+        "candidates": [{"model": r.model.id, "expected_cost_usd": r.expected_cost_usd,
+                        "predicted_quality": r.predicted_quality, "score": r.score} for r in decision.ranked],
+        "rejected": [{"model": m, "why": why} for m, why in plan.rejected],
+        "details": dict(decision.details),
+    }
+    if plan.intent is not None:
+        out["intent"] = {"match": plan.intent.match, "scores": dict(plan.intent.scores)}
+    return out
+
+
+@main.command()
+@click.argument("prompt")
+@CONFIG_OPTION
+@click.option("--model", "-m", default="auto", show_default=True, help="'auto', a tier name, or a model id.")
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--max-tokens", type=int, default=None)
+@JSON_OPTION
+@_guarded
+def route(prompt: str, config: str | None, model: str, system: str | None, max_tokens: int | None, as_json: bool) -> None:
+    """Show the routing decision for PROMPT without calling any model."""
+    with _router(config, with_ledger=False) as router:
+        started = time.perf_counter()
+        plan = router.route(_body(prompt, model, system, max_tokens))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    data = _plan_json(plan)
+    data["decision_ms"] = round(elapsed_ms, 3)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"chosen: {data['chosen']}   ({data['reason']})")
+    click.echo(f"prompt tokens (estimate): {data['prompt_tokens_estimate']}   resolved as: {data['resolved_as']}")
+    if "intent" in data:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(data["intent"]["scores"].items(), key=lambda kv: -kv[1]))
+        click.echo(f"intent: {data['intent']['match'] or 'no intent matched'}   scores: {scores}")
+    click.echo(f"{'rank':>4}  {'model':<40} {'expected cost':>14} {'quality':>8}")
+    for i, c in enumerate(data["candidates"], 1):
+        q = "" if c["predicted_quality"] is None else f"{c['predicted_quality']:.3f}"
+        click.echo(f"{i:>4}  {c['model']:<40} {'$' + format(c['expected_cost_usd'], '.6f'):>14} {q:>8}")
+    for r in data["rejected"]:
+        click.echo(f"   -  {r['model']:<40} rejected: {r['why']}")
+
+
+@main.command()
+@CONFIG_OPTION
+@JSON_OPTION
+@_guarded
+def models(config: str | None, as_json: bool) -> None:
+    """List the models this gateway can route to, with tiers and prices (USD per million tokens)."""
+    from .bootstrap import load
+
+    catalog = load(config).catalog
+    rows = [{"id": m.id, "provider": m.provider, "upstream": m.upstream, "tier": m.tier,
+             "context_window": m.context_window, "max_output_tokens": m.max_output_tokens,
+             "input_price": m.input_price, "output_price": m.output_price,
+             "capabilities": sorted(m.capabilities), "source": m.source, "as_of": m.as_of}
+            for m in catalog.models.values()]
+    if as_json:
+        _echo_json({"models": rows, "tiers": {k: [m.id for m in v] for k, v in catalog.tiers.items()}})
+        return
+    if not rows:
+        click.echo("no models available: set a provider key (e.g. OPENAI_API_KEY) or pass --config")
+        return
+    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8}  capabilities")
+    for r in rows:
+        click.echo(f"{r['id']:<40} {r['provider']:<10} {r['tier'] or '-':<11} {r['context_window']:>9} "
+                   f"{r['input_price']:>8.2f} {r['output_price']:>8.2f}  {','.join(r['capabilities'])}")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter(f"expected a duration like 30m, 6h, 7d; got {value!r}", param_hint="--since")
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return time.time() - seconds
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--since", default=None, help="Only requests newer than this (e.g. 1h, 7d).")
+@JSON_OPTION
+@_guarded
+def stats(config: str | None, since: str | None, as_json: bool) -> None:
+    """Spend, savings against the strongest model, and latency percentiles per model."""
+    import dataclasses
+
+    from .bootstrap import load
+    from .ledger import open_ledger
+    from .ledger.stats import summarize
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there is nothing to report")
+    try:
+        summary = summarize(ledger.stats_rows(_since(since)))
+    finally:
+        ledger.close()
+    if as_json:
+        data = dataclasses.asdict(summary)
+        data["savings_usd"] = summary.savings_usd
+        data["savings_share"] = summary.savings_share
+        _echo_json(data)
+        return
+    click.echo(f"requests: {summary.requests}  errors: {summary.errors}  upstream attempts: {summary.attempts}")
+    share = "" if summary.savings_share is None else f" ({summary.savings_share:.1%})"
+    click.echo(f"spend: ${summary.cost_usd:.6f}   all-strongest-model baseline: ${summary.baseline_cost_usd:.6f}   "
+               f"saved: ${summary.savings_usd:.6f}{share}")
+    if summary.overhead_p50_ms is not None:
+        click.echo(f"router overhead: p50 {summary.overhead_p50_ms:.3f} ms, p99 {summary.overhead_p99_ms:.3f} ms")
+    if summary.models:
+        click.echo(f"\n{'model':<40} {'reqs':>6} {'errs':>5} {'tokens in':>10} {'tokens out':>10} {'cost $':>11} "
+                   f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        for m in summary.models:
+            def f(v: float | None) -> str:
+                return "-" if v is None else f"{v:.0f}"
+            click.echo(f"{m.model:<40} {m.requests:>6} {m.errors:>5} {m.prompt_tokens:>10} {m.completion_tokens:>10} "
+                       f"{m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from .evaluation.commands import eval_command, train_command
+    except ImportError:
+        return
+    main.add_command(train_command, "train")
+    main.add_command(eval_command, "eval")
+
+
+_register_optional_commands()

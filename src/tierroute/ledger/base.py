@@ -1,0 +1,204 @@
+"""The ledger interface: every request and every attempt, recorded off the request path.
+
+``record`` only appends to an in-memory queue; one writer thread per ledger drains it in batches, one
+transaction per batch, so a slow disk never slows a request and a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import Protocol, runtime_checkable
+
+log = logging.getLogger("tierroute.ledger")
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """One attempt at one request. ``final`` marks the attempt whose outcome the caller saw."""
+
+    request_id: str
+    ts: float
+    requested_model: str
+    chosen_model: str | None = None
+    deployment: str | None = None
+    attempt: int = 1
+    final: bool = True
+    caller: str | None = None
+    user: str | None = None
+    reason: str | None = None
+    policy: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    overhead_ms: float | None = None
+    status: str = "ok"
+    error_kind: str | None = None
+    http_status: int = 200
+    stream: bool = False
+    tags: str | None = None
+    prompt: str | None = None
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
+
+
+def entry_row(entry: LedgerEntry) -> tuple[object, ...]:
+    return astuple(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """The columns ``tierroute stats`` needs, read back from any backend."""
+
+    chosen_model: str | None
+    status: str
+    final: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    baseline_cost_usd: float
+    latency_ms: float
+    ttft_ms: float | None
+    overhead_ms: float | None
+
+
+STATS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StatsRow))
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    def record(self, entry: LedgerEntry) -> None:
+        """Queue ``entry`` for writing; never blocks on I/O."""
+        ...
+
+    def flush(self, timeout_seconds: float = 10.0) -> None:
+        """Block until everything recorded so far is durable."""
+        ...
+
+    def close(self) -> None: ...
+
+    def stats_rows(self, since_ts: float | None = None) -> list[StatsRow]: ...
+
+    def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]: ...
+
+
+class BatchWriter:
+    """A writer thread that drains queued entries into ``write_batch`` one batch (one transaction) at a time.
+
+    Subclasses implement ``open`` (run on the writer thread, for drivers that pin connections to threads),
+    ``write_batch`` and ``close_connection``.
+    """
+
+    def __init__(self, *, batch_size: int = 256, flush_interval_seconds: float = 0.2) -> None:
+        self._queue: queue.SimpleQueue[LedgerEntry | threading.Event | None] = queue.SimpleQueue()
+        self._batch_size = batch_size
+        self._interval = flush_interval_seconds
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def record(self, entry: LedgerEntry) -> None:
+        if self._closed:
+            raise RuntimeError("ledger is closed")
+        self._queue.put(entry)
+
+    def flush(self, timeout_seconds: float = 10.0) -> None:
+        if self._closed:
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        if not done.wait(timeout_seconds):
+            raise TimeoutError(f"ledger did not flush within {timeout_seconds} s")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    # -- writer thread -------------------------------------------------------------------------------
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+        raise NotImplementedError
+
+    def close_connection(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        try:
+            self.open()
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stop = False
+        while not stop:
+            batch: list[LedgerEntry] = []
+            waiters: list[threading.Event] = []
+            deadline = time.monotonic() + self._interval
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    batch.append(item)
+                if stop or waiters or len(batch) >= self._batch_size:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if batch:
+                self._write_with_retry(batch)
+            for waiter in waiters:
+                waiter.set()
+        # Drain anything recorded before close() so a clean shutdown loses nothing.
+        rest: list[LedgerEntry] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, LedgerEntry):
+                rest.append(item)
+            elif isinstance(item, threading.Event):
+                item.set()
+        if rest:
+            self._write_with_retry(rest)
+        self.close_connection()
+
+    def _write_with_retry(self, batch: list[LedgerEntry]) -> None:
+        delay = 0.05
+        for attempt in range(6):
+            try:
+                self.write_batch(batch)
+                return
+            except Exception:  # noqa: BLE001 - a ledger write failure must not kill the writer
+                log.exception("ledger write of %d entries failed (attempt %d)", len(batch), attempt + 1)
+                time.sleep(delay)
+                delay *= 2
+        log.error("dropping %d ledger entries after repeated write failures", len(batch))

@@ -1,0 +1,122 @@
+"""SQLite ledger: the default. WAL mode, one writer thread, one transaction per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from .base import COLUMNS, STATS_COLUMNS, BatchWriter, LedgerEntry, StatsRow, entry_row
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS requests (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        requested_model TEXT NOT NULL,
+        chosen_model TEXT,
+        deployment TEXT,
+        attempt INTEGER NOT NULL,
+        final INTEGER NOT NULL,
+        caller TEXT,
+        user TEXT,
+        reason TEXT,
+        policy TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        baseline_cost_usd REAL NOT NULL,
+        latency_ms REAL NOT NULL,
+        ttft_ms REAL,
+        overhead_ms REAL,
+        status TEXT NOT NULL,
+        error_kind TEXT,
+        http_status INTEGER NOT NULL,
+        stream INTEGER NOT NULL,
+        tags TEXT,
+        prompt TEXT
+    );
+    CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+    CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
+    """,
+}
+
+_INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for target in sorted(v for v in MIGRATIONS if v > version):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class SQLiteLedger(BatchWriter):
+    def __init__(self, path: str | Path, *, batch_size: int = 256, flush_interval_seconds: float = 0.2) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+        self.path = str(path)
+        self._conn: sqlite3.Connection | None = None
+        self.start()
+
+    def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = _connect(self.path)
+        migrate(self._conn)
+
+    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+        assert self._conn is not None
+        self._conn.execute("BEGIN")
+        try:
+            self._conn.executemany(_INSERT, [entry_row(r) for r in rows])
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    # Readers use their own connection: WAL lets them run beside the writer.
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        conn = _connect(self.path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def stats_rows(self, since_ts: float | None = None) -> list[StatsRow]:
+        sql = f"SELECT {', '.join(STATS_COLUMNS)} FROM requests WHERE ts >= ?"
+        return [StatsRow(*row) for row in self._read(sql, (since_ts or 0.0,))]  # type: ignore[arg-type]
+
+    def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE ts >= ? ORDER BY id"
+        params: list[object] = [since_ts or 0.0]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        out = []
+        for row in self._read(sql, params):
+            entry = LedgerEntry(*row)  # type: ignore[arg-type]
+            entry.final, entry.stream = bool(entry.final), bool(entry.stream)
+            out.append(entry)
+        return out

@@ -1,0 +1,92 @@
+"""OpenAI chat-completions wire format: OpenAI, Azure-style, vLLM, Ollama, llama.cpp, Groq, Together,
+DeepSeek, Mistral, OpenRouter and Gemini's OpenAI endpoint all speak it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .._exceptions import UpstreamError, UpstreamUnavailable
+from ..config import ProviderSettings
+from ..types import Deployment, JSONDict, Usage
+from . import errors
+from .base import Completion, HTTPProvider
+
+DONE = b"[DONE]"
+
+
+def usage_from(data: Any) -> Usage:
+    if not isinstance(data, dict):
+        return Usage()
+    return Usage(prompt_tokens=int(data.get("prompt_tokens") or 0), completion_tokens=int(data.get("completion_tokens") or 0))
+
+
+class OpenAIProvider(HTTPProvider):
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        self._url = f"{settings.api_base}/chat/completions"
+        headers = {"Content-Type": "application/json", **settings.headers}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        self._headers = headers
+
+    async def complete(self, deployment: Deployment, body: JSONDict) -> Completion:
+        try:
+            async with self.session().post(self._url, data=orjson.dumps(body), headers=self._headers) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            response = orjson.loads(raw)
+            if not isinstance(response, dict) or "choices" not in response:
+                raise UpstreamUnavailable(f"{self.name}: response has no 'choices'", provider=self.name, deployment=deployment.id)
+            return Completion(response=response, usage=usage_from(response.get("usage")))
+        except UpstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client failure is mapped in one place
+            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id) from exc
+
+    async def stream(self, deployment: Deployment, body: JSONDict) -> AsyncIterator[JSONDict]:
+        body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        phase = "first token"
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self.settings.first_token_timeout_seconds):
+                resp = await self.session().post(self._url, data=orjson.dumps(body), headers=self._headers)
+                if resp.status != 200:
+                    raw = await resp.read()
+                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+                chunk = await self._next_event(resp, deployment)
+            phase = "stream"
+            while chunk is not None:
+                yield chunk
+                chunk = await self._next_event(resp, deployment)
+        except UpstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id, phase=phase) from exc
+        finally:
+            if resp is not None:
+                resp.release()
+
+    async def _next_event(self, resp: aiohttp.ClientResponse, deployment: Deployment) -> JSONDict | None:
+        """The next ``data:`` event of an SSE body; None after ``[DONE]``; an error if the body just stops."""
+        while True:
+            line = await resp.content.readline()
+            if not line:
+                raise UpstreamUnavailable(f"{self.name}: stream ended before [DONE]", provider=self.name, deployment=deployment.id)
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == DONE:
+                return None
+            chunk = orjson.loads(payload)
+            if isinstance(chunk, dict) and "error" in chunk:
+                error = chunk["error"]
+                status = error.get("code") if isinstance(error, dict) else None
+                raise errors.from_status(status if isinstance(status, int) else 500, payload, {},
+                                         provider=self.name, deployment=deployment.id)
+            return chunk

@@ -1,0 +1,1 @@
+"""Reliability: choosing deployments, retrying and failing over."""

@@ -1,0 +1,366 @@
+"""The facade: decide -> guard -> call -> record. Wiring only; every step lives in its own module.
+
+The server and the library both go through :class:`Router`, so they behave identically.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ._exceptions import TierrouteError, UpstreamError
+from ._sync import LoopThread
+from .catalog import AUTO, Catalog
+from .chat_request import parse_chat_request, upstream_body
+from .config import Settings
+from .guards import Guard
+from .ledger.base import Ledger, LedgerEntry
+from .metrics import Metrics
+from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
+from .providers import Provider, build_provider
+from .reliability.dispatch import Attempt, Dispatcher
+from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A routing decision for one request, before any upstream call."""
+
+    request_id: str
+    body: JSONDict
+    features: RequestFeatures
+    decision: Decision
+    resolved_as: str
+    rejected: tuple[tuple[str, str], ...] = ()
+    intent: Any = None
+
+
+@dataclass(slots=True)
+class Routed:
+    """A complete answer plus what the router did."""
+
+    response: JSONDict
+    headers: dict[str, str]
+    plan: Plan
+    attempts: list[Attempt]
+    cost_usd: float
+
+
+@dataclass(slots=True)
+class RoutedStream:
+    """A streamed answer: ``headers`` are known before the first chunk; iterate ``chunks``."""
+
+    headers: dict[str, str]
+    plan: Plan
+    chunks: AsyncIterator[JSONDict]
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def _merge_states(states: Sequence[StateSnapshot | None]) -> StateSnapshot:
+    present = [s for s in states if s is not None]
+    if not present:
+        return EMPTY_STATE
+    top = max(present, key=lambda s: s.budget_pressure)
+    unavailable = frozenset().union(*(s.unavailable for s in present))
+    return replace(top, unavailable=unavailable)
+
+
+class Router:
+    """Routes OpenAI-shaped chat requests. Use ``async with Router(settings)`` or call ``aclose()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        policy: Policy | None = None,
+        ledger: Ledger | None = None,
+        guards: Sequence[Guard] = (),
+        dispatcher: Dispatcher | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog.build(settings)
+        self.providers: Mapping[str, Provider] = providers or {
+            name: build_provider(name, p) for name, p in settings.providers.items()
+        }
+        self.policy = policy or build_policy(settings.router, list(self.catalog.models.values()))
+        self.ledger = ledger
+        self.guards = tuple(guards)
+        self.intents = self._build_intents(settings)
+        self.dispatcher = dispatcher or Dispatcher(self.providers, self.catalog.deployments, clock=clock)
+        self.metrics = Metrics()
+        self._clock = clock
+        self._wall = wall_clock
+        self._baseline = self.catalog.strongest()
+        self._sync = LoopThread()
+
+    @staticmethod
+    def _build_intents(settings: Settings) -> Any:
+        if not settings.intents.routes:
+            return None
+        from .policies.intents import IntentClassifier, IntentSettings
+
+        return IntentClassifier.from_settings(IntentSettings.model_validate(settings.intents.model_dump()))
+
+    # -- deciding ------------------------------------------------------------------------------------
+    async def plan(self, body: JSONDict, *, caller: str | None = None) -> Plan:
+        """Validate the request and decide who should answer it, without calling anyone."""
+        features = parse_chat_request(body, caller=caller)
+        candidates, resolved_as = self.catalog.resolve(features.requested_model)
+        intent = None
+        if features.requested_model == AUTO and self.intents is not None:
+            intent = self.intents.classify(features.text)
+            if intent.match is not None:
+                candidates = self._intent_candidates(intent) or candidates
+                resolved_as = f"intent {intent.match} ({intent.scores[intent.match]:.2f})"
+        state = _merge_states([await g.snapshot(features) for g in self.guards]) if self.guards else EMPTY_STATE
+        rejected = tuple((m.id, why) for m in candidates if (why := rejection(features, m, state)) is not None)
+        eligible = apply_filters(features, candidates, state)
+        if resolved_as == "requested":
+            model = eligible[0]
+            decision = Decision(
+                ranked=(Ranked(model=model, expected_cost_usd=expected_cost_usd(features, model), predicted_quality=model.quality),),
+                reason="requested", policy="none")
+        else:
+            decision = self.policy.decide(features, eligible, state)
+            decision = replace(decision, reason=f"{resolved_as}: {decision.reason}")
+        return Plan(request_id=f"chatcmpl-tr-{uuid.uuid4().hex[:24]}", body=body, features=features,
+                    decision=decision, resolved_as=resolved_as, rejected=rejected, intent=intent)
+
+    def _intent_candidates(self, intent: Any) -> tuple[ModelSpec, ...]:
+        if intent.models:
+            return tuple(self.catalog.models[m] for m in intent.models if m in self.catalog.models)
+        if intent.tier:
+            return self.catalog.tiers.get(intent.tier, ())
+        return ()
+
+    # -- answering -----------------------------------------------------------------------------------
+    async def acompletion(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> Routed:
+        """Route and answer a non-streamed request."""
+        started = self._clock() if started is None else started
+        plan, tokens = await self._plan_and_admit(body, caller)
+        attempts: list[Attempt] = []
+        body_for = self._body_for(plan)
+        try:
+            completion = await self.dispatcher.complete(plan.decision, body_for, attempts)
+        except UpstreamError as exc:
+            self._record(plan, attempts, started, error=exc)
+            await self._settle(tokens, attempts, ok=False)
+            raise
+        answered = attempts[-1]
+        cost = self._cost(answered, plan)
+        overhead = self._overhead_ms(started, attempts)
+        self._record(plan, attempts, started, overhead_ms=overhead)
+        await self._settle(tokens, attempts, ok=True)
+        headers = self._headers(plan, answered, cost, overhead, attempts)
+        return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
+
+    async def astream(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> RoutedStream:
+        """Route a streamed request. The first chunk is fetched before returning, so routing and upstream
+        errors raise here (where failover is still possible) rather than inside the stream."""
+        started = self._clock() if started is None else started
+        plan, tokens = await self._plan_and_admit(body, caller)
+        attempts: list[Attempt] = []
+        include_usage = bool((plan.body.get("stream_options") or {}).get("include_usage"))
+        upstream = self.dispatcher.stream(plan.decision, self._body_for(plan), attempts)
+        try:
+            first = await upstream.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except UpstreamError as exc:
+            self._record(plan, attempts, started, error=exc)
+            await self._settle(tokens, attempts, ok=False)
+            raise
+        overhead = self._overhead_ms(started, attempts)
+        answered = attempts[-1]
+        estimate = answered.model.cost_usd(plan.features.prompt_tokens, 0)
+        headers = self._headers(plan, answered, estimate, overhead, attempts)
+        chunks = self._relay(plan, upstream, first, attempts, started, overhead, include_usage, tokens)
+        return RoutedStream(headers=headers, plan=plan, chunks=chunks, attempts=attempts)
+
+    async def _relay(self, plan: Plan, upstream: AsyncIterator[JSONDict], first: JSONDict | None,
+                     attempts: list[Attempt], started: float, overhead: float, include_usage: bool,
+                     tokens: list[Any]) -> AsyncIterator[JSONDict]:
+        error: BaseException | None = None
+        completion_chars = 0
+        try:
+            chunk = first
+            while chunk is not None:
+                usage = chunk.get("usage")
+                if usage:
+                    attempts[-1].usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+                for choice in chunk.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        completion_chars += len(content)
+                if include_usage or chunk.get("choices") or not usage:
+                    yield chunk
+                try:
+                    chunk = await upstream.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            answered = attempts[-1]
+            if answered.usage.completion_tokens == 0 and completion_chars:
+                answered.usage = Usage(answered.usage.prompt_tokens or plan.features.prompt_tokens, (completion_chars + 3) // 4)
+            upstream_error = error if isinstance(error, UpstreamError) else None
+            status = "cancelled" if error is not None and upstream_error is None else None
+            self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
+            await self._settle(tokens, attempts, ok=error is None)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _body_for(self, plan: Plan) -> Callable[[ModelSpec, Deployment], JSONDict]:
+        def body_for(model: ModelSpec, deployment: Deployment) -> JSONDict:
+            return upstream_body(plan.body, deployment.upstream)
+        return body_for
+
+    async def _plan_and_admit(self, body: JSONDict, caller: str | None) -> tuple[Plan, list[Any]]:
+        try:
+            plan = await self.plan(body, caller=caller)
+            return plan, await self._admit(plan)
+        except TierrouteError as exc:
+            self.metrics.rejected.labels(exc.code or "error").inc()
+            raise
+
+    async def _admit(self, plan: Plan) -> list[Any]:
+        tokens: list[Any] = []
+        try:
+            for guard in self.guards:
+                tokens.append((guard, await guard.admit(plan.features, plan.decision, plan.request_id)))
+        except TierrouteError:
+            for guard, token in tokens:
+                await guard.settle(token, cost_usd=0.0, usage=Usage(), ok=False)
+            raise
+        return tokens
+
+    async def _settle(self, tokens: list[Any], attempts: list[Attempt], *, ok: bool) -> None:
+        cost = sum(a.model.cost_usd(a.usage.prompt_tokens, a.usage.completion_tokens) for a in attempts)
+        usage = Usage(sum(a.usage.prompt_tokens for a in attempts), sum(a.usage.completion_tokens for a in attempts))
+        for guard, token in tokens:
+            await guard.settle(token, cost_usd=cost, usage=usage, ok=ok)
+
+    def _cost(self, attempt: Attempt, plan: Plan) -> float:
+        usage = attempt.usage
+        return attempt.model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+
+    def _overhead_ms(self, started: float, attempts: list[Attempt]) -> float:
+        now = self._clock()
+        upstream = sum(((a.ttft or a.ended or now) - a.started) for a in attempts)
+        return max(0.0, (now - started - upstream) * 1000)
+
+    def _headers(self, plan: Plan, answered: Attempt, cost: float, overhead_ms: float, attempts: list[Attempt]) -> dict[str, str]:
+        return {
+            "x-tierroute-request-id": plan.request_id,
+            "x-tierroute-model": answered.model.id,
+            "x-tierroute-deployment": answered.deployment.id,
+            "x-tierroute-reason": plan.decision.reason.encode("ascii", "replace").decode()[:200],
+            "x-tierroute-cost-usd": f"{cost:.8f}",
+            "x-tierroute-overhead-ms": f"{overhead_ms:.3f}",
+            "x-tierroute-attempt": str(answered.number),
+        }
+
+    def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
+                overhead_ms: float | None = None, status: str | None = None) -> None:
+        features = plan.features
+        now_wall = self._wall()
+        total_ms = (self._clock() - started) * 1000
+        final_status = status or ("error" if error is not None else "ok")
+        prompt = None
+        if self.settings.ledger.store_prompts:
+            prompt = features.text
+        for attempt in attempts:
+            final = attempt is attempts[-1]
+            usage = attempt.usage
+            if final and final_status == "ok" and usage.prompt_tokens == 0:
+                usage = attempt.usage = Usage(features.prompt_tokens, usage.completion_tokens)
+            cost = attempt.model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+            baseline = self._baseline.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and self._baseline) else 0.0
+            err = attempt.error
+            outcome = final_status if final else ("error" if err is not None else "ok")
+            self.metrics.attempts.labels(attempt.deployment.id, err.kind if err is not None else "ok").inc()
+            if final:
+                self.metrics.requests.labels(attempt.model.id, outcome).inc()
+                self.metrics.latency.labels(attempt.model.id).observe(total_ms / 1000)
+                if overhead_ms is not None:
+                    self.metrics.overhead.observe(overhead_ms / 1000)
+            self.metrics.cost.labels(attempt.model.id).inc(cost)
+            self.metrics.tokens.labels(attempt.model.id, "prompt").inc(usage.prompt_tokens)
+            self.metrics.tokens.labels(attempt.model.id, "completion").inc(usage.completion_tokens)
+            if self.ledger is None:
+                continue
+            self.ledger.record(LedgerEntry(
+                request_id=plan.request_id,
+                ts=now_wall,
+                requested_model=features.requested_model,
+                chosen_model=attempt.model.id,
+                deployment=attempt.deployment.id,
+                attempt=attempt.number,
+                final=final,
+                caller=features.caller,
+                user=features.user,
+                reason=plan.decision.reason,
+                policy=plan.decision.policy,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost_usd=cost,
+                baseline_cost_usd=baseline,
+                latency_ms=total_ms if final else attempt.latency_ms,
+                ttft_ms=((attempt.ttft - started) * 1000) if (attempt.ttft is not None and final) else None,
+                overhead_ms=overhead_ms if final else None,
+                status=outcome,
+                error_kind=err.kind if err is not None else None,
+                http_status=err.http_status if err is not None else 200,
+                stream=features.stream,
+                tags=",".join(features.tags) or None,
+                prompt=prompt,
+            ))
+
+    # -- lifecycle and sync API ----------------------------------------------------------------------
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        for guard in self.guards:
+            await guard.aclose()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def completion(self, body: JSONDict, *, caller: str | None = None) -> Routed:
+        """Synchronous :meth:`acompletion`."""
+        return self._sync.run(self.acompletion(body, caller=caller))
+
+    def stream(self, body: JSONDict, *, caller: str | None = None) -> Iterator[JSONDict]:
+        """Synchronous streaming: an iterator of OpenAI chunk dicts."""
+        routed = self._sync.run(self.astream(body, caller=caller))
+        return self._sync.iterate(routed.chunks)
+
+    def route(self, body: JSONDict, *, caller: str | None = None) -> Plan:
+        """Synchronous :meth:`plan`: the decision only, no upstream call."""
+        return self._sync.run(self.plan(body, caller=caller))
+
+    def close(self) -> None:
+        if self._sync.running:
+            self._sync.run(self.aclose())
+            self._sync.stop()
+        elif self.ledger is not None:
+            self.ledger.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

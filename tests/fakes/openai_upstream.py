@@ -1,0 +1,131 @@
+"""A fake OpenAI-compatible upstream on loopback, speaking the exact chat-completions wire format.
+
+Tests tell it how to behave (answer, stream, delay, fail with a status, cut a stream) and read back what it
+received. It runs on its own event loop in a background thread, so sync and async tests can share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    """What the fake does with the next requests (until changed)."""
+
+    status: int = 200
+    text: str = "Hello from the fake upstream."
+    delay_seconds: float = 0.0          # before the response headers
+    first_token_delay_seconds: float = 0.0  # after headers, before the first stream chunk
+    chunk_delay_seconds: float = 0.0
+    cut_stream_after: int | None = None  # close the connection after this many chunks, without [DONE]
+    retry_after: str | None = None
+    error_body: dict[str, Any] | None = None
+    prompt_tokens: int = 11
+    send_usage: bool = True
+    tool_call: dict[str, Any] | None = None
+
+
+@dataclass
+class FakeOpenAI:
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def reset(self) -> None:
+        self.behaviour = Behaviour()
+        self.requests.clear()
+        self.headers.clear()
+
+    # -- server -------------------------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
+            runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.SockSite(runner, sock).start())
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        b = self.behaviour
+        body = orjson.loads(await request.read())
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if b.delay_seconds:
+            await asyncio.sleep(b.delay_seconds)
+        if b.status != 200:
+            headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
+            error = b.error_body or {"error": {"message": f"fake failure {b.status}", "type": "server_error", "code": None}}
+            return web.json_response(error, status=b.status, headers=headers)
+        completion_tokens = max(1, len(b.text.split()))
+        usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": b.prompt_tokens + completion_tokens}
+        created = int(time.time())
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": b.text}
+            finish = "stop"
+            if b.tool_call is not None:
+                message = {"role": "assistant", "content": None, "tool_calls": [b.tool_call]}
+                finish = "tool_calls"
+            response = {"id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": body["model"],
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+            if b.send_usage:
+                response["usage"] = usage
+            return web.json_response(response)
+
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        await resp.prepare(request)
+        if b.first_token_delay_seconds:
+            await asyncio.sleep(b.first_token_delay_seconds)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            return b"data: " + orjson.dumps(data) + b"\n\n"
+
+        pieces = [chunk({"role": "assistant", "content": ""})]
+        words = b.text.split(" ")
+        pieces += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+        pieces.append(chunk({}, "stop"))
+        if b.send_usage and (body.get("stream_options") or {}).get("include_usage"):
+            data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                    "model": body["model"], "choices": [], "usage": usage}
+            pieces.append(b"data: " + orjson.dumps(data) + b"\n\n")
+        for i, piece in enumerate(pieces):
+            if b.cut_stream_after is not None and i >= b.cut_stream_after:
+                request.transport.close()  # type: ignore[union-attr]
+                return resp
+            await resp.write(piece)
+            if b.chunk_delay_seconds:
+                await asyncio.sleep(b.chunk_delay_seconds)
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
