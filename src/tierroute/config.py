@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._exceptions import ConfigError
+from .budgets.settings import LimitsSettings
+from .reliability.settings import ReliabilitySettings
 
 CONFIG_ENV = "TIERROUTE_CONFIG"
 DEFAULT_CONFIG_NAMES = ("tierroute.yaml", "tierroute.yml")
@@ -150,6 +152,8 @@ class Settings(_Frozen):
     intents: IntentsSettings = Field(default_factory=IntentsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
