@@ -102,6 +102,8 @@ class AnthropicProvider(HTTPProvider):
                 continue
             data = decoded[1]
             event = orjson.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError("SSE data is not a JSON object")
             if event.get("type") == "error" or decoded[0] == "error":
                 error = event.get("error")
                 status = error_status(error.get("type") if isinstance(error, dict) else None)

@@ -216,7 +216,7 @@ def _translate_messages(messages: Any) -> tuple[list[JSONDict], list[JSONDict]]:
             system.extend(_system_blocks(message.get("content"), f"{where}.content"))
             continue
         if role == "user":
-            role, blocks = "user", _content_blocks(message.get("content"), f"{where}.content")
+            blocks = _content_blocks(message.get("content"), f"{where}.content")
         elif role == "assistant":
             blocks = _content_blocks(message.get("content"), f"{where}.content")
             blocks += [_tool_use_block(call, f"{where}.tool_calls[{j}]") for j, call in enumerate(message.get("tool_calls") or [])]
@@ -406,8 +406,9 @@ class StreamTranslator:
         self.stop_reason: str | None = None
         self.output_started = False
         self.done = False
-        # Anthropic block index -> (OpenAI tool_calls index, whether any argument text was sent).
-        self._tools: dict[int, list[Any]] = {}
+        # Anthropic block index -> OpenAI tool_calls index, and the blocks whose arguments have been sent.
+        self._tool_index: dict[int, int] = {}
+        self._tools_with_arguments: set[int] = set()
 
     @property
     def usage(self) -> Usage:
@@ -439,8 +440,8 @@ class StreamTranslator:
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]
             if block.get("type") == "tool_use":
-                tool_index = len(self._tools)
-                self._tools[event["index"]] = [tool_index, False]
+                tool_index = len(self._tool_index)
+                self._tool_index[event["index"]] = tool_index
                 function = {"name": block["name"], "arguments": ""}
                 return [self._tool_delta(tool_index, function, id=block["id"], type="function")]
             return []
@@ -450,16 +451,15 @@ class StreamTranslator:
             if delta.get("type") == "text_delta" and delta.get("text"):
                 return [self._chunk({"content": delta["text"]})]
             if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                tool = self._tools[event["index"]]
-                tool[1] = True
-                return [self._tool_delta(tool[0], {"arguments": delta["partial_json"]})]
+                self._tools_with_arguments.add(event["index"])
+                return [self._tool_delta(self._tool_index[event["index"]], {"arguments": delta["partial_json"]})]
             return []
         if kind == "content_block_stop":
-            tool = self._tools.get(event.get("index", -1))
-            if tool is not None and not tool[1]:
+            index = event.get("index", -1)
+            if index in self._tool_index and index not in self._tools_with_arguments:
                 # A call without arguments streams no input_json_delta; OpenAI clients expect "{}".
-                tool[1] = True
-                return [self._tool_delta(tool[0], {"arguments": "{}"})]
+                self._tools_with_arguments.add(index)
+                return [self._tool_delta(self._tool_index[index], {"arguments": "{}"})]
             return []
         if kind == "message_delta":
             self.output_started = True

@@ -94,6 +94,6 @@ def from_exception(exc: BaseException, *, provider: str, deployment: str, phase:
         return UpstreamUnavailable(f"{provider}: response cut off during {phase}", **kwargs)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return UpstreamUnavailable(f"{provider}: connection failed during {phase}: {exc}", **kwargs)
-    if isinstance(exc, (orjson.JSONDecodeError, ValueError, KeyError, TypeError)):
+    if isinstance(exc, (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError)):
         return UpstreamUnavailable(f"{provider}: malformed response during {phase}: {exc}", **kwargs)
     raise exc
