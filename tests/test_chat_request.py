@@ -30,6 +30,13 @@ def test_features():
     assert out["model"] == "up-model" and "tierroute" not in out and body["model"] == "auto"
 
 
+def test_per_request_timeout_and_client_request_id():
+    f = parse_chat_request({"messages": [{"role": "user", "content": "x"}],
+                            "tierroute": {"timeout_seconds": 2.5, "request_id": "job-7"}})
+    assert f.timeout_seconds == 2.5 and f.client_request_id == "job-7"
+    assert parse_chat_request({"messages": [{"role": "user", "content": "x"}]}).timeout_seconds is None
+
+
 def test_missing_model_means_auto_and_max_completion_tokens_wins():
     f = parse_chat_request({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 5, "max_tokens": 9})
     assert f.requested_model == "auto" and f.max_tokens == 5
@@ -42,6 +49,9 @@ def test_missing_model_means_auto_and_max_completion_tokens_wins():
     ({"messages": [{"role": "user", "content": "x"}], "tools": {}}, "tools"),
     ({"messages": [{"role": "user", "content": "x"}], "response_format": "json"}, "response_format"),
     ({"messages": [{"role": "user", "content": "x"}], "tierroute": {"max_cost_usd": -1}}, "tierroute.max_cost_usd"),
+    ({"messages": [{"role": "user", "content": "x"}], "tierroute": {"timeout_seconds": 0}}, "tierroute.timeout_seconds"),
+    ({"messages": [{"role": "user", "content": "x"}], "tierroute": {"timeout_seconds": "5"}}, "tierroute.timeout_seconds"),
+    ({"messages": [{"role": "user", "content": "x"}], "tierroute": {"request_id": 5}}, "tierroute.request_id"),
 ])
 def test_errors_name_the_field(body, param):
     with pytest.raises(InvalidRequest) as info:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierroute import InvalidRequest, NoModelFits, Router, UpstreamUnavailable
+from tierroute import InvalidRequest, NoModelFits, Router, UpstreamBadRequest
 from tierroute.ledger import SQLiteLedger
 
 from .conftest import fake_settings
@@ -37,9 +37,10 @@ async def test_async_api(fake_upstream, tmp_path):
         stream = await router.astream({**HELLO, "stream": True, "stream_options": {"include_usage": True}})
         chunks = [c async for c in stream.chunks]
         assert chunks[-1]["usage"]["completion_tokens"] == 5
-        fake_upstream.behaviour.status = 503
-        with pytest.raises(UpstreamUnavailable):
+        fake_upstream.behaviour.status = 400
+        with pytest.raises(UpstreamBadRequest):  # not retryable: the upstream's own 400 comes back at once
             await router.acompletion(HELLO)
+        assert len(fake_upstream.requests) == 3
         with pytest.raises(NoModelFits):
             await router.acompletion({**HELLO, "tools": [{"type": "function", "function": {"name": "f"}}],
                                       "model": "extraction"})

@@ -175,6 +175,14 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     if max_cost is not None and (not isinstance(max_cost, (int, float)) or isinstance(max_cost, bool) or max_cost <= 0):
         raise InvalidRequest(f"tierroute.max_cost_usd: expected a positive number, got {max_cost!r}", param="tierroute.max_cost_usd")
 
+    timeout = options.get("timeout_seconds")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0):
+        raise InvalidRequest(f"tierroute.timeout_seconds: expected a positive number, got {timeout!r}",
+                             param="tierroute.timeout_seconds")
+    request_id = options.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequest(f"tierroute.request_id: expected a string, got {_kind(request_id)}", param="tierroute.request_id")
+
     return RequestFeatures(
         requested_model=model,
         prompt_tokens=tokens,
@@ -189,6 +197,8 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         user=user if isinstance(user, str) else None,
         tags=tuple(tags),
         max_cost_usd=float(max_cost) if max_cost is not None else None,
+        timeout_seconds=float(timeout) if timeout is not None else None,
+        client_request_id=request_id,
     )
 
 

@@ -66,6 +66,8 @@ class RequestFeatures:
     user: str | None = None
     tags: tuple[str, ...] = ()
     max_cost_usd: float | None = None
+    timeout_seconds: float | None = None
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

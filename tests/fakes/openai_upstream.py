@@ -7,6 +7,7 @@ received. It runs on its own event loop in a background thread, so sync and asyn
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 import time
@@ -32,6 +33,8 @@ class Behaviour:
     prompt_tokens: int = 11
     send_usage: bool = True
     tool_call: dict[str, Any] | None = None
+    failure_rate: float = 0.0  # this fraction of requests (drawn at random) fail with failure_status
+    failure_status: int = 500
 
 
 @dataclass
@@ -39,12 +42,15 @@ class FakeOpenAI:
     behaviour: Behaviour = field(default_factory=Behaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     url: str = ""
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def reset(self) -> None:
         self.behaviour = Behaviour()
         self.requests.clear()
         self.headers.clear()
+        self.arrivals.clear()
 
     # -- server -------------------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -76,15 +82,19 @@ class FakeOpenAI:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
+        self.arrivals.append(time.monotonic())
         body = orjson.loads(await request.read())
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         if b.delay_seconds:
             await asyncio.sleep(b.delay_seconds)
-        if b.status != 200:
+        status = b.status
+        if b.failure_rate and self.rng.random() < b.failure_rate:
+            status = b.failure_status
+        if status != 200:
             headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
-            error = b.error_body or {"error": {"message": f"fake failure {b.status}", "type": "server_error", "code": None}}
-            return web.json_response(error, status=b.status, headers=headers)
+            error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}
+            return web.json_response(error, status=status, headers=headers)
         completion_tokens = max(1, len(b.text.split()))
         usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": b.prompt_tokens + completion_tokens}

@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
+from yarl import URL
 
 from .._exceptions import UpstreamError, UpstreamUnavailable
 from ..config import ProviderSettings
@@ -28,8 +30,9 @@ def usage_from(data: Any) -> Usage:
 class OpenAIProvider(HTTPProvider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        self._url = f"{settings.api_base}/chat/completions"
-        headers = {"Content-Type": "application/json", **settings.headers}
+        # Parsed once: aiohttp would otherwise parse the URL and copy the headers into a CIMultiDict per request.
+        self._url = URL(f"{settings.api_base}/chat/completions")
+        headers = CIMultiDict({"Content-Type": "application/json", **settings.headers})
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
         self._headers = headers

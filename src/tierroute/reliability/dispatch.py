@@ -1,14 +1,45 @@
-"""Dispatch a routed request to a deployment and report every attempt."""
+"""Dispatch a routed request: try deployments along the fallback plan until one answers.
+
+The attempt loop, per request:
+
+* the first pass walks the fallback plan (``fallbacks.py``) once, skipping deployments whose breaker is open
+  or that are cooling down after a 429, and lets the balancer choose among the healthy deployments of each
+  model; moving on to another deployment does not wait;
+* each further pass (``retry.retries`` of them) first waits the backoff (``retry.py``), then tries again what
+  failed with a retryable error;
+* if every candidate is unhealthy, one request still goes to the least recently failed deployment rather
+  than being refused, and the attempt says so;
+* ``max_attempts`` and the request deadline bound everything; an attempt never outlives the deadline.
+
+Every attempt is appended to the caller's ``attempts`` list as it starts, so the ledger sees all of them.
+Health (``health.py``) and latency (``balancer.py``) live on the Dispatcher, one per Router.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .._exceptions import UpstreamError
+from .._exceptions import AllAttemptsFailed, UpstreamContextTooLong, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from ..catalog import Catalog
+from ..config import ProviderSettings
+from ..policies.base import expected_completion_tokens
 from ..providers.base import Completion, Provider
-from ..types import Decision, Deployment, JSONDict, ModelSpec, Usage
+from ..types import Decision, Deployment, JSONDict, ModelSpec, RequestFeatures, Usage
+from .balancer import Balancer
+from .fallbacks import check_fallbacks, fallback_models, wider_models
+from .health import Health
+from .retry import Backoff, Deadline, may_fail_over, may_retry
+from .settings import ReliabilitySettings
+
+log = logging.getLogger("tierroute.reliability")
+
+ALL_UNHEALTHY_NOTE = "every candidate deployment was unhealthy; tried the least recently failed"
+DEFAULT_OUTPUT_TOKENS = 256
 
 
 @dataclass(slots=True)
@@ -23,6 +54,7 @@ class Attempt:
     ttft: float | None = None
     usage: Usage = field(default_factory=Usage)
     error: UpstreamError | None = None
+    note: str | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -30,49 +62,317 @@ class Attempt:
 
 
 BodyFor = Callable[[ModelSpec, Deployment], JSONDict]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class Dispatcher:
-    """Calls the first ranked model's first deployment. (Failover and balancing live in later layers.)"""
+    """Answers a decision from the healthiest, fastest deployment that can, failing over along the plan."""
 
-    def __init__(self, providers: Mapping[str, Provider], deployments: Mapping[str, Sequence[Deployment]],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, providers: Mapping[str, Provider], catalog: Catalog, *,
+                 settings: ReliabilitySettings | None = None,
+                 provider_settings: Mapping[str, ProviderSettings] | None = None,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Sleep = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.settings = settings or ReliabilitySettings()
+        check_fallbacks(self.settings.fallbacks, catalog)
+        self.catalog = catalog
         self._providers = providers
-        self._deployments = deployments
+        self._provider_settings = provider_settings or {}
         self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._backoff = Backoff.from_settings(self.settings.retry)
+        self.health = Health(self.settings.breaker, clock)
+        self.balancer = Balancer(self.settings.balancer, clock, self._rng)
 
-    def _target(self, decision: Decision) -> tuple[ModelSpec, Deployment]:
-        model = decision.chosen.model
-        return model, self._deployments[model.id][0]
+    # -- reading -------------------------------------------------------------------------------------
+    def unavailable(self) -> frozenset[str]:
+        """Deployment ids skipped right now, plus the ids of models none of whose deployments is available."""
+        deployments = self.health.unavailable()
+        models = {m for m, deps in self.catalog.deployments.items() if deps and all(d.id in deployments for d in deps)}
+        return deployments | frozenset(models)
 
-    async def complete(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt]) -> Completion:
+    def _first_token_timeout(self, deployment: Deployment) -> float | None:
+        settings = self._provider_settings.get(deployment.provider)
+        return settings.first_token_timeout_seconds if settings is not None else None
+
+    # -- answering -----------------------------------------------------------------------------------
+    async def complete(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt], *,
+                       features: RequestFeatures | None = None, timeout_seconds: float | None = None) -> Completion:
         """Answer the request; ``attempts`` is filled in place so the caller can record every try."""
-        model, deployment = self._target(decision)
-        attempt = Attempt(number=1, model=model, deployment=deployment, started=self._clock())
-        attempts.append(attempt)
-        try:
-            completion = await self._providers[deployment.provider].complete(deployment, body_for(model, deployment))
-        except UpstreamError as exc:
-            attempt.error = exc
-            raise
-        finally:
-            attempt.ended = self._clock()
-        attempt.ttft = attempt.ended
-        attempt.usage = completion.usage
-        return completion
+        run = _Run(self, decision, features, attempts, timeout_seconds)
+        while True:
+            attempt = await run.next_attempt()
+            deployment = attempt.deployment
+            try:
+                async with asyncio.timeout(run.deadline.remaining_seconds()):
+                    completion = await self._providers[deployment.provider].complete(
+                        deployment, body_for(attempt.model, deployment))
+            except (UpstreamError, TimeoutError) as exc:
+                run.failed(attempt, exc)
+                continue
+            except BaseException:
+                run.abandoned(attempt)
+                raise
+            attempt.usage = completion.usage
+            run.answered(attempt, streamed=False)
+            return completion
 
-    async def stream(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt]) -> AsyncIterator[JSONDict]:
-        """Yield chunks; ``attempts`` is filled as attempts start and end, so the caller can record them."""
-        model, deployment = self._target(decision)
-        attempt = Attempt(number=1, model=model, deployment=deployment, started=self._clock())
-        attempts.append(attempt)
+    async def stream(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt], *,
+                     features: RequestFeatures | None = None, timeout_seconds: float | None = None) -> AsyncIterator[JSONDict]:
+        """Yield chunks. Until the first chunk is yielded a failure moves on to the next deployment; after it,
+        the error ends the stream (recorded on the attempt)."""
+        run = _Run(self, decision, features, attempts, timeout_seconds)
+        while True:
+            attempt = await run.next_attempt()
+            deployment = attempt.deployment
+            upstream = self._providers[deployment.provider].stream(deployment, body_for(attempt.model, deployment))
+            first_token_timeout = self._first_token_timeout(deployment)
+            limit = run.deadline.remaining_seconds()
+            if first_token_timeout is not None:
+                limit = min(limit, first_token_timeout)
+            try:
+                async with asyncio.timeout(limit):
+                    first = await upstream.__anext__()
+            except StopAsyncIteration:
+                run.answered(attempt, streamed=True)
+                return
+            except (UpstreamError, TimeoutError) as exc:
+                await _close(upstream)
+                run.failed(attempt, exc)
+                continue
+            except BaseException:
+                await _close(upstream)
+                run.abandoned(attempt)
+                raise
+            run.first_token(attempt)
+            break
         try:
-            async for chunk in self._providers[deployment.provider].stream(deployment, body_for(model, deployment)):
-                if attempt.ttft is None:
-                    attempt.ttft = self._clock()
+            yield first
+            while True:
+                try:
+                    async with asyncio.timeout(run.deadline.remaining_seconds()):
+                        chunk = await upstream.__anext__()
+                except StopAsyncIteration:
+                    break
+                _count_usage(attempt, chunk)
                 yield chunk
-        except UpstreamError as exc:
-            attempt.error = exc
+        except (UpstreamError, TimeoutError) as exc:
+            error = run.failed(attempt, exc, final=True)
+            raise error from exc
+        except BaseException:
+            run.abandoned(attempt)
             raise
         finally:
-            attempt.ended = self._clock()
+            await _close(upstream)
+        run.answered(attempt, streamed=True)
+
+
+def _count_usage(attempt: Attempt, chunk: JSONDict) -> None:
+    usage = chunk.get("usage")
+    if usage:
+        attempt.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+async def _close(upstream: AsyncIterator[JSONDict]) -> None:
+    aclose = getattr(upstream, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - closing a broken upstream must not mask the real error
+            log.debug("error closing an upstream stream", exc_info=True)
+
+
+class _Run:
+    """The attempt loop's state for one request."""
+
+    def __init__(self, dispatcher: Dispatcher, decision: Decision, features: RequestFeatures | None,
+                 attempts: list[Attempt], timeout_seconds: float | None) -> None:
+        self.d = dispatcher
+        settings = dispatcher.settings
+        self.features = features
+        self.attempts = attempts
+        self.models = fallback_models(decision, dispatcher.catalog, settings, features)
+        self.deadline = Deadline.after(
+            timeout_seconds if timeout_seconds is not None else settings.request_timeout_seconds, dispatcher._clock)
+        self.tries: dict[str, int] = {}
+        self.excluded: set[str] = set()
+        self.pass_number = 0
+        self.wait_before_next = 0.0
+        self.forced = False
+
+    # -- choosing ------------------------------------------------------------------------------------
+    def _targets(self) -> list[tuple[ModelSpec, Deployment]]:
+        deployments = self.d.catalog.deployments
+        return [(m, dep) for m in self.models for dep in deployments.get(m.id, ()) if dep.id not in self.excluded]
+
+    def _output_tokens(self, model: ModelSpec) -> int:
+        if self.features is None:
+            return DEFAULT_OUTPUT_TOKENS
+        return expected_completion_tokens(self.features, model)
+
+    async def next_attempt(self) -> Attempt:
+        """Start the next attempt (waiting first if the plan says so), or raise the request's failure."""
+        health = self.d.health
+        while True:
+            if len(self.attempts) >= self.d.settings.max_attempts or self.deadline.expired:
+                raise self.failure()
+            pending = [t for t in self._targets() if self.tries.get(t[1].id, 0) <= self.pass_number]
+            if not pending:
+                if self.pass_number >= self.d.settings.retry.retries or not self._targets():
+                    raise self.failure()
+                self.pass_number += 1
+                self.wait_before_next = self.d._backoff.delay_seconds(self.pass_number, rng=self.d._rng)
+                continue
+            note = None
+            choice = self._healthy(pending)
+            wait = self.wait_before_next
+            if choice is None:
+                choice, ready_at = self._soonest_cooled(pending)
+                if choice is not None:
+                    wait = max(wait, ready_at - self.d._clock())
+                elif not self.forced and (choice := self._least_recently_failed(pending)) is not None:
+                    self.forced = True
+                    note = ALL_UNHEALTHY_NOTE
+                    log.warning("%s: %s (%s)", self.features.requested_model if self.features else "request",
+                                note, choice[1].id)
+                else:
+                    raise self.failure()
+            if wait > 0:
+                if wait >= self.deadline.remaining_seconds():
+                    raise self.failure()
+                await self.d._sleep(wait)
+                self.wait_before_next = 0.0
+                if choice is not None and note is None and not health.available(choice[1].id):
+                    continue  # its state changed while we slept: choose again
+            return self._begin(*choice, note=note)
+
+    def _healthy(self, pending: Sequence[tuple[ModelSpec, Deployment]]) -> tuple[ModelSpec, Deployment] | None:
+        """The first model in plan order with an available deployment; the balancer picks which one."""
+        health = self.d.health
+        for model in self.models:
+            group = [dep for m, dep in pending if m is model and health.available(dep.id)]
+            if group:
+                return model, self.d.balancer.choose(group, self._output_tokens(model))
+        return None
+
+    def _soonest_cooled(self, pending: Sequence[tuple[ModelSpec, Deployment]]
+                        ) -> tuple[tuple[ModelSpec, Deployment] | None, float]:
+        """A deployment cooling down after a 429 whose Retry-After we are willing to wait for."""
+        health = self.d.health
+        now = self.d._clock()
+        cap = self.d.settings.retry.max_retry_after_seconds
+        cooled = [(health.ready_at(t[1].id), t) for t in pending
+                  if health.cooling_until(t[1].id) > now and health.ready_at(t[1].id) - now <= cap]
+        if not cooled:
+            return None, 0.0
+        ready_at, target = min(cooled, key=lambda c: c[0])
+        return target, ready_at
+
+    def _least_recently_failed(self, pending: Sequence[tuple[ModelSpec, Deployment]]
+                               ) -> tuple[ModelSpec, Deployment] | None:
+        """The last resort when every candidate is unhealthy. A deployment cooling down after a 429 is only
+        chosen before this request has tried anything: its Retry-After is never ignored by a retry."""
+        health = self.d.health
+        now = self.d._clock()
+        open_ = [t for t in pending if health.cooling_until(t[1].id) <= now]
+        if open_:
+            return min(open_, key=lambda t: health.last_failure(t[1].id))
+        if self.attempts:
+            return None
+        return min(pending, key=lambda t: health.ready_at(t[1].id))
+
+    def _begin(self, model: ModelSpec, deployment: Deployment, *, note: str | None) -> Attempt:
+        self.tries[deployment.id] = self.tries.get(deployment.id, 0) + 1
+        self.d.health.acquire(deployment.id)
+        self.d.balancer.begin(deployment.id)
+        attempt = Attempt(number=len(self.attempts) + 1, model=model, deployment=deployment,
+                          started=self.d._clock(), note=note)
+        self.attempts.append(attempt)
+        return attempt
+
+    # -- outcomes ------------------------------------------------------------------------------------
+    def first_token(self, attempt: Attempt) -> None:
+        attempt.ttft = self.d._clock()
+        self.d.balancer.observe(attempt.deployment.id, ttft_seconds=attempt.ttft - attempt.started)
+
+    def answered(self, attempt: Attempt, *, streamed: bool) -> None:
+        now = self.d._clock()
+        attempt.ended = now
+        dep = attempt.deployment.id
+        self.d.balancer.end(dep)
+        self.d.health.record_success(dep)
+        tokens = attempt.usage.completion_tokens
+        if not streamed:
+            attempt.ttft = now
+            self.d.balancer.observe_total(dep, latency_seconds=now - attempt.started, output_tokens=tokens)
+        elif attempt.ttft is not None and tokens > 0:
+            per_token = (now - attempt.ttft) / tokens
+            self.d.balancer.observe(dep, seconds_per_token=per_token)  # its ttft was observed at the first chunk
+
+    def failed(self, attempt: Attempt, exc: BaseException, *, final: bool = False) -> UpstreamError:
+        """Record a failed attempt. Returns the error when ``final``; otherwise raises it unless another
+        attempt may succeed."""
+        now = self.d._clock()
+        attempt.ended = now
+        dep = attempt.deployment
+        error = exc if isinstance(exc, UpstreamError) else self._timeout(attempt)
+        attempt.error = error
+        self.d.balancer.end(dep.id)
+        if isinstance(error, UpstreamTimeout):
+            self.d.balancer.observe(dep.id, ttft_seconds=now - attempt.started)
+        if may_fail_over(error):
+            self.d.health.record_failure(dep.id, error)
+        else:
+            self.d.health.record_success(dep.id)  # it answered; the request itself is at fault
+        if final:
+            return error
+        if not may_fail_over(error):
+            raise error
+        if isinstance(error, UpstreamContextTooLong):
+            self.models = wider_models(attempt.model, self.models, self.d.catalog, self.features)
+        elif not may_retry(error):
+            self.excluded.add(dep.id)
+        return error
+
+    def abandoned(self, attempt: Attempt) -> None:
+        """The caller went away (cancelled) mid-attempt: free the slot, say nothing about health."""
+        attempt.ended = self.d._clock()
+        self.d.balancer.end(attempt.deployment.id)
+        self.d.health.release(attempt.deployment.id)
+
+    def _timeout(self, attempt: Attempt) -> UpstreamTimeout:
+        dep = attempt.deployment
+        waited = attempt.ended - attempt.started
+        phase = "first token" if attempt.ttft is None else "stream"
+        return UpstreamTimeout(f"{dep.id}: no answer within {waited:.1f}s ({phase})",
+                               provider=dep.provider, deployment=dep.id)
+
+    def failure(self) -> UpstreamError:
+        """The error the caller sees when nothing answered."""
+        failed = [a for a in self.attempts if a.error is not None]
+        if not failed:
+            return self._nothing_tried()
+        if len(failed) == 1:
+            return failed[0].error  # type: ignore[return-value]
+        tried = [(a.deployment.id, f"{a.error.kind}: {a.error.message}") for a in failed]  # type: ignore[union-attr]
+        summary = "; ".join(f"#{a.number} {d} -> {why}" for a, (d, why) in zip(failed, tried))
+        why = " (request deadline reached)" if self.deadline.expired else ""
+        if all(isinstance(a.error, UpstreamRateLimited) for a in failed):
+            now = self.d._clock()
+            wait = min(self.d.health.ready_at(a.deployment.id) for a in failed) - now
+            return UpstreamRateLimited(f"every deployment tried is rate limited{why}: {summary}",
+                                       retry_after_seconds=max(0.0, wait))
+        return AllAttemptsFailed(f"all {len(failed)} attempts failed{why}: {summary}", attempts=tried)
+
+    def _nothing_tried(self) -> UpstreamError:
+        now = self.d._clock()
+        targets = self._targets()
+        names = ", ".join(dep.id for _, dep in targets) or "none"
+        cooling = [self.d.health.ready_at(dep.id) - now for _, dep in targets
+                   if self.d.health.cooling_until(dep.id) > now]
+        if cooling and len(cooling) == len(targets):
+            return UpstreamRateLimited(f"every deployment is rate limited: {names}", retry_after_seconds=min(cooling))
+        why = "request deadline reached" if self.deadline.expired else "no deployment could be tried"
+        return AllAttemptsFailed(f"{why} before any attempt; candidates: {names}",
+                                 attempts=[(dep.id, self.d.health.state(dep.id)) for _, dep in targets])
