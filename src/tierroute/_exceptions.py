@@ -11,6 +11,7 @@ Every error the library raises, and every upstream failure a provider sees, is o
     │   ├── ModelNotFound              unknown model or tier name (404)
     │   ├── PayloadTooLarge            body above the configured limit (413)
     │   └── LimitExceeded              a budget, rate limit or loop guard refused it (429)
+    ├── StateUnavailable               the shared limits store is unreachable and fails closed (503)
     └── UpstreamError                  a provider failed to answer (HTTP 5xx to the caller)
         ├── UpstreamRateLimited        429 from the provider, with retry_after_seconds
         ├── UpstreamTimeout            connect, first-token or total timeout (504)
@@ -111,6 +112,14 @@ class LimitExceeded(RequestError):
             {"scope": self.scope, "remaining": self.remaining, "reset_seconds": self.reset_seconds, **self.details}
         )
         return body
+
+
+class StateUnavailable(TierrouteError):
+    """The shared state store cannot be reached and ``limits.state.on_error`` is ``closed``."""
+
+    http_status = 503
+    error_type = "server_error"
+    code = "limits_unavailable"
 
 
 class UpstreamError(TierrouteError):

@@ -67,7 +67,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     """Run the OpenAI-compatible gateway."""
     import uvicorn
 
-    from .bootstrap import load
+    from .bootstrap import build_guards, load
     from .ledger import open_ledger
     from .router import Router
     from .server import create_app
@@ -84,7 +84,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     if not loaded.catalog.models:
         click.echo("tierroute: warning: no models available. Set a provider key (e.g. OPENAI_API_KEY), start a local "
                    "server (Ollama, vLLM, llama.cpp) or pass --config", err=True)
-    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger))
+    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger), guards=build_guards(settings))
     click.echo(f"tierroute: {len(loaded.catalog.models)} models from {', '.join(sorted(settings.providers)) or 'no providers'} "
                f"({loaded.source}); policy {router.policy.name}; ledger {settings.ledger.backend}"
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)

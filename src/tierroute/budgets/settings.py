@@ -1,9 +1,122 @@
-"""Settings for budgets, rate limits, runaway protection and the shared state store (``limits:``)."""
+"""Settings for budgets, rate limits, runaway protection and the shared state store (``limits:``).
+
+Every limit is a rule over a *scope* (who or what is counted) and a *window* (how long a count lives)::
+
+    limits:
+      state: {backend: redis, url: "redis://127.0.0.1:6379/0", on_error: closed}
+      budgets:
+        - {scope: caller, window: day, usd: 20}          # each gateway key: $20 a day
+        - {scope: team, match: research, window: month, usd: 500, tokens: 50000000}
+      rate_limits:
+        - {scope: caller, requests_per_minute: 120, tokens_per_minute: 200000}
+      deployments:
+        openai/gpt-4o-mini: {requests_per_minute: 500, tokens_per_minute: 2000000}
+      runaway: {enabled: true, max_repeats: 5, window_seconds: 60, action: refuse}
+
+See docs/cost-control.md for what each scope means and how windows roll over.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scope = Literal["global", "caller", "user", "team", "project", "tag", "model", "provider"]
+Window = Literal["minute", "hour", "day", "month", "total"]
+
+# Scopes known before routing (so they can raise budget pressure); model and provider are known only after.
+REQUEST_SCOPES: frozenset[str] = frozenset({"global", "caller", "user", "team", "project", "tag"})
+
+DEFAULT_COMPLETION_TOKENS = 512
+DEFAULT_PRESSURE_THRESHOLD = 0.8
+DEFAULT_RESERVATION_TTL_SECONDS = 900.0
+DEFAULT_STATE_TIMEOUT_SECONDS = 0.25
 
 
-class LimitsSettings(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetRule(_Frozen):
+    """A spend ceiling. ``match: "*"`` gives every value of the scope its own budget."""
+
+    scope: Scope
+    match: str = "*"
+    window: Window = "day"
+    usd: float | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> BudgetRule:
+        if self.usd is None and self.tokens is None:
+            raise ValueError("a budget needs usd, tokens or both")
+        return self
+
+
+class RateLimitRule(_Frozen):
+    """Requests and tokens per minute for a scope (fixed, clock-aligned minutes)."""
+
+    scope: Scope = "caller"
+    match: str = "*"
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> RateLimitRule:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError("a rate limit needs requests_per_minute, tokens_per_minute or both")
+        return self
+
+
+class DeploymentLimit(_Frozen):
+    """An upstream's own limits, kept below so the gateway spreads load before the provider answers 429."""
+
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
+class RunawaySettings(_Frozen):
+    """Stop a client that sends the same (or nearly the same) conversation over and over."""
+
+    enabled: bool = False
+    max_repeats: int = Field(default=10, ge=1)
+    window_seconds: float = Field(default=60.0, gt=0)
+    action: Literal["refuse", "cheapest"] = "refuse"
+    last_messages: int = Field(default=3, ge=1)
+    near_identical: bool = True
+
+
+class StateSettings(_Frozen):
+    """Where counters live. ``memory`` is per process; ``redis`` is shared by every replica."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "tierroute"
+    timeout_seconds: float = Field(default=DEFAULT_STATE_TIMEOUT_SECONDS, gt=0)
+    connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    max_connections: int = Field(default=16, ge=1)
+    on_error: Literal["closed", "open"] = "closed"
+    retry_after_seconds: float = Field(default=5.0, gt=0)
+    reservation_ttl_seconds: float = Field(default=DEFAULT_RESERVATION_TTL_SECONDS, gt=0)
+
+
+class LimitsSettings(_Frozen):
+    state: StateSettings = Field(default_factory=StateSettings)
+    budgets: list[BudgetRule] = Field(default_factory=list)
+    rate_limits: list[RateLimitRule] = Field(default_factory=list)
+    deployments: dict[str, DeploymentLimit] = Field(default_factory=dict)
+    runaway: RunawaySettings = Field(default_factory=RunawaySettings)
+    pressure_threshold: float = Field(default=DEFAULT_PRESSURE_THRESHOLD, gt=0, le=1)
+    pressure_refresh_seconds: float = Field(default=1.0, ge=0)
+    default_completion_tokens: int = Field(default=DEFAULT_COMPLETION_TOKENS, ge=1)
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
+    max_cost_usd_by_caller: dict[str, float] = Field(default_factory=dict)
+    teams: dict[str, str] = Field(default_factory=dict)
+    projects: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any control is configured; without one no guard is installed at all."""
+        return bool(self.budgets or self.rate_limits or self.deployments or self.runaway.enabled
+                    or self.default_max_cost_usd is not None or self.max_cost_usd_by_caller)

@@ -106,7 +106,9 @@ class SQLiteLedger(BatchWriter):
 
     def stats_rows(self, since_ts: float | None = None) -> list[StatsRow]:
         sql = f"SELECT {', '.join(STATS_COLUMNS)} FROM requests WHERE ts >= ?"
-        return [StatsRow(*row) for row in self._read(sql, (since_ts or 0.0,))]  # type: ignore[arg-type]
+        rows = self._read(sql, (since_ts or 0.0,))
+        final = STATS_COLUMNS.index("final")
+        return [StatsRow(*row[:final], bool(row[final]), *row[final + 1:]) for row in rows]  # type: ignore[arg-type]
 
     def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE ts >= ? ORDER BY id"

@@ -5,7 +5,6 @@ No framework: the hot path is a dict lookup, one body read, one JSON decode and 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
+from ..identity import caller_id
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -36,9 +36,16 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.body", "body": body})
 
 
-def caller_id(key: str) -> str:
-    """A stable, non-secret name for a gateway key, for the ledger and budgets."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
+    """A client's ``x-request-id`` marks retries of one logical request (runaway guards count it once)."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            options = body.get("tierroute")
+            if options is None:
+                body["tierroute"] = options = {}
+            if isinstance(options, dict):
+                options.setdefault("request_id", value.decode("latin-1"))
+            return
 
 
 class Gateway:
@@ -140,6 +147,8 @@ class Gateway:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            if isinstance(body, dict):
+                _attach_client_request_id(scope, body)
             if isinstance(body, dict) and body.get("stream") is True:
                 await self._stream(body, caller, started, send)
                 return

@@ -1,0 +1,132 @@
+"""PostgreSQL ledger: one ledger for many replicas. psycopg 3 on the writer thread, one transaction per batch.
+
+Migrations are numbered SQL scripts recorded in ``tierroute_schema_version``; each runs in its own
+transaction under an advisory lock, so replicas starting together migrate once. Tables live in the
+connection's ``search_path`` (set ``options=-csearch_path=...`` in the DSN to use another schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .base import COLUMNS, STATS_COLUMNS, BatchWriter, LedgerEntry, StatsRow, entry_row
+
+# An arbitrary constant naming tierroute's migration lock among the database's advisory locks.
+_MIGRATION_LOCK = 7_361_205_518
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS requests (
+        id BIGSERIAL PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        requested_model TEXT NOT NULL,
+        chosen_model TEXT,
+        deployment TEXT,
+        attempt INTEGER NOT NULL,
+        final BOOLEAN NOT NULL,
+        caller TEXT,
+        "user" TEXT,
+        reason TEXT,
+        policy TEXT,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        baseline_cost_usd DOUBLE PRECISION NOT NULL,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        ttft_ms DOUBLE PRECISION,
+        overhead_ms DOUBLE PRECISION,
+        status TEXT NOT NULL,
+        error_kind TEXT,
+        http_status INTEGER NOT NULL,
+        stream BOOLEAN NOT NULL,
+        tags TEXT,
+        prompt TEXT
+    );
+    CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+    CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
+    """,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def _quoted(column: str) -> str:
+    return '"user"' if column == "user" else column
+
+
+_INSERT = f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) VALUES ({', '.join('%s' for _ in COLUMNS)})"
+
+
+def migrate(conn: Any) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS tierroute_schema_version "
+                     "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        found = conn.execute("SELECT coalesce(max(version), 0) FROM tierroute_schema_version").fetchone()[0]
+        for target in sorted(v for v in MIGRATIONS if v > found):
+            conn.execute(MIGRATIONS[target])
+            conn.execute("INSERT INTO tierroute_schema_version (version) VALUES (%s)", (target,))
+    return int(found)
+
+
+class PostgresLedger(BatchWriter):
+    def __init__(self, dsn: str, *, batch_size: int = 256, flush_interval_seconds: float = 0.2,
+                 connect_timeout_seconds: float = 10.0) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+        if not dsn:
+            from .._exceptions import ConfigError
+
+            raise ConfigError("ledger.dsn: required when ledger.backend is 'postgres' "
+                              "(e.g. postgresql://tierroute@db:5432/tierroute)")
+        self.dsn = dsn
+        self._connect_timeout = connect_timeout_seconds
+        self._conn: Any = None
+        self.start()
+
+    def _connect(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from .._exceptions import ConfigError
+
+            raise ConfigError("ledger.backend is 'postgres' but psycopg is not installed; install tierroute[postgres]") from exc
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+
+    # -- writer thread -------------------------------------------------------------------------------
+    def open(self) -> None:
+        self._conn = self._connect()
+        migrate(self._conn)
+
+    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()  # reconnect after a database restart; the batch is retried
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.executemany(_INSERT, [entry_row(r) for r in rows])
+        except Exception:
+            if self._conn.broken:
+                self._conn.close()
+            raise
+
+    def close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    # Readers use their own short-lived connection, beside the writer.
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        with self._connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def stats_rows(self, since_ts: float | None = None) -> list[StatsRow]:
+        sql = f"SELECT {', '.join(STATS_COLUMNS)} FROM requests WHERE ts >= %s"
+        return [StatsRow(*row) for row in self._read(sql, (since_ts or 0.0,))]
+
+    def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]:
+        sql = f"SELECT {', '.join(map(_quoted, COLUMNS))} FROM requests WHERE ts >= %s ORDER BY id"
+        params: list[object] = [since_ts or 0.0]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [LedgerEntry(*row) for row in self._read(sql, params)]
