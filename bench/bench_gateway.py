@@ -1,0 +1,424 @@
+"""How much does the gateway add? nginx as a trivial upstream, wrk as the load, direct vs through tierroute.
+
+One run starts nginx (a canned chat.completion), starts ``tierroute serve`` in front of it (one worker, the
+default policy, the SQLite ledger on), and then alternates short wrk rounds:
+
+    direct c=1, gateway c=1, direct c=50, gateway c=50     (x --rounds)
+
+It reports medians over rounds: p50/p99 latency at concurrency 1, requests per second at concurrency 50,
+the added p50 (paired per round), and the gateway's own ``x-tierroute-overhead-ms`` median.
+
+With two or more CPUs the gateway is pinned to the first and nginx + wrk to the second, so the load
+generator never steals the gateway's core. Installs nginx and wrk from Debian's packages when missing.
+
+    python bench/bench_gateway.py [--duration 5] [--rounds 5] [--json] [--baseline SRC_DIR]
+
+``--baseline`` also starts a second gateway from another copy of the sources (say a git worktree of an
+older commit: ``git worktree add /tmp/base HEAD~1`` then ``--baseline /tmp/base/src``) and measures it in
+the same rounds, so a change is judged side by side on a noisy machine rather than across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NGINX_TEMPLATE = HERE / "nginx.conf.template"
+
+TARGET_ADDED_P50_MS = 0.5
+TARGET_RPS_C50 = 3000.0
+HIGH_CONCURRENCY = 50
+OVERHEAD_SAMPLES = 1000
+
+REQUEST_BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
+CANNED_COMPLETION = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench-small",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23},
+}
+
+# The Lua script gives wrk its POST body and prints one machine-readable line at the end.
+WRK_LUA = """\
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH {{\\"requests\\": %d, \\"duration_us\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d, \\"mean_us\\": %.1f, " ..
+    "\\"socket_errors\\": %d, \\"non2xx\\": %d}}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+TIERROUTE_CONFIG = """\
+providers:
+  bench:
+    kind: openai
+    api_base: http://127.0.0.1:{upstream_port}/v1
+    api_key: sk-upstream
+models:
+  - {{id: bench-big, provider: bench, upstream: bench-big, context_window: 200000, max_output_tokens: 8192,
+      input_price: 10.0, output_price: 30.0, tier: reasoning, quality: 0.95, capabilities: [tools, vision, json]}}
+  - {{id: bench-mid, provider: bench, upstream: bench-mid, context_window: 32000, max_output_tokens: 4096,
+      input_price: 1.0, output_price: 2.0, tier: general, quality: 0.8, capabilities: [tools, json]}}
+  - {{id: bench-small, provider: bench, upstream: bench-small, context_window: 4000, max_output_tokens: 1024,
+      input_price: 0.1, output_price: 0.2, tier: general, quality: 0.6, capabilities: [json]}}
+tiers:
+  - {{name: reasoning}}
+  - {{name: general}}
+server:
+  host: 127.0.0.1
+  port: {gateway_port}
+ledger:
+  backend: sqlite
+  path: {ledger_path}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    target: str
+    connections: int
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    errors: int
+    cpu_us_per_request: float | None = None  # the server's own CPU time (all threads): robust to a noisy machine
+
+
+# -- setup ------------------------------------------------------------------------------------------
+def ensure_tools() -> None:
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"missing {', '.join(missing)}: install them (apt-get install -y nginx wrk) or run as root")
+    print(f"installing {' '.join(missing)} from Debian's packages ...", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx", "wrk"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_plan() -> tuple[set[int] | None, set[int] | None]:
+    """(gateway cpus, load-generator + upstream cpus); (None, None) when there is one CPU only."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:2])
+
+
+def pinned(cpus: set[int] | None) -> Any:
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release(), "wrk": _version(["wrk", "-v"]), "nginx": _version(["nginx", "-v"])}
+
+
+def _version(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+class Processes:
+    """Every child this benchmark starts, each in its own session so its whole group can be ended."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: Sequence[str], *, cpus: set[int] | None, log: Path,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, preexec_fn=pinned(cpus), env=env)
+        self._procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self._procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self._procs.clear()
+
+
+def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        time.sleep(0.05)
+    sys.exit(f"{url} did not answer within {timeout_seconds} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextlib.contextmanager
+def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
+            baseline_src: Path | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+    """Start nginx and the gateway (and a baseline gateway).
+
+    Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
+    procs = Processes()
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        upstream_port = free_port()
+        body = json.dumps(CANNED_COMPLETION, separators=(",", ":"))
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_TEMPLATE.read_text().format(tmp=tmp, port=upstream_port, body=body))
+        nginx_log = tmp / "nginx.out"
+        nginx = procs.start(["nginx", "-p", str(tmp), "-c", str(conf)], cpus=load_cpus, log=nginx_log)
+        wait_for(f"http://127.0.0.1:{upstream_port}/v1/chat/completions", nginx, nginx_log)
+
+        gateways = {"gateway": None, "baseline": baseline_src} if baseline_src else {"gateway": None}
+        ports: dict[str, tuple[int, int]] = {}
+        for name, src in gateways.items():
+            port = free_port()
+            config = tmp / f"{name}.yaml"
+            config.write_text(TIERROUTE_CONFIG.format(upstream_port=upstream_port, gateway_port=port,
+                                                      ledger_path=tmp / f"{name}-ledger.db"))
+            env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+            log = tmp / f"{name}.out"
+            cmd = [sys.executable, "-c", "from tierroute.cli import main; main()", "serve", "--config", str(config)]
+            proc = procs.start(cmd, cpus=gateway_cpus, log=log, env=env)
+            wait_for(f"http://127.0.0.1:{port}/health", proc, log)
+            ports[name] = (port, proc.pid)
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+        yield upstream_port, (workers[0] if workers else nginx.pid), ports
+    finally:
+        procs.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- measuring --------------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, target: str, connections: int, duration: float, script: Path, cpus: set[int] | None,
+            server_pid: int | None = None) -> WrkResult:
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pinned(cpus), timeout=duration + 60)
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if out.returncode != 0 or line is None:
+        sys.exit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    data = json.loads(line[len("BENCH "):])
+    return WrkResult(target=target, connections=connections, requests=data["requests"],
+                     rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
+                     p99_ms=data["p99_us"] / 1000, mean_ms=data["mean_us"] / 1000,
+                     errors=data["socket_errors"] + data["non2xx"],
+                     cpu_us_per_request=cpu * 1e6 / data["requests"] if cpu is not None and data["requests"] else None)
+
+
+def overhead_samples(port: int, n: int) -> list[float]:
+    """The gateway's own view: ``x-tierroute-overhead-ms`` over ``n`` sequential keep-alive requests."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    payload = json.dumps(REQUEST_BODY).encode()
+    headers = {"Content-Type": "application/json"}
+    samples = []
+    try:
+        for _ in range(n):
+            conn.request("POST", "/v1/chat/completions", body=payload, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                sys.exit(f"gateway answered {resp.status}")
+            samples.append(float(resp.getheader("x-tierroute-overhead-ms", "nan")))
+    finally:
+        conn.close()
+    return samples
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None) -> dict[str, Any]:
+    ensure_tools()
+    gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
+    with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        script = tmp / "post.lua"
+        script.write_text(WRK_LUA.format(body=json.dumps(REQUEST_BODY)))
+        with servers(tmp, gateway_cpus, load_cpus, baseline_src) as (upstream_port, nginx_pid, gateways):
+            urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
+            urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
+            pids = {"direct": nginx_pid, **{name: pid for name, (_, pid) in gateways.items()}}
+            # Warm up: connection pools, first-call imports, the ledger's first transactions.
+            for name in gateways:
+                run_wrk(urls[name], name, HIGH_CONCURRENCY, min(duration, 2.0), script, load_cpus)
+            results: list[WrkResult] = []
+            for r in range(rounds):
+                for connections in (1, HIGH_CONCURRENCY):
+                    for target in urls:
+                        res = run_wrk(urls[target], target, connections, duration, script, load_cpus, pids[target])
+                        results.append(res)
+                        print(f"round {r + 1}/{rounds}  {target:<8} c={connections:<3} {res.rps:9.0f} req/s  "
+                              f"p50 {res.p50_ms:7.3f} ms  p99 {res.p99_ms:7.3f} ms  "
+                              f"server CPU {res.cpu_us_per_request or 0:6.1f} us/req  errors {res.errors}", file=sys.stderr)
+            overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES)
+    return summarize(results, overhead, duration=duration, rounds=rounds, pinned=gateway_cpus is not None,
+                     baseline=str(baseline_src) if baseline_src else None,
+                     cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
+
+
+def summarize(results: list[WrkResult], overhead: list[float], **run: Any) -> dict[str, Any]:
+    def pick(target: str, connections: int) -> list[WrkResult]:
+        return [r for r in results if r.target == target and r.connections == connections]
+
+    def side(target: str) -> dict[str, Any]:
+        """Medians for one target, plus (for a gateway) its cost against direct, paired round by round."""
+        c1, c50 = pick(target, 1), pick(target, HIGH_CONCURRENCY)
+        out: dict[str, Any] = {
+            "rps_c50": median([r.rps for r in c50]), "p50_ms_c1": median([r.p50_ms for r in c1]),
+            "p99_ms_c1": median([r.p99_ms for r in c1]), "rps_c1": median([r.rps for r in c1]),
+            "p50_ms_c50": median([r.p50_ms for r in c50]), "p99_ms_c50": median([r.p99_ms for r in c50]),
+            "cpu_us_per_request_c50": median([r.cpu_us_per_request or 0.0 for r in c50]),
+        }
+        if target != "direct":
+            d1, d50 = pick("direct", 1), pick("direct", HIGH_CONCURRENCY)
+            out["added_p50_ms_c1"] = median([g.p50_ms - d.p50_ms for d, g in zip(d1, c1)])
+            out["added_p99_ms_c1"] = median([g.p99_ms - d.p99_ms for d, g in zip(d1, c1)])
+            out["rps_c50_ratio_to_direct"] = median([g.rps / d.rps for d, g in zip(d50, c50)])
+        return out
+
+    targets = list(dict.fromkeys(r.target for r in results))
+    summary: dict[str, Any] = {name: side(name) for name in targets}
+    if "baseline" in summary:
+        g1, b1 = pick("gateway", 1), pick("baseline", 1)
+        g50, b50 = pick("gateway", HIGH_CONCURRENCY), pick("baseline", HIGH_CONCURRENCY)
+        summary["gateway_vs_baseline"] = {
+            "rps_c50_ratio": median([g.rps / b.rps for b, g in zip(b50, g50)]),
+            "p50_ms_c1_difference": median([g.p50_ms - b.p50_ms for b, g in zip(b1, g1)]),
+            "cpu_per_request_c50_ratio": median([(g.cpu_us_per_request or 0.0) / (b.cpu_us_per_request or 1.0)
+                                                 for b, g in zip(b50, g50)]),
+        }
+    summary["overhead_header_ms"] = {"p50": median(overhead), "p99": sorted(overhead)[int(len(overhead) * 0.99) - 1],
+                                     "samples": len(overhead)}
+    summary["errors"] = sum(r.errors for r in results)
+    gateway = summary["gateway"]
+    summary["targets"] = {
+        "added_p50_under_ms": TARGET_ADDED_P50_MS, "rps_c50_at_least": TARGET_RPS_C50,
+        "added_p50_met": gateway["added_p50_ms_c1"] < TARGET_ADDED_P50_MS,
+        "rps_c50_met": gateway["rps_c50"] >= TARGET_RPS_C50,
+    }
+    return {"run": run, "machine": machine(), "summary": summary, "rounds": [asdict(r) for r in results]}
+
+
+def report(data: dict[str, Any]) -> str:
+    s, run, m = data["summary"], data["run"], data["machine"]
+    t, o = s["targets"], s["overhead_header_ms"]
+    names = [n for n in ("direct", "gateway", "baseline") if n in s]
+    titles = {"direct": "direct (nginx)", "gateway": "via gateway", "baseline": "via baseline"}
+    pin = (f"gateway on CPU {run['cpus']['gateway']}, nginx + wrk on CPU {run['cpus']['nginx_and_wrk']}"
+           if run["pinned"] else "not pinned")
+
+    def row(label: str, key: str, fmt: str) -> str:
+        return f"{label:<26}" + "".join(f"{format(s[n][key], fmt):>16}" for n in names)
+
+    lines = [
+        f"machine: {m['cpu']}, {m['cpus']} CPUs; Python {m['python']}; {m['nginx']}; {m['wrk']}",
+        f"{run['rounds']} rounds x {run['duration']:g} s per measurement, alternating; medians; {pin}",
+    ]
+    if run.get("baseline"):
+        lines.append(f"baseline: gateway from {run['baseline']}")
+    lines += [
+        "",
+        f"{'':<26}" + "".join(f"{titles[n]:>16}" for n in names),
+        row(f"req/s at c={HIGH_CONCURRENCY}", "rps_c50", ".0f"),
+        row("p50 at c=1 (ms)", "p50_ms_c1", ".3f"),
+        row("p99 at c=1 (ms)", "p99_ms_c1", ".3f"),
+        row("req/s at c=1", "rps_c1", ".0f"),
+        row(f"p50 at c={HIGH_CONCURRENCY} (ms)", "p50_ms_c50", ".3f"),
+        row(f"server CPU us/req, c={HIGH_CONCURRENCY}", "cpu_us_per_request_c50", ".1f"),
+        "",
+    ]
+    for n in names[1:]:
+        lines.append(f"{titles[n]}: added p50 at c=1 {s[n]['added_p50_ms_c1']:.3f} ms, added p99 "
+                     f"{s[n]['added_p99_ms_c1']:.3f} ms; req/s at c={HIGH_CONCURRENCY} "
+                     f"{s[n]['rps_c50_ratio_to_direct']:.3f} x direct")
+    if "gateway_vs_baseline" in s:
+        vs = s["gateway_vs_baseline"]
+        lines.append(f"gateway vs baseline (paired per round): req/s at c={HIGH_CONCURRENCY} x{vs['rps_c50_ratio']:.3f}, "
+                     f"p50 at c=1 {vs['p50_ms_c1_difference']:+.3f} ms, CPU per request x{vs['cpu_per_request_c50_ratio']:.3f}")
+    lines += [
+        f"gateway x-tierroute-overhead-ms over {o['samples']} sequential requests: p50 {o['p50']:.3f}, p99 {o['p99']:.3f}",
+        f"errors: {s['errors']}",
+        f"target added p50 < {t['added_p50_under_ms']} ms: {'met' if t['added_p50_met'] else 'MISSED'}; "
+        f"target >= {t['rps_c50_at_least']:.0f} req/s at c={HIGH_CONCURRENCY}: {'met' if t['rps_c50_met'] else 'MISSED'}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk measurement (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the gateway and the load to separate CPUs")
+    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="SRC_DIR",
+                        help="also measure a gateway run from the tierroute package under SRC_DIR, side by side")
+    args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
+    data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline)
+    print(json.dumps(data, indent=2) if args.json else report(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
