@@ -78,7 +78,7 @@ def test_health_and_metrics(gateway):
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
     conn.request("GET", "/health")
     health = orjson.loads(conn.getresponse().read())
-    assert health["status"] == "ok" and health["models"] == 3
+    assert health["status"] == "ok" and health["models"] == 3 and health["unavailable"] == []
     conn.request("GET", "/metrics")
     resp = conn.getresponse()
     text = resp.read().decode()

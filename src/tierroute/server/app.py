@@ -208,7 +208,8 @@ class Gateway:
     async def health(self, scope: Scope, receive: Receive, send: Send) -> None:
         catalog = self.router.catalog
         body = {"status": "ok", "models": len(catalog.models), "providers": sorted(self.router.providers),
-                "policy": self.router.policy.name}
+                "policy": self.router.policy.name,
+                "unavailable": sorted(self.router.dispatcher.unavailable())}
         await send_json(send, 200, orjson.dumps(body))
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
