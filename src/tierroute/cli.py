@@ -272,6 +272,33 @@ def stats(config: str | None, since: str | None, as_json: bool) -> None:
                        f"{m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
 
 
+@main.command()
+@CONFIG_OPTION
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="JSONL file to write (outcome format, as read by `tierroute train`).")
+@click.option("--since", default=None, help="Only requests newer than this (e.g. 1h, 7d).")
+@_guarded
+def export(config: str | None, out: str, since: str | None) -> None:
+    """Export labelled traffic (requests with POST /v1/feedback scores) as outcome data for training."""
+    from .bootstrap import load
+    from .ledger import open_ledger
+    from .ledger.export import export_outcomes
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there is nothing to export")
+    try:
+        with open(out, "wb") as handle:
+            counts = export_outcomes(ledger, handle, since_ts=_since(since))
+    finally:
+        ledger.close()
+    click.echo(f"wrote {counts.written} labelled requests to {out}")
+    if counts.without_prompt:
+        click.echo(f"skipped {counts.without_prompt} labelled requests recorded without their prompt "
+                   "(set ledger.store_prompts: true to keep prompts for training)", err=True)
+
+
 def _register_optional_commands() -> None:
     try:
         from .evaluation.commands import eval_command, train_command

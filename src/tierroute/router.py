@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._exceptions import TierrouteError, UpstreamError
+import orjson
+
+from ._exceptions import InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
 from .catalog import AUTO, Catalog
 from .chat_request import parse_chat_request, upstream_body
 from .config import Settings
 from .guards import Guard
-from .ledger.base import Ledger, LedgerEntry
+from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metrics import Metrics
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
@@ -326,7 +328,7 @@ class Router:
         final_status = status or ("error" if error is not None else "ok")
         prompt = None
         if self.settings.ledger.store_prompts:
-            prompt = features.text
+            prompt = orjson.dumps(plan.body.get("messages")).decode()
         for attempt in attempts:
             final = attempt is attempts[-1]
             usage = attempt.usage
@@ -373,6 +375,24 @@ class Router:
                 tags=",".join(features.tags) or None,
                 prompt=prompt,
             ))
+
+    # -- feedback ------------------------------------------------------------------------------------
+    def record_feedback(self, body: Any) -> None:
+        """Record a quality label for an answered request: ``{"request_id", "score" in [0, 1], "source"?}``.
+
+        Labelled traffic exports in the outcome format (``tierroute export``) to train routers on it."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("feedback body: expected a JSON object with request_id and score")
+        request_id, score, source = body.get("request_id"), body.get("score"), body.get("source")
+        if not isinstance(request_id, str) or not request_id:
+            raise InvalidRequest(f"request_id: expected the x-tierroute-request-id of a request, got {request_id!r}", param="request_id")
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0 <= score <= 1:
+            raise InvalidRequest(f"score: expected a number from 0 to 1, got {score!r}", param="score")
+        if source is not None and not isinstance(source, str):
+            raise InvalidRequest(f"source: expected a string, got {source!r}", param="source")
+        if self.ledger is None:
+            raise InvalidRequest("feedback needs a ledger, and ledger.backend is 'none'")
+        self.ledger.record_feedback(Feedback(request_id=request_id, ts=self._wall(), score=float(score), source=source))
 
     # -- lifecycle and sync API ----------------------------------------------------------------------
     async def aclose(self) -> None:

@@ -113,3 +113,20 @@ def test_postgres_schema_version_is_recorded(backend):
     with psycopg.connect(settings["dsn"], autocommit=True) as conn:
         assert conn.execute("SELECT max(version) FROM tierroute_schema_version").fetchone()[0] == SCHEMA_VERSION
         assert migrate(conn) == SCHEMA_VERSION  # nothing left to apply
+
+
+def test_feedback_labels_answered_requests(backend):
+    from tierroute.ledger.base import Feedback
+
+    _, _, open_ = backend
+    ledger = open_()
+    ledger.record(entry(1, prompt='[{"role": "user", "content": "hi"}]'))
+    ledger.record(entry(2, status="error", error_kind="timeout", http_status=504))
+    ledger.record(entry(3))
+    for request_id, score in (("r1", 1.0), ("r1", 0.0), ("r2", 1.0), ("r-unknown", 1.0)):
+        ledger.record_feedback(Feedback(request_id=request_id, ts=2000.0, score=score, source="test"))
+    ledger.flush()
+    (labelled,) = ledger.labelled()
+    assert (labelled.request_id, labelled.model, labelled.score) == ("r1", "small", 0.5)
+    assert labelled.prompt == '[{"role": "user", "content": "hi"}]' and labelled.cost_usd == 0.001
+    assert ledger.labelled(since_ts=1500.0) == []

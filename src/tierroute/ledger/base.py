@@ -51,6 +51,38 @@ class LedgerEntry:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
 
 
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A quality label for an answered request (0 = useless, 1 = right), e.g. from a user or an evaluator."""
+
+    request_id: str
+    ts: float
+    score: float
+    source: str | None = None
+
+
+FEEDBACK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Feedback))
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """An answered request with its quality label: one outcome, ready to export for training."""
+
+    request_id: str
+    ts: float
+    model: str
+    prompt: str | None
+    cost_usd: float
+    score: float
+
+
+def split_rows(rows: Sequence[LedgerEntry | Feedback]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """(request rows, feedback rows) of one batch, for backends that write both in one transaction."""
+    entries = [entry_row(r) for r in rows if isinstance(r, LedgerEntry)]
+    feedback = [(f.request_id, f.ts, f.score, f.source) for f in rows if isinstance(f, Feedback)]
+    return entries, feedback
+
+
 _ROW = attrgetter(*COLUMNS)
 
 
@@ -94,6 +126,14 @@ class Ledger(Protocol):
 
     def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]: ...
 
+    def record_feedback(self, feedback: Feedback) -> None:
+        """Queue a quality label; never blocks on I/O."""
+        ...
+
+    def labelled(self, since_ts: float | None = None) -> list[Labelled]:
+        """Answered requests that have feedback, with the mean of their scores."""
+        ...
+
 
 class BatchWriter:
     """A writer thread that drains queued entries into ``write_batch`` one batch (one transaction) at a time.
@@ -103,7 +143,7 @@ class BatchWriter:
     """
 
     def __init__(self, *, batch_size: int = 256, flush_interval_seconds: float = 0.2) -> None:
-        self._queue: queue.SimpleQueue[LedgerEntry | threading.Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[LedgerEntry | Feedback | threading.Event | None] = queue.SimpleQueue()
         self._batch_size = batch_size
         self._interval = flush_interval_seconds
         self._ready = threading.Event()
@@ -121,6 +161,11 @@ class BatchWriter:
         if self._closed:
             raise RuntimeError("ledger is closed")
         self._queue.put(entry)
+
+    def record_feedback(self, feedback: Feedback) -> None:
+        if self._closed:
+            raise RuntimeError("ledger is closed")
+        self._queue.put(feedback)
 
     def flush(self, timeout_seconds: float = 10.0) -> None:
         if self._closed:
@@ -141,7 +186,8 @@ class BatchWriter:
     def open(self) -> None:
         raise NotImplementedError
 
-    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
+        """Write one batch in one transaction (``split_rows`` separates the two kinds)."""
         raise NotImplementedError
 
     def close_connection(self) -> None:
@@ -160,14 +206,14 @@ class BatchWriter:
             items = [self._queue.get()]
             # Sleep out the interval, then take everything queued. Waiting on the queue instead would wake
             # this thread on every record(): a thread switch per request, a quarter of the gateway's CPU.
-            if isinstance(items[0], LedgerEntry):
+            if isinstance(items[0], (LedgerEntry, Feedback)):
                 time.sleep(self._interval)
             while True:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            batch = [item for item in items if isinstance(item, LedgerEntry)]
+            batch = [item for item in items if isinstance(item, (LedgerEntry, Feedback))]
             for i in range(0, len(batch), self._batch_size):
                 self._write_with_retry(batch[i:i + self._batch_size])
             for item in items:
@@ -176,13 +222,13 @@ class BatchWriter:
                 elif item is None:
                     stop = True
         # Drain anything recorded before close() so a clean shutdown loses nothing.
-        rest: list[LedgerEntry] = []
+        rest: list[LedgerEntry | Feedback] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, LedgerEntry):
+            if isinstance(item, (LedgerEntry, Feedback)):
                 rest.append(item)
             elif isinstance(item, threading.Event):
                 item.set()
@@ -190,7 +236,7 @@ class BatchWriter:
             self._write_with_retry(rest)
         self.close_connection()
 
-    def _write_with_retry(self, batch: list[LedgerEntry]) -> None:
+    def _write_with_retry(self, batch: list[LedgerEntry | Feedback]) -> None:
         delay = 0.05
         for attempt in range(6):
             try:

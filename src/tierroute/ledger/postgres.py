@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import COLUMNS, STATS_COLUMNS, BatchWriter, LedgerEntry, StatsRow, entry_row
+from .base import (
+    COLUMNS,
+    FEEDBACK_COLUMNS,
+    STATS_COLUMNS,
+    BatchWriter,
+    Feedback,
+    Labelled,
+    LedgerEntry,
+    StatsRow,
+    split_rows,
+)
+from .sqlite import LABELLED_SQL
 
 # An arbitrary constant naming tierroute's migration lock among the database's advisory locks.
 _MIGRATION_LOCK = 7_361_205_518
@@ -47,6 +58,16 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
     CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
     """,
+    2: """
+    CREATE TABLE IF NOT EXISTS feedback (
+        id BIGSERIAL PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        source TEXT
+    );
+    CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -56,6 +77,8 @@ def _quoted(column: str) -> str:
 
 
 _INSERT = f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) VALUES ({', '.join('%s' for _ in COLUMNS)})"
+_INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
+                    f"VALUES ({', '.join('%s' for _ in FEEDBACK_COLUMNS)})")
 
 
 def migrate(conn: Any) -> int:
@@ -99,12 +122,16 @@ class PostgresLedger(BatchWriter):
         self._conn = self._connect()
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()  # reconnect after a database restart; the batch is retried
+        entries, feedback = split_rows(rows)
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.executemany(_INSERT, [entry_row(r) for r in rows])
+                if entries:
+                    cur.executemany(_INSERT, entries)
+                if feedback:
+                    cur.executemany(_INSERT_FEEDBACK, feedback)
         except Exception:
             if self._conn.broken:
                 self._conn.close()
@@ -130,3 +157,7 @@ class PostgresLedger(BatchWriter):
             sql += " LIMIT %s"
             params.append(limit)
         return [LedgerEntry(*row) for row in self._read(sql, params)]
+
+    def labelled(self, since_ts: float | None = None) -> list[Labelled]:
+        rows = self._read(LABELLED_SQL.format(true="TRUE", param="%s"), (since_ts or 0.0,))
+        return [Labelled(*row) for row in rows]

@@ -6,9 +6,18 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import COLUMNS, STATS_COLUMNS, BatchWriter, LedgerEntry, StatsRow, entry_row
+from .base import (
+    COLUMNS,
+    FEEDBACK_COLUMNS,
+    STATS_COLUMNS,
+    BatchWriter,
+    Feedback,
+    Labelled,
+    LedgerEntry,
+    StatsRow,
+    split_rows,
+)
 
-SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS requests (
@@ -41,9 +50,29 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
     CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
     """,
+    2: """
+    CREATE TABLE IF NOT EXISTS feedback (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        score REAL NOT NULL,
+        source TEXT
+    );
+    CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+    """,
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_INSERT_FEEDBACK = f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' for _ in FEEDBACK_COLUMNS)})"
+# The attempt that answered, joined with the mean of its labels.
+LABELLED_SQL = """
+SELECT r.request_id, r.ts, r.chosen_model, r.prompt, r.cost_usd, avg(f.score)
+FROM requests r JOIN feedback f ON f.request_id = r.request_id
+WHERE r.final = {true} AND r.status = 'ok' AND r.ts >= {param}
+GROUP BY r.id, r.request_id, r.ts, r.chosen_model, r.prompt, r.cost_usd
+ORDER BY r.id
+"""
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -82,11 +111,15 @@ class SQLiteLedger(BatchWriter):
         self._conn = _connect(self.path)
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
         assert self._conn is not None
+        entries, feedback = split_rows(rows)
         self._conn.execute("BEGIN")
         try:
-            self._conn.executemany(_INSERT, [entry_row(r) for r in rows])
+            if entries:
+                self._conn.executemany(_INSERT, entries)
+            if feedback:
+                self._conn.executemany(_INSERT_FEEDBACK, feedback)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -122,3 +155,7 @@ class SQLiteLedger(BatchWriter):
             entry.final, entry.stream = bool(entry.final), bool(entry.stream)
             out.append(entry)
         return out
+
+    def labelled(self, since_ts: float | None = None) -> list[Labelled]:
+        rows = self._read(LABELLED_SQL.format(true=1, param="?"), (since_ts or 0.0,))
+        return [Labelled(*row) for row in rows]  # type: ignore[arg-type]

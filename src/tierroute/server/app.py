@@ -59,6 +59,7 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
+            ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
             ("GET", "/health"): self.health,
@@ -181,6 +182,24 @@ class Gateway:
             pass  # the client went away; the relay's cleanup records the request as cancelled
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
+
+    async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/feedback``: a quality label for an answered request, for training on your own traffic."""
+        try:
+            self._authenticate(scope)
+            raw = await self._read_body(scope, receive)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            self.router.record_feedback(body)
+        except ConnectionResetError:
+            return
+        except TierrouteError as exc:
+            status, payload, headers = error_response(exc)
+            await send_json(send, status, payload, headers)
+            return
+        await send_json(send, 202, b'{"status":"recorded"}')
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
