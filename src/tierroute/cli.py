@@ -13,6 +13,7 @@ import click
 import orjson
 
 from ._exceptions import ConfigError, TierrouteError
+from .evaluation.commands import eval_command, train_command
 
 CONFIG_OPTION = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
                              help="YAML config file (default: $TIERROUTE_CONFIG, ./tierroute.yaml, else the environment).")
@@ -89,8 +90,10 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
                f"({loaded.source}); policy {router.policy.name}; ledger {settings.ledger.backend}"
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
     click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
+    # proxy_headers=False: no X-Forwarded-* rewriting middleware (nothing reads client addresses);
+    # server_header=False: no "server: uvicorn". The Date header stays (computed once a second).
     uvicorn.run(create_app(router), host=host, port=port, loop="uvloop", http="httptools", log_level=log_level,
-                access_log=False, lifespan="on", timeout_keep_alive=30)
+                access_log=False, lifespan="on", timeout_keep_alive=30, proxy_headers=False, server_header=False)
 
 
 def _router(config: str | None, *, with_ledger: bool = True) -> Any:
@@ -154,7 +157,7 @@ def _plan_json(plan: Any) -> dict[str, Any]:
         "details": dict(decision.details),
     }
     if plan.intent is not None:
-        out["intent"] = {"match": plan.intent.match, "scores": dict(plan.intent.scores)}
+        out["intent"] = plan.intent.as_dict()
     return out
 
 
@@ -181,13 +184,17 @@ def route(prompt: str, config: str | None, model: str, system: str | None, max_t
     click.echo(f"prompt tokens (estimate): {data['prompt_tokens_estimate']}   resolved as: {data['resolved_as']}")
     if "intent" in data:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(data["intent"]["scores"].items(), key=lambda kv: -kv[1]))
-        click.echo(f"intent: {data['intent']['match'] or 'no intent matched'}   scores: {scores}")
+        click.echo(f"intent: {data['intent']['match'] or 'no intent matched'} (threshold "
+                   f"{data['intent']['threshold']:.2f})   scores: {scores}")
     click.echo(f"{'rank':>4}  {'model':<40} {'expected cost':>14} {'quality':>8}")
     for i, c in enumerate(data["candidates"], 1):
         q = "" if c["predicted_quality"] is None else f"{c['predicted_quality']:.3f}"
         click.echo(f"{i:>4}  {c['model']:<40} {'$' + format(c['expected_cost_usd'], '.6f'):>14} {q:>8}")
     for r in data["rejected"]:
         click.echo(f"   -  {r['model']:<40} rejected: {r['why']}")
+    details = {k: v for k, v in data["details"].items() if k != "top"}
+    if details:
+        click.echo("details: " + ", ".join(f"{k}={v}" for k, v in details.items()))
 
 
 @main.command()
@@ -299,13 +306,5 @@ def export(config: str | None, out: str, since: str | None) -> None:
                    "(set ledger.store_prompts: true to keep prompts for training)", err=True)
 
 
-def _register_optional_commands() -> None:
-    try:
-        from .evaluation.commands import eval_command, train_command
-    except ImportError:
-        return
-    main.add_command(train_command, "train")
-    main.add_command(eval_command, "eval")
-
-
-_register_optional_commands()
+main.add_command(train_command, "train")
+main.add_command(eval_command, "eval")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._exceptions import ConfigError
 from .budgets.settings import LimitsSettings
+from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
 CONFIG_ENV = "TIERROUTE_CONFIG"
@@ -68,6 +69,8 @@ class ProviderSettings(_Frozen):
     first_token_timeout_seconds: float = Field(default=60.0, gt=0)
     total_timeout_seconds: float = Field(default=600.0, gt=0)
     max_connections: int = Field(default=200, ge=1)
+    # "fast": the lean keep-alive client; "aiohttp" is used anyway when HTTP(S)_PROXY applies to api_base.
+    http_client: Literal["fast", "aiohttp"] = "fast"
 
     @field_validator("api_base")
     @classmethod
@@ -115,18 +118,6 @@ class RouterSettings(_Frozen):
     default_tier: str = "general"
 
 
-class IntentRouteSettings(_Frozen):
-    name: str
-    utterances: list[str] = Field(min_length=1)
-    tier: str | None = None
-    models: list[str] | None = None
-
-
-class IntentsSettings(_Frozen):
-    threshold: float = Field(default=0.5, ge=0, le=1)
-    routes: list[IntentRouteSettings] = Field(default_factory=list)
-
-
 class ServerSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
@@ -149,7 +140,7 @@ class Settings(_Frozen):
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     tiers: list[TierSettings] | None = None
     router: RouterSettings = Field(default_factory=RouterSettings)
-    intents: IntentsSettings = Field(default_factory=IntentsSettings)
+    intents: IntentSettings = Field(default_factory=IntentSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)

@@ -98,7 +98,7 @@ class Router:
         self.providers: Mapping[str, Provider] = providers or {
             name: build_provider(name, p) for name, p in settings.providers.items()
         }
-        self.policy = policy or build_policy(settings.router, list(self.catalog.models.values()))
+        self.policy = policy or build_policy(settings.router.policy, settings.router.options, list(self.catalog.models.values()))
         self.ledger = ledger
         self.guards = tuple(guards)
         self.intents = self._build_intents(settings)
@@ -115,9 +115,9 @@ class Router:
     def _build_intents(settings: Settings) -> Any:
         if not settings.intents.routes:
             return None
-        from .policies.intents import IntentClassifier, IntentSettings
+        from .policies.intents import IntentClassifier
 
-        return IntentClassifier.from_settings(IntentSettings.model_validate(settings.intents.model_dump()))
+        return IntentClassifier.from_settings(settings.intents)
 
     # -- deciding ------------------------------------------------------------------------------------
     async def plan(self, body: JSONDict, *, caller: str | None = None) -> Plan:
@@ -251,7 +251,7 @@ class Router:
             plan = await self.plan(body, caller=caller)
             return plan, await self._admit(plan)
         except TierrouteError as exc:
-            self.metrics.rejected.labels(exc.code or "error").inc()
+            self.metrics.refused(exc.code or "error")
             raise
 
     async def _snapshot(self, features: RequestFeatures, body: JSONDict) -> StateSnapshot:
@@ -323,6 +323,7 @@ class Router:
     def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
                 overhead_ms: float | None = None, status: str | None = None) -> None:
         features = plan.features
+        metrics = self.metrics
         now_wall = self._wall()
         total_ms = (self._clock() - started) * 1000
         final_status = status or ("error" if error is not None else "ok")
@@ -338,15 +339,12 @@ class Router:
             baseline = self._baseline.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and self._baseline) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")
-            self.metrics.attempts.labels(attempt.deployment.id, err.kind if err is not None else "ok").inc()
+            metrics.attempt(attempt.deployment.id, err.kind if err is not None else "ok")
             if final:
-                self.metrics.requests.labels(attempt.model.id, outcome).inc()
-                self.metrics.latency.labels(attempt.model.id).observe(total_ms / 1000)
-                if overhead_ms is not None:
-                    self.metrics.overhead.observe(overhead_ms / 1000)
-            self.metrics.cost.labels(attempt.model.id).inc(cost)
-            self.metrics.tokens.labels(attempt.model.id, "prompt").inc(usage.prompt_tokens)
-            self.metrics.tokens.labels(attempt.model.id, "completion").inc(usage.completion_tokens)
+                metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,
+                                 overhead_seconds=overhead_ms / 1000 if overhead_ms is not None else None)
+            metrics.spent(attempt.model.id, cost_usd=cost, prompt_tokens=usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens)
             if self.ledger is None:
                 continue
             self.ledger.record(LedgerEntry(

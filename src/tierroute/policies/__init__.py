@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._exceptions import ConfigError
-from ..config import RouterSettings
 from ..types import ModelSpec
 from .base import DEFAULT_COMPLETION_TOKENS, Policy, expected_completion_tokens, expected_cost_usd
 from .cheapest import CheapestPolicy
 from .filters import apply_filters, rejection
+from .intents import IntentClassifier, IntentSettings
+from .learned import LearnedPolicy, build_learned_policy
 
 POLICY_NAMES = ("cheapest", "learned")
 
 
-def build_policy(settings: RouterSettings, models: Sequence[ModelSpec]) -> Policy:
-    """The policy named by ``router.policy``; its ``router.options`` are validated by the policy itself."""
-    if settings.policy == "cheapest":
-        if settings.options:
-            raise ConfigError(f"router.options: the cheapest policy takes no options, got {sorted(settings.options)}")
+def build_policy(name: str, options: Mapping[str, Any], models: Sequence[ModelSpec]) -> Policy:
+    """The policy called ``name`` (``router.policy``); it validates its own ``options`` (``router.options``)."""
+    if name == "cheapest":
+        if options:
+            raise ConfigError(f"router.options: the cheapest policy takes no options, got {sorted(options)}")
         return CheapestPolicy()
-    if settings.policy == "learned":
-        from .learned import build_learned_policy
-
-        return build_learned_policy(dict(settings.options), models)
-    raise ConfigError(f"router.policy: unknown policy {settings.policy!r}; expected one of: {', '.join(POLICY_NAMES)}")
+    if name == "learned":
+        return build_learned_policy(dict(options), models)
+    raise ConfigError(f"router.policy: unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)}")
 
 
 __all__ = [
-    "DEFAULT_COMPLETION_TOKENS", "POLICY_NAMES", "CheapestPolicy", "Policy", "apply_filters", "build_policy",
-    "expected_completion_tokens", "expected_cost_usd", "rejection",
+    "DEFAULT_COMPLETION_TOKENS", "POLICY_NAMES", "CheapestPolicy", "IntentClassifier", "IntentSettings", "LearnedPolicy",
+    "Policy", "apply_filters", "build_learned_policy", "build_policy", "expected_completion_tokens", "expected_cost_usd",
+    "rejection",
 ]

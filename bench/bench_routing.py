@@ -1,0 +1,64 @@
+"""Routing-decision latency: featurize + decide, p50/p99, short and 2,000-token prompts.
+
+Compares the trivial CheapestPolicy with the learned policy (untrained default, and a trained artifact if
+``--router`` is given). Run: ``python bench/bench_routing.py [--router ROUTER.npz] [--n 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tierroute.policies.cheapest import CheapestPolicy  # noqa: E402
+from tierroute.policies.learned import build_learned_policy  # noqa: E402
+from tierroute.types import ModelSpec, RequestFeatures, StateSnapshot  # noqa: E402
+
+CANDIDATES = [
+    ModelSpec("gpt-4-1106-preview", "openai", "gpt-4-1106-preview", 128000, 4096, 10.0, 30.0, quality=0.9),
+    ModelSpec("mixtral", "together", "mixtral", 32768, 4096, 0.6, 0.6, quality=0.7),
+    ModelSpec("gpt-5-mini", "openai", "gpt-5-mini", 400000, 128000, 0.25, 2.0, quality=0.86),
+]
+SHORT = "Which of the following best explains why magnets stick to a refrigerator door?"
+# ~8,000 characters, no blank lines: the worst case for the featurizer (the whole text is read).
+LONG = " ".join(f"Step {i}: consider the value x_{i} = {i * 37 % 101} and the function f(x) = x^2 + {i}x." for i in range(150))[:8000]
+
+
+def measure(policy: object, text: str, n: int) -> tuple[float, float]:
+    features = RequestFeatures("auto", len(text) // 4, 512, text)
+    state = StateSnapshot()
+    for _ in range(50):
+        policy.decide(features, CANDIDATES, state)  # type: ignore[attr-defined]
+    times = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter()
+        policy.decide(features, CANDIDATES, state)  # type: ignore[attr-defined]
+        times[i] = time.perf_counter() - start
+    return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--router", help="trained router .npz (model names mapped onto the bench candidates)")
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    policies: list[tuple[str, object]] = [("cheapest", CheapestPolicy()), ("learned (default, untrained)",
+                                                                          build_learned_policy({}, CANDIDATES))]
+    if args.router:
+        mapping = {"mistralai/Mixtral-8x7B-Instruct-v0.1": "mixtral"}
+        policies.append(("learned (trained artifact)",
+                         build_learned_policy({"artifact": args.router, "model_map": mapping}, CANDIDATES)))
+    print(f"{'policy':32s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s}")
+    for name, policy in policies:
+        for label, text in (("short (20 tok)", SHORT), (f"long ({len(LONG) // 4} tok)", LONG)):
+            p50, p99 = measure(policy, text, args.n)
+            print(f"{name:32s} {label:>16s} {p50:8.0f} {p99:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

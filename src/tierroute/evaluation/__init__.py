@@ -1,0 +1,1 @@
+"""Outcome data, training, replay, metrics and plots for learned routers (training needs the ``train`` extra)."""

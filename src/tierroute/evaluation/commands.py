@@ -1,0 +1,153 @@
+"""``tierroute train`` and ``tierroute eval``: thin shells over ``train.py`` and ``replay.py``.
+
+They parse options, call the library, and print; nothing here decides anything a test cannot reach directly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._exceptions import TierrouteError
+from ..policies.artifact import ArtifactError, load_artifact, save_artifact
+from ..policies.calibration import Goal
+from .data import load_outcomes
+from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
+from .train import file_digest, train_router
+
+
+def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
+    try:
+        return Goal.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    return lambda msg: click.echo(f"... {msg}", err=True)
+
+
+@click.command("train")
+@click.option("--data", "data_files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Outcome JSONL file(s) to train on (repeatable).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Router file to write (.npz).")
+@click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
+              help="Operating point to calibrate: quality=<share of best model>, cost=<USD/request>, strong_share=<0-1>.")
+@click.option("--bits", default=15, show_default=True, help="Hashed feature space is 2**bits buckets.")
+@click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True,
+              help="Featurise the final question block only, or the whole routing text.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
+def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, as_json: bool,
+                  quiet: bool) -> None:
+    """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
+    try:
+        data = load_outcomes(list(data_files))
+        provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
+                      "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
+                      + f" --goal {goal} --bits {bits} --focus {focus}"}
+        artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
+                                     provenance=provenance, progress=_progress(not quiet and not as_json))
+        size = save_artifact(artifact, out_path)
+    except TierrouteError as exc:
+        raise click.ClickException(exc.message) from None
+    summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c,
+               "seconds": round(rep.seconds, 2), "goal": str(goal),
+               "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
+               "heldout_operating_point": rep.operating_point, "calibration": rep.calibration}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"wrote {out_path} ({size / 1024:.0f} KiB) from {len(data)} items x {len(data.models)} models "
+               f"in {rep.seconds:.1f}s (C={rep.c})")
+    op = rep.operating_point
+    click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
+               f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
+               f"{op['strong_share']:.1%}, cost {op['cost']:.4g}")
+    for m, c in rep.calibration.items():
+        click.echo(f"  {m:45s} brier {c['brier']:.4f}  ece {c['ece']:.4f}")
+
+
+@click.command("eval")
+@click.option("--router", "router_path", type=click.Path(exists=True, dir_okay=False),
+              help="Trained router file; omit with --cv or --train to train inside the evaluation.")
+@click.option("--data", "data_files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Outcome JSONL file(s) to evaluate on.")
+@click.option("--train", "train_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Train on these files, then test on --data (e.g. RouterBench train/test splits).")
+@click.option("--cv", "cv", type=int, default=None, help="k-fold cross-validation over the items' 'fold' field.")
+@click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
+              help="Operating point calibrated on training data when training inside the evaluation.")
+@click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
+@click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
+                 goal: Goal, focus: str, decisions_path: str | None, plot_path: str | None, as_json: bool) -> None:
+    """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
+    modes = sum([router_path is not None, bool(train_files), cv is not None])
+    if modes != 1:
+        raise click.UsageError("give exactly one of --router, --train FILE, or --cv K")
+    progress = _progress(not as_json)
+    try:
+        data = load_outcomes(list(data_files))
+        replay: Replay
+        if router_path is not None:
+            replay = replay_artifact(load_artifact(router_path), data)
+        elif train_files:
+            replay = train_test(load_outcomes(list(train_files)), data, goal=goal, focus=focus, progress=progress)
+        else:
+            folds = sorted(set(data.folds.tolist()))
+            if cv is not None and len(folds) != cv:
+                raise click.UsageError(f"--cv {cv}: the data has {len(folds)} folds ({folds})")
+            replay = cross_validate(data, goal=goal, focus=focus, progress=progress)
+    except (TierrouteError, ArtifactError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    metrics = report(replay)
+    if decisions_path:
+        with open(decisions_path, "w", encoding="utf-8") as f:
+            for row in decisions(replay):
+                f.write(json.dumps(row) + "\n")
+    if plot_path:
+        from .plots import plot_report
+
+        plot_report(replay, metrics, plot_path)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    _print_report(metrics)
+
+
+def _print_report(m: dict[str, Any]) -> None:
+    click.echo(f"{m['items']} items, {len(m['models'])} models")
+    if "two_model" in m:
+        t = m["two_model"]
+        click.echo(f"strong {t['strong']} ({t['q_strong']:.3f}) vs weak {t['weak']} ({t['q_weak']:.3f})")
+        click.echo(f"APGR {t['apgr']:.3f}   CPT(50%) {t['cpt50']:.1%}   CPT(80%) {t['cpt80']:.1%}   "
+                   f"strong share for 95% of strong quality {t['strong_share_for_95pct_quality']:.1%}")
+    if "cost_quality" in m:
+        c = m["cost_quality"]
+        click.echo(f"AIQ router {c['aiq_router']:.4f}   zero router {c['aiq_zero']:.4f}   oracle {c['aiq_oracle']:.4f}   "
+                   f"gap closed {c['gap_closed']:.1%}   worst margin over zero {c['min_margin_over_zero']:+.4f}")
+        share = c["cost_share_for_best_single_quality"]
+        click.echo(f"{c['best_single']}'s quality reached at "
+                   + ("never" if share is None else f"{share:.1%} of its cost"))
+    op = m["operating_point"]
+    cost = f", cost {op['cost']:.5f}" if "cost" in op else ""
+    top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]
+    click.echo(f"operating point {op['objective']['mode']}={op['objective']['value']:.3g}: quality {op['quality']:.3f}{cost}; "
+               + ", ".join(f"{k} {v:.0%}" for k, v in top))
+    worst = max(m["calibration"].items(), key=lambda kv: kv[1]["ece"])
+    click.echo(f"calibration: worst ECE {worst[1]['ece']:.3f} ({worst[0]}), mean Brier "
+               f"{sum(v['brier'] for v in m['calibration'].values()) / len(m['calibration']):.4f}")
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for running without the main CLI group
+    group = click.Group(commands={"train": train_command, "eval": eval_command})
+    sys.exit(group())

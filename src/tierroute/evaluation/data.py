@@ -1,0 +1,166 @@
+"""Load routing outcome data (the canonical JSONL of ``shared/data/README.md``) with errors that point.
+
+Training and evaluation both start here, so a malformed line must fail with ``file:line: field: problem``
+rather than a ``KeyError`` deep inside a metric. The loaded form is columnar (a text list, a score matrix and
+a cost matrix) because every consumer works model-by-model over all items.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .._exceptions import TierrouteError
+
+DATA_DIR_ENV = "TIERROUTE_DATA_DIR"
+
+
+class OutcomeDataError(TierrouteError):
+    """An outcome file is missing, unreadable, or has a malformed line (message names file:line and field)."""
+
+    error_type = "data_error"
+
+
+def data_dir() -> Path:
+    """Where public outcome data lives: ``$TIERROUTE_DATA_DIR`` or ``<repo>/../shared/data``.
+
+    The data is never copied into the repository; tests and CI read it from beside the checkout.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class OutcomeItem:
+    """One prompt and what each model scored (and cost) on it."""
+
+    id: str
+    messages: tuple[dict[str, Any], ...]
+    scores: dict[str, float]
+    costs: dict[str, float]
+    category: str | None = None
+    dataset: str | None = None
+    fold: int | None = None
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeSet:
+    """Items in columnar form: ``scores[i, j]`` is model ``models[j]`` on item ``i``; NaN cost = unrecorded."""
+
+    items: tuple[OutcomeItem, ...]
+    models: tuple[str, ...]
+    scores: np.ndarray
+    costs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_costs(self) -> bool:
+        return bool(np.isfinite(self.costs).all())
+
+    @property
+    def folds(self) -> np.ndarray:
+        return np.array([-1 if it.fold is None else it.fold for it in self.items])
+
+    def subset(self, mask: np.ndarray | Sequence[int]) -> OutcomeSet:
+        index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask, dtype=int)
+        return OutcomeSet(tuple(self.items[i] for i in index), self.models, self.scores[index], self.costs[index])
+
+    def prompts(self) -> list[list[dict[str, Any]]]:
+        return [list(it.messages) for it in self.items]
+
+
+def _fail(path: Path, line: int, field: str, problem: str) -> OutcomeDataError:
+    return OutcomeDataError(f"{path}:{line}: {field}: {problem}")
+
+
+def _parse_line(raw: bytes, path: Path, line: int) -> OutcomeItem:
+    try:
+        row = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(path, line, "line", f"not valid JSON ({exc})") from None
+    if not isinstance(row, dict):
+        raise _fail(path, line, "line", "expected a JSON object")
+    item_id = row.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _fail(path, line, "id", "required non-empty string")
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _fail(path, line, "messages", "required non-empty array of messages")
+    for k, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise _fail(path, line, f"messages[{k}].role", "required string")
+        if not isinstance(msg.get("content"), (str, list)):
+            raise _fail(path, line, f"messages[{k}].content", "required string or array of parts")
+    outcomes = row.get("outcomes")
+    if not isinstance(outcomes, dict) or not outcomes:
+        raise _fail(path, line, "outcomes", "required non-empty object of model -> {score, cost?}")
+    scores: dict[str, float] = {}
+    costs: dict[str, float] = {}
+    for model, out in outcomes.items():
+        where = f"outcomes[{model!r}]"
+        if not isinstance(out, dict):
+            raise _fail(path, line, where, "expected an object with 'score'")
+        score = out.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise _fail(path, line, f"{where}.score", f"expected a number in [0, 1], got {score!r}")
+        scores[model] = float(score)
+        cost = out.get("cost")
+        if cost is not None:
+            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+                raise _fail(path, line, f"{where}.cost", f"expected a non-negative number, got {cost!r}")
+            costs[model] = float(cost)
+    fold = row.get("fold")
+    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int)):
+        raise _fail(path, line, "fold", f"expected an integer, got {fold!r}")
+    split = row.get("split")
+    if split is not None and not isinstance(split, str):
+        raise _fail(path, line, "split", f"expected a string, got {split!r}")
+    return OutcomeItem(id=item_id, messages=tuple(messages), scores=scores, costs=costs,
+                       category=row.get("category"), dataset=row.get("dataset"), fold=fold, split=split)
+
+
+def read_items(path: str | Path) -> list[OutcomeItem]:
+    """Parse one JSONL file; blank lines are skipped, anything else malformed raises ``OutcomeDataError``."""
+    path = Path(path)
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise OutcomeDataError(f"{path}: cannot read outcome data ({exc.strerror or exc})") from None
+    return [_parse_line(raw, path, n) for n, raw in enumerate(lines, start=1) if raw.strip()]
+
+
+def to_outcome_set(items: Iterable[OutcomeItem], *, where: str = "data") -> OutcomeSet:
+    """Columnarise items; every item must score the same models (the first item fixes the set and order)."""
+    items = tuple(items)
+    if not items:
+        raise OutcomeDataError(f"{where}: no outcome items")
+    models = tuple(items[0].scores)
+    model_set = set(models)
+    for it in items:
+        if set(it.scores) != model_set:
+            missing = sorted(model_set - set(it.scores)) or sorted(set(it.scores) - model_set)
+            raise OutcomeDataError(f"{where}: item {it.id!r}: outcomes: models differ from the first item ({missing})")
+    scores = np.array([[it.scores[m] for m in models] for it in items], dtype=np.float64)
+    costs = np.array([[it.costs.get(m, np.nan) for m in models] for it in items], dtype=np.float64)
+    return OutcomeSet(items, models, scores, costs)
+
+
+def load_outcomes(paths: str | Path | Sequence[str | Path]) -> OutcomeSet:
+    """Load and concatenate one or more outcome files."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    items: list[OutcomeItem] = []
+    for p in paths:
+        items.extend(read_items(p))
+    return to_outcome_set(items, where=", ".join(str(p) for p in paths))

@@ -1,0 +1,172 @@
+"""Router quality metrics: two-model gap recovery (APGR, CPT) and many-model cost-quality curves (AIQ).
+
+Two-model (RouteLLM, Ong et al. 2024): route the share ``x`` of items with the highest router score to the
+strong model; ``PGR(x) = (q(x) - q_weak) / (q_strong - q_weak)``; APGR is the area under PGR over x in [0, 1];
+CPT(p) is the smallest x with PGR >= p. Items with tied router scores are routed as a random tie-break would
+in expectation (linear interpolation inside each tie group), so a constant router scores exactly 0.5.
+
+Many-model with costs (RouterBench, Hu et al. 2024): each operating point of a router is an (average cost,
+average quality) pair; mixing two operating points at random achieves any point on the segment between them,
+so a router's curve is the upper convex hull of its points. The zero router is that hull over the single
+models; the oracle sweeps the same trade-off with true scores. AIQ is the mean of a curve over the cost range
+spanned by the single models (flat to the right of a curve's last point, absent to the left of its first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def quality_by_strong_share(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Average quality when the top-k items by ``router_score`` go to strong, for k = 0..n (tie-aware)."""
+    order = np.argsort(-router_score, kind="stable")
+    s = router_score[order]
+    gain = (strong - weak)[order]
+    n = s.size
+    cum = np.concatenate(([0.0], np.cumsum(gain)))
+    # Replace the cumulative gain inside each tie group by the straight line between its endpoints.
+    boundaries = np.concatenate(([0], np.flatnonzero(np.diff(s) != 0) + 1, [n]))
+    out = cum.copy()
+    for lo, hi in zip(boundaries[:-1], boundaries[1:]):
+        if hi - lo > 1:
+            out[lo:hi + 1] = np.linspace(cum[lo], cum[hi], hi - lo + 1)
+    return (weak.sum() + out) / n
+
+
+@dataclass(frozen=True)
+class TwoModelReport:
+    """Gap-recovery figures for one router on two-model data."""
+
+    apgr: float
+    cpt50: float
+    cpt80: float
+    strong_share_for_95pct: float
+    q_strong: float
+    q_weak: float
+    pgr_curve: tuple[tuple[float, float], ...]
+
+    def as_dict(self) -> dict[str, float]:
+        return {"apgr": self.apgr, "cpt50": self.cpt50, "cpt80": self.cpt80,
+                "strong_share_for_95pct_quality": self.strong_share_for_95pct,
+                "q_strong": self.q_strong, "q_weak": self.q_weak}
+
+
+def two_model_report(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> TwoModelReport:
+    """APGR, CPT(50%), CPT(80%) and the strong share needed for 95% of the strong model's quality."""
+    router_score = np.asarray(router_score, dtype=np.float64)
+    q = quality_by_strong_share(router_score, strong.astype(np.float64), weak.astype(np.float64))
+    x = np.linspace(0.0, 1.0, q.size)
+    q_s, q_w = float(strong.mean()), float(weak.mean())
+    gap = q_s - q_w
+    pgr = (q - q_w) / gap if gap != 0 else np.zeros_like(q)
+    apgr = float(np.sum((pgr[1:] + pgr[:-1]) * 0.5 * np.diff(x)))
+
+    def first_share(mask: np.ndarray) -> float:
+        hit = np.flatnonzero(mask)
+        return float(x[hit[0]]) if hit.size else 1.0
+
+    step = max(1, q.size // 200)
+    curve = tuple((float(a), float(b)) for a, b in zip(x[::step], pgr[::step]))
+    return TwoModelReport(apgr=apgr, cpt50=first_share(pgr >= 0.5 - 1e-12), cpt80=first_share(pgr >= 0.8 - 1e-12),
+                          strong_share_for_95pct=first_share(q >= 0.95 * q_s - 1e-12), q_strong=q_s, q_weak=q_w,
+                          pgr_curve=curve)
+
+
+def upper_hull(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The non-decreasing upper convex hull of (cost, quality) points, cheapest first.
+
+    Points that cost more without adding quality are dropped: paying more for less is never chosen.
+    """
+    pts = sorted(set((float(c), float(q)) for c, q in points), key=lambda p: (p[0], -p[1]))
+    best: list[tuple[float, float]] = []
+    for p in pts:  # keep only points improving quality as cost rises
+        if not best or p[1] > best[-1][1]:
+            best.append(p)
+    hull: list[tuple[float, float]] = []
+    for p in best:
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (y2 - y1) * (p[0] - x1) <= (p[1] - y1) * (x2 - x1):
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    return hull
+
+
+def curve_at(hull: Sequence[tuple[float, float]], cost: np.ndarray) -> np.ndarray:
+    """Quality of a hull at each cost: interpolated, flat right of its end, NaN left of its start."""
+    xs = np.array([p[0] for p in hull])
+    ys = np.array([p[1] for p in hull])
+    out = np.interp(cost, xs, ys, left=np.nan, right=ys[-1])
+    return out
+
+
+def aiq(hull: Sequence[tuple[float, float]], lo: float, hi: float, n: int = 2001) -> float:
+    """Average quality of a curve over costs [lo, hi] (a curve starting above ``lo`` scores 0 below it)."""
+    grid = np.linspace(lo, hi, n)
+    q = np.nan_to_num(curve_at(hull, grid), nan=0.0)
+    return float(np.mean(q))
+
+
+def oracle_points(scores: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -> list[tuple[float, float]]:
+    """Operating points of the oracle: per item, the model maximising true score - lambda * cost."""
+    scale = float(np.nanmax(costs)) or 1.0
+    points = []
+    for lam in np.concatenate(([0.0], np.geomspace(1e-4, 1e4, n_lambdas))):
+        utility = scores - lam * costs / scale - 1e-9 * costs / scale  # cheaper wins exact ties
+        pick = np.argmax(utility, axis=1)
+        rows = np.arange(scores.shape[0])
+        points.append((float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
+    return points
+
+
+@dataclass(frozen=True)
+class CostQualityReport:
+    """Many-model figures: router, zero router and oracle curves, AIQ of each, and the gap closed."""
+
+    router_hull: tuple[tuple[float, float], ...]
+    zero_hull: tuple[tuple[float, float], ...]
+    oracle_hull: tuple[tuple[float, float], ...]
+    singles: dict[str, tuple[float, float]]
+    aiq_router: float
+    aiq_zero: float
+    aiq_oracle: float
+    gap_closed: float
+    min_margin_over_zero: float
+    cost_share_for_best_single: float | None
+    best_single: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"aiq_router": self.aiq_router, "aiq_zero": self.aiq_zero, "aiq_oracle": self.aiq_oracle,
+                "gap_closed": self.gap_closed, "min_margin_over_zero": self.min_margin_over_zero,
+                "best_single": self.best_single,
+                "cost_share_for_best_single_quality": self.cost_share_for_best_single,
+                "singles": {m: {"cost": c, "quality": q} for m, (c, q) in self.singles.items()}}
+
+
+def cost_quality_report(router_points: Sequence[tuple[float, float]], models: Sequence[str], scores: np.ndarray,
+                        costs: np.ndarray) -> CostQualityReport:
+    """Compare a router's operating points with the zero router and the oracle on the same items."""
+    singles = {m: (float(costs[:, j].mean()), float(scores[:, j].mean())) for j, m in enumerate(models)}
+    lo = min(c for c, _ in singles.values())
+    hi = max(c for c, _ in singles.values())
+    zero = upper_hull(list(singles.values()))
+    oracle = upper_hull(oracle_points(scores, costs))
+    router = upper_hull(router_points)
+    a_r, a_z, a_o = aiq(router, lo, hi), aiq(zero, lo, hi), aiq(oracle, lo, hi)
+    grid = np.linspace(lo, hi, 401)
+    rq, zq = curve_at(router, grid), curve_at(zero, grid)
+    margin = float(np.nanmin(np.nan_to_num(rq, nan=-1.0) - zq))
+    best_model = max(singles, key=lambda m: (singles[m][1], -singles[m][0]))
+    best_cost, best_q = singles[best_model]
+    share = None
+    if router and router[-1][1] >= best_q - 1e-12 and best_cost > 0:
+        xs, ys = np.array([p[0] for p in router]), np.array([p[1] for p in router])
+        share = float(np.interp(best_q, ys, xs)) / best_cost if ys[0] < best_q else xs[0] / best_cost
+    gap = (a_r - a_z) / (a_o - a_z) if a_o > a_z else 0.0
+    return CostQualityReport(tuple(router), tuple(zero), tuple(oracle), singles, a_r, a_z, a_o, gap, margin, share,
+                             best_model)

@@ -1,0 +1,93 @@
+"""Trained-router files: one ``.npz`` holding numeric arrays plus a JSON metadata blob. Never pickle.
+
+Router files get shared and downloaded, so loading one must not execute code: ``numpy.load`` runs with
+``allow_pickle=False`` and the metadata is plain JSON stored as bytes. Loading is numpy-only and takes
+milliseconds, so a gateway can start with a trained router without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .featurizers import HashingFeaturizer
+from .objective import Objective
+from .predictors.base import QualityPredictor, predictor_from_arrays
+
+FORMAT = "tierroute-router"
+FORMAT_VERSION = 1
+_META_KEY = "__meta_json__"
+
+
+class ArtifactError(ValueError):
+    """A router file is missing, not a tierroute router, or from an incompatible version."""
+
+
+@dataclass(frozen=True)
+class RouterArtifact:
+    """Everything a trained router needs at inference, plus where it came from."""
+
+    featurizer: HashingFeaturizer
+    predictor: QualityPredictor
+    objective: Objective
+    mean_costs: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    heldout: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.predictor.models
+
+
+def save_artifact(artifact: RouterArtifact, path: str | Path) -> int:
+    """Write ``artifact`` to ``path`` (compressed npz); returns the file size in bytes."""
+    pconfig, arrays = artifact.predictor.to_arrays()
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "featurizer": artifact.featurizer.config(),
+        "predictor": pconfig,
+        "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
+        "mean_costs": artifact.mean_costs,
+        "provenance": artifact.provenance,
+        "heldout": artifact.heldout,
+    }
+    payload = {f"p.{k}": v for k, v in arrays.items()}
+    payload[_META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    data = buf.getvalue()
+    Path(path).write_bytes(data)
+    return len(data)
+
+
+def load_artifact(path: str | Path) -> RouterArtifact:
+    """Read a router file written by :func:`save_artifact`; raises :class:`ArtifactError` with the reason."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if _META_KEY not in npz.files:
+                raise ArtifactError(f"{path}: not a tierroute router file (no metadata)")
+            meta = json.loads(npz[_META_KEY].tobytes().decode("utf-8"))
+            arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("p.")}
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"{path}: cannot read router file ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a tierroute router file (format={meta.get('format')!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: router file version {meta.get('version')} is not supported (want {FORMAT_VERSION})")
+    try:
+        featurizer = HashingFeaturizer.from_config(meta["featurizer"])
+        predictor = predictor_from_arrays(meta["predictor"], arrays)
+        objective = Objective(mode=meta["objective"]["mode"], value=float(meta["objective"]["value"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: malformed router file ({exc})") from None
+    return RouterArtifact(featurizer, predictor, objective, dict(meta.get("mean_costs") or {}),
+                          dict(meta.get("provenance") or {}), dict(meta.get("heldout") or {}))

@@ -1,0 +1,106 @@
+"""Calibration: make predicted scores mean what they say, and turn a user's goal into an operating point.
+
+Two separate jobs live here because both are fitted on held-out (out-of-fold) predictions, never on the
+items a predictor was trained on:
+
+* probability calibration (Platt scaling per model) and the reliability figures we report (Brier, ECE);
+* operating-point calibration: find the ``lambda`` / ``margin`` / ``target`` that meets a goal such as
+  "average cost <= $0.002", "at most 30% of calls to the strongest model" or "95% of the best model's quality
+  at the lowest cost". The search is monotone in the knob, so a bisection over a grid is enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .objective import Objective, choose_many
+
+GoalKind = Literal["cost", "strong_share", "quality"]
+
+
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept on the logit minimising log-loss against (possibly fractional) targets ``y``."""
+    a, b = 1.0, 0.0
+    for _ in range(50):  # Newton steps on a 2-parameter convex problem
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * logits + b, -30, 30)))
+        g = p - y
+        w = np.maximum(p * (1 - p), 1e-9)
+        grad = np.array([np.dot(g, logits), g.sum()]) + np.array([1e-4 * (a - 1.0), 0.0])
+        h = np.array([[np.dot(w, logits * logits) + 1e-4, np.dot(w, logits)], [np.dot(w, logits), w.sum()]])
+        step = np.linalg.solve(h + 1e-9 * np.eye(2), grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-7:
+            break
+    return float(a), float(b)
+
+
+def brier(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((p - y) ** 2))
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    total = 0.0
+    for k in range(bins):
+        m = which == k
+        if m.any():
+            total += m.mean() * abs(float(p[m].mean()) - float(y[m].mean()))
+    return total
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What the user wants from the router, parsed from ``kind=value`` (e.g. ``quality=0.95``)."""
+
+    kind: GoalKind
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> Goal:
+        kind, sep, value = text.partition("=")
+        kind = kind.strip().replace("-", "_")
+        if not sep or kind not in ("cost", "strong_share", "quality"):
+            raise ValueError(f"goal must be cost=USD, strong_share=0-1 or quality=0-1 (share of best model), got {text!r}")
+        v = float(value)
+        if v < 0 or (kind != "cost" and v > 1.5):
+            raise ValueError(f"goal value out of range: {text!r}")
+        return cls(kind, v)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value:g}"
+
+
+def calibrate_operating_point(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, goal: Goal,
+                              mode: Literal["lambda", "margin"] = "margin") -> tuple[Objective, dict[str, float]]:
+    """The objective meeting ``goal`` on held-out predictions ``pred`` (n x m) with true ``scores``/``costs``.
+
+    Knob direction: a larger lambda or margin always means cheaper choices, so we scan a grid from cheap to
+    expensive and keep the cheapest setting that meets a quality goal (or the most expensive setting that
+    stays inside a cost or share goal). Returns the objective and its achieved held-out figures.
+    """
+    mean_cost = costs.mean(axis=0)
+    strongest = int(np.argmax(scores.mean(axis=0)))
+    grid = np.concatenate(([0.0], np.geomspace(1e-3, 10.0, 120))) if mode == "lambda" else np.linspace(0.0, 1.0, 201)
+    results = []
+    for knob in grid:
+        objective = Objective(mode=mode, value=float(knob))
+        pick = choose_many(pred, mean_cost, objective)
+        rows = np.arange(pred.shape[0])
+        results.append((float(knob), float(costs[rows, pick].mean()), float(scores[rows, pick].mean()),
+                        float(np.mean(pick == strongest))))
+    best_quality = float(scores.mean(axis=0).max())
+    if goal.kind == "quality":
+        ok = [r for r in results if r[2] >= goal.value * best_quality - 1e-12]
+        chosen = max(ok, key=lambda r: r[0]) if ok else min(results, key=lambda r: r[0])
+    else:
+        col = 1 if goal.kind == "cost" else 3
+        ok = [r for r in results if r[col] <= goal.value + 1e-12]
+        chosen = min(ok, key=lambda r: r[0]) if ok else max(results, key=lambda r: r[0])
+    knob, cost, quality, share = chosen
+    return Objective(mode=mode, value=knob), {"cost": cost, "quality": quality, "strong_share": share,
+                                               "quality_vs_best": quality / best_quality if best_quality else 0.0}

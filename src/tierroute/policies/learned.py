@@ -1,0 +1,163 @@
+"""The learned cost-quality policy and the factory the gateway builds it through.
+
+``LearnedPolicy`` featurises the routing text, predicts each candidate's quality (a trained predictor for
+models it was trained on, the catalog prior bent by prompt difficulty for the rest), prices each candidate
+with ``expected_cost_usd``, and ranks them with the configured :class:`Objective`. Without a trained artifact
+the same policy runs on priors alone, so routing works out of the box.
+
+Everything the decision used is returned in ``Decision.details`` so ``tierroute route`` can explain it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .._exceptions import ConfigError
+from ..types import Decision, ModelSpec, Ranked, RequestFeatures, StateSnapshot
+from .artifact import ArtifactError, load_artifact
+from .base import expected_cost_usd
+from .featurizers import HashingFeaturizer
+from .objective import Objective, rank
+from .predictors.base import QualityPredictor
+from .predictors.prior import PriorPredictor
+
+# Out-of-box objective: pay for a stronger model when it is predicted to be worth 0.3 quality points per
+# "price of the dearest candidate" (see docs/routing-quality.md, "Default router").
+DEFAULT_OBJECTIVE = Objective("lambda", 0.3)
+TOP_IN_DETAILS = 3
+
+
+class LearnedOptions(BaseModel):
+    """``router.options`` for the learned policy. At most one of lambda / margin / quality_target."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    artifact: str | None = Field(None, description="trained router file (.npz); absent: untrained default router")
+    lambda_: float | None = Field(None, alias="lambda", ge=0, description="quality points per relative cost")
+    margin: float | None = Field(None, ge=0, le=1, description="cheapest model within this of the best prediction")
+    quality_target: float | None = Field(None, ge=0, le=1, description="cheapest model predicted at least this good")
+    model_map: dict[str, str] = Field(default_factory=dict, description="artifact model name -> catalog id")
+
+    @model_validator(mode="after")
+    def _one_objective(self) -> LearnedOptions:
+        set_ = [n for n in ("lambda_", "margin", "quality_target") if getattr(self, n) is not None]
+        if len(set_) > 1:
+            raise ValueError(f"set at most one of lambda, margin, quality_target (got {', '.join(set_)})")
+        return self
+
+    def objective(self) -> Objective | None:
+        if self.lambda_ is not None:
+            return Objective("lambda", self.lambda_)
+        if self.margin is not None:
+            return Objective("margin", self.margin)
+        if self.quality_target is not None:
+            return Objective("target", 1.0 - self.quality_target)
+        return None
+
+
+@dataclass(frozen=True)
+class LearnedPolicy:
+    """Maximise predicted quality against expected cost; pure given (features, candidates, state)."""
+
+    featurizer: HashingFeaturizer
+    objective: Objective
+    predictor: QualityPredictor | None = None
+    # catalog id -> column of the predictor's output
+    columns: Mapping[str, int] = field(default_factory=dict)
+    prior: PriorPredictor = field(default_factory=PriorPredictor)
+    name: str = "learned"
+
+    def decide(self, features: RequestFeatures, candidates: Sequence[ModelSpec], state: StateSnapshot) -> Decision:
+        idx, vals, dense = self.featurizer.transform(features.text)
+        difficulty = self.prior.difficulty(dense)
+        quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
+        unknown = [m.id for m in candidates if m.id not in self.columns]
+        if self.predictor is not None and len(unknown) < len(candidates):
+            predicted = self.predictor.predict(idx, vals, dense)
+            for i, m in enumerate(candidates):
+                col = self.columns.get(m.id)
+                if col is not None:
+                    quality[i] = predicted[col]
+        cost = np.array([expected_cost_usd(features, m) for m in candidates])
+        objective = self.objective.under_pressure(state.budget_pressure)
+        order, utility = rank(quality, cost, objective)
+        ranked = tuple(Ranked(model=candidates[i], expected_cost_usd=float(cost[i]),
+                              predicted_quality=float(quality[i]), score=float(utility[i])) for i in order)
+        return Decision(ranked=ranked, reason=self._reason(ranked[0], objective, state, unknown, len(candidates)),
+                        policy=self.name, details=self._details(ranked, objective, difficulty, unknown, state))
+
+    def _reason(self, best: Ranked, objective: Objective, state: StateSnapshot, unknown: list[str], n: int) -> str:
+        how = {"lambda": f"best quality - {objective.value:.3g} x relative cost",
+               "margin": f"cheapest within {objective.value:.3g} of best predicted quality",
+               "target": f"cheapest predicted >= {1 - objective.value:.3g} quality"}[objective.mode]
+        parts = [f"{best.model.id}: {how} (predicted {best.predicted_quality:.2f}, ${best.expected_cost_usd:.5f})"]
+        if objective != self.objective:
+            parts.append(f"budget pressure {state.budget_pressure:.0%} shifted toward cheaper models")
+        if self.predictor is None:
+            parts.append("untrained default: catalog quality priors x prompt difficulty")
+        elif len(unknown) == n:
+            parts.append("no candidate is in the trained router; used catalog priors")
+        elif unknown:
+            parts.append(f"{len(unknown)} of {n} candidates not in the trained router; used catalog priors for them")
+        return "; ".join(parts)
+
+    def _details(self, ranked: tuple[Ranked, ...], objective: Objective, difficulty: float, unknown: list[str],
+                 state: StateSnapshot) -> dict[str, Any]:
+        return {
+            "objective": {"mode": objective.mode, "value": objective.value},
+            "difficulty": round(difficulty, 4),
+            "trained": self.predictor is not None,
+            "budget_pressure_applied": objective != self.objective,
+            "unknown_to_router": unknown,
+            "top": [{"model": r.model.id, "predicted_quality": round(r.predicted_quality or 0.0, 4),
+                     "expected_cost_usd": r.expected_cost_usd, "score": round(r.score or 0.0, 4)}
+                    for r in ranked[:TOP_IN_DETAILS]],
+        }
+
+
+def default_policy() -> LearnedPolicy:
+    """The out-of-box router: no training data, catalog priors and prompt difficulty."""
+    return LearnedPolicy(featurizer=HashingFeaturizer(), objective=DEFAULT_OBJECTIVE)
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]).replace("lambda_", "lambda")
+    field_name = f"router.options.{where}" if where else "router.options"
+    return ConfigError(f"{field_name}: {first['msg']}", param=field_name)
+
+
+def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]) -> LearnedPolicy:
+    """Validate ``router.options`` and build the policy once at start-up (reads the artifact file here).
+
+    ``models`` is the catalog, used to check ``model_map`` targets and to map artifact model names that are
+    already catalog ids. Raises :class:`ConfigError` naming ``router.options.<field>``.
+    """
+    try:
+        opts = LearnedOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    catalog_ids = {m.id for m in models}
+    for source, target in opts.model_map.items():
+        if target not in catalog_ids:
+            raise ConfigError(f"router.options.model_map.{source}: {target!r} is not a model in the catalog",
+                              param=f"router.options.model_map.{source}")
+    if opts.artifact is None:
+        return LearnedPolicy(featurizer=HashingFeaturizer(), objective=opts.objective() or DEFAULT_OBJECTIVE)
+    try:
+        artifact = load_artifact(opts.artifact)
+    except ArtifactError as exc:
+        raise ConfigError(f"router.options.artifact: {exc}", param="router.options.artifact") from None
+    unknown_sources = sorted(set(opts.model_map) - set(artifact.models))
+    if unknown_sources:
+        raise ConfigError(f"router.options.model_map: {unknown_sources} not in the router's models {list(artifact.models)}",
+                          param="router.options.model_map")
+    columns = {opts.model_map.get(name, name): j for j, name in enumerate(artifact.models)}
+    columns = {cid: j for cid, j in columns.items() if cid in catalog_ids}
+    return LearnedPolicy(featurizer=artifact.featurizer, objective=opts.objective() or artifact.objective,
+                         predictor=artifact.predictor, columns=columns)

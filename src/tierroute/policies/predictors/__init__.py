@@ -1,0 +1,13 @@
+"""Quality predictors: per prompt, each model's expected score in [0, 1].
+
+Inference is numpy-only over the featurizer's sparse output; training (``fit_*`` functions) imports
+scikit-learn lazily, so serving a trained router never needs the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+from .base import QualityPredictor, predictor_from_arrays
+from .linear import LinearPredictor
+from .prior import PriorPredictor
+
+__all__ = ["LinearPredictor", "PriorPredictor", "QualityPredictor", "predictor_from_arrays"]

@@ -1,0 +1,58 @@
+"""The untrained predictor: catalog quality priors bent by a prompt-difficulty heuristic.
+
+With no outcome data, the best available evidence is (a) how strong each model is in general (the catalog's
+``quality`` prior) and (b) how hard this prompt looks. Hard prompts widen the gap between strong and weak
+models; easy prompts ("hi", "fix this typo") are answered well by nearly every model. So each model's
+predicted error rate is its prior error scaled by ``exp(SPREAD * (difficulty - 0.5))``: at difficulty 0.5
+the priors stand as they are; on easy prompts every error shrinks (0.70 -> 0.98 at difficulty 0) so the
+cheap model wins; on hard ones weak models fall away fastest (0.95 -> 0.59, 0.70 -> 0.01 at difficulty 1).
+
+The difficulty weights are hand-set, not fitted; ``docs/routing-quality.md`` reports how this untrained
+router ranks prompts on the public data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..featurizers import DENSE_NAMES
+from .base import sigmoid
+
+SPREAD = 5.0
+# Used when a candidate has no ``quality`` in the catalog: a middling model.
+UNKNOWN_PRIOR = 0.7
+_DIFFICULTY_WEIGHTS: dict[str, float] = {
+    "log_chars": 3.0,  # ~e^6 = 400 chars is neutral; long prompts carry more to get wrong
+    "math_markers": 4.0,
+    "code_markers": 3.0,
+    "digit_share": 6.0,
+    "questions": 1.0,
+    "bias": -3.2,
+}
+
+
+@dataclass(frozen=True)
+class PriorPredictor:
+    """Difficulty heuristic over the featurizer's dense vector; no per-model weights."""
+
+    spread: float = SPREAD
+    kind: str = "prior"
+
+    def difficulty(self, dense: np.ndarray) -> float:
+        """Prompt difficulty in (0, 1), 0.5 for a typical few-hundred-character question."""
+        z = sum(w * float(dense[DENSE_NAMES.index(name)]) for name, w in _DIFFICULTY_WEIGHTS.items())
+        return float(sigmoid(np.array(z)))
+
+    def difficulty_many(self, dense: np.ndarray) -> np.ndarray:
+        w = np.zeros(len(DENSE_NAMES))
+        for name, weight in _DIFFICULTY_WEIGHTS.items():
+            w[DENSE_NAMES.index(name)] = weight
+        return sigmoid(dense @ w)
+
+    def predict_priors(self, priors: Sequence[float | None], difficulty: float) -> np.ndarray:
+        p = np.array([UNKNOWN_PRIOR if q is None else q for q in priors], dtype=np.float64)
+        error = (1.0 - np.clip(p, 0.0, 1.0)) * np.exp(self.spread * (difficulty - 0.5))
+        return np.clip(1.0 - error, 0.01, 1.0)

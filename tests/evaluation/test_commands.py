@@ -1,0 +1,63 @@
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tierroute.evaluation.commands import eval_command, train_command
+from tierroute.evaluation.data import data_dir
+
+OUT = data_dir() / "outcomes"
+
+
+def _head(src: Path, dst: Path, n: int) -> Path:
+    with src.open() as f:
+        dst.write_text("".join(next(f) for _ in range(n)))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def arc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("arc")
+    return (_head(OUT / "routerbench-arc_challenge-train.jsonl", d / "train.jsonl", 300),
+            _head(OUT / "routerbench-arc_challenge-test.jsonl", d / "test.jsonl", 150))
+
+
+def test_train_then_eval_many_models(arc: tuple[Path, Path], tmp_path: Path) -> None:
+    train, test = arc
+    router = tmp_path / "r.npz"
+    res = CliRunner().invoke(train_command, ["--data", str(train), "--out", str(router), "--bits", "12", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["items"] == 300 and router.stat().st_size == summary["bytes"]
+    dec, plot = tmp_path / "d.jsonl", tmp_path / "p.png"
+    res = CliRunner().invoke(eval_command, ["--router", str(router), "--data", str(test), "--json",
+                                            "--decisions", str(dec), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output)
+    cq = metrics["cost_quality"]
+    assert cq["aiq_oracle"] >= cq["aiq_zero"] > 0.5
+    rows = [json.loads(line) for line in dec.read_text().splitlines()]
+    assert len(rows) == 150 and {"id", "chosen", "router_score", "chosen_at"} <= set(rows[0])
+    assert plot.stat().st_size > 1000
+
+
+def test_cv_two_models_beats_random(tmp_path: Path) -> None:
+    data = _head(OUT / "routellm-mmlu.jsonl", tmp_path / "m.jsonl", 1200)  # a few subjects
+    res = CliRunner().invoke(eval_command, ["--cv", "5", "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    assert "APGR" in res.output and "CPT(50%)" in res.output
+    apgr = float(res.output.split("APGR ")[1].split()[0])
+    assert apgr > 0.53
+
+
+def test_bad_data_is_a_clean_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n')
+    res = CliRunner().invoke(train_command, ["--data", str(bad), "--out", str(tmp_path / "r.npz")])
+    assert res.exit_code != 0 and "bad.jsonl:1: id:" in res.output
+
+
+def test_eval_needs_exactly_one_mode(arc: tuple[Path, Path]) -> None:
+    res = CliRunner().invoke(eval_command, ["--data", str(arc[1])])
+    assert res.exit_code != 0 and "exactly one of" in res.output

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pytest
+
+from tierroute.evaluation.data import OutcomeDataError, data_dir, load_outcomes
+
+GOOD = '{"id": "a", "messages": [{"role": "user", "content": "hi"}], "outcomes": {"m1": {"score": 1.0}, "m2": {"score": 0}}}'
+
+
+def test_real_files_load() -> None:
+    data = load_outcomes(data_dir() / "outcomes" / "routerbench-arc_challenge-test.jsonl")
+    assert len(data) == 437 and len(data.models) == 11 and data.has_costs
+    assert data.scores.shape == (437, 11)
+
+
+@pytest.mark.parametrize("line,where", [
+    ("{not json", ":2: line: not valid JSON"),
+    ('{"messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1}}}', ":2: id:"),
+    ('{"id": "b", "messages": [], "outcomes": {"m1": {"score": 1}}}', ":2: messages:"),
+    ('{"id": "b", "messages": [{"role": "user"}], "outcomes": {"m1": {"score": 1}}}', ":2: messages[0].content:"),
+    ('{"id": "b", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1.5}}}', "outcomes['m1'].score"),
+    ('{"id": "b", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1, "cost": -1}}}', "outcomes['m1'].cost"),
+    ('{"id": "b", "fold": "x", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1}}}', ":2: fold:"),
+])
+def test_malformed_lines_name_file_line_and_field(tmp_path: Path, line: str, where: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(GOOD + "\n" + line + "\n")
+    with pytest.raises(OutcomeDataError) as exc:
+        load_outcomes(path)
+    assert str(path) in exc.value.message and where in exc.value.message
+
+
+def test_models_must_match_across_items(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(GOOD + "\n" + GOOD.replace('"m2"', '"m3"') + "\n")
+    with pytest.raises(OutcomeDataError, match="models differ"):
+        load_outcomes(path)
+
+
+def test_data_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TIERROUTE_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
