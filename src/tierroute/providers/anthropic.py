@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 
 from .._exceptions import UpstreamBadRequest, UpstreamError, UpstreamUnavailable
@@ -18,6 +17,7 @@ from ..types import Deployment, JSONDict
 from . import errors
 from .anthropic_translate import SSEParser, StreamTranslator, error_status, to_anthropic_request, to_openai_response, usage_from
 from .base import Completion, HTTPProvider
+from .client import Response
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -44,10 +44,13 @@ class AnthropicProvider(HTTPProvider):
     async def complete(self, deployment: Deployment, body: JSONDict) -> Completion:
         payload = self._payload(deployment, body)
         try:
-            async with self.session().post(self._url, data=orjson.dumps(payload), headers=self._headers) as resp:
+            resp = await self.client().post(self._url, orjson.dumps(payload), self._headers)
+            try:
                 raw = await resp.read()
-                if resp.status != 200:
-                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            finally:
+                resp.release()
+            if resp.status != 200:
+                raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
             message = orjson.loads(raw)
             if not isinstance(message, dict) or message.get("type") != "message":
                 raise UpstreamUnavailable(f"{self.name}: response is not a message", provider=self.name, deployment=deployment.id)
@@ -63,12 +66,12 @@ class AnthropicProvider(HTTPProvider):
         translator = StreamTranslator(payload["model"])
         parser = SSEParser()
         phase = "first token"
-        resp: aiohttp.ClientResponse | None = None
+        resp: Response | None = None
         try:
             # message_start arrives before the model produces anything, so the first-token clock runs until
             # the first content block (or the end), and the chunks seen meanwhile are held back.
             async with asyncio.timeout(self.settings.first_token_timeout_seconds):
-                resp = await self.session().post(self._url, data=orjson.dumps(payload), headers=self._headers)
+                resp = await self.client().post(self._url, orjson.dumps(payload), self._headers)
                 if resp.status != 200:
                     raw = await resp.read()
                     raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
@@ -90,11 +93,11 @@ class AnthropicProvider(HTTPProvider):
                 resp.release()
 
     async def _next_chunks(
-        self, resp: aiohttp.ClientResponse, parser: SSEParser, translator: StreamTranslator, deployment: Deployment
+        self, resp: Response, parser: SSEParser, translator: StreamTranslator, deployment: Deployment
     ) -> list[JSONDict]:
         """Read one SSE event and translate it; ``error`` events and a body that just stops raise."""
         while True:
-            line = await resp.content.readline()
+            line = await resp.readline()
             if not line:
                 raise UpstreamUnavailable(f"{self.name}: stream ended before message_stop", provider=self.name, deployment=deployment.id)
             decoded = parser.feed(line)

@@ -1,4 +1,4 @@
-"""The provider interface: one wire format per implementation, pooled keep-alive connections.
+"""The provider interface: one wire format per implementation, over pooled keep-alive connections.
 
 A provider turns an OpenAI-shaped chat-completions body into an upstream call and answers in OpenAI shape,
 whatever its own wire format. It raises only :class:`~tierroute.UpstreamError` subclasses.
@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import aiohttp
-
 from ..config import ProviderSettings
+from .client import HTTPClient, open_client
 from ..types import Deployment, JSONDict, Usage
 
 
@@ -41,32 +40,22 @@ class Provider(Protocol):
 
 
 class HTTPProvider:
-    """Shared plumbing: one pooled aiohttp session per provider, created inside the running loop."""
+    """Shared plumbing: one pooled HTTP client (``client.py``) per provider, created inside the running loop."""
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name
         self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HTTPClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def session(self) -> aiohttp.ClientSession:
+    def client(self) -> HTTPClient:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(
-                limit=self.settings.max_connections, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=self.settings.total_timeout_seconds, connect=self.settings.connect_timeout_seconds
-                ),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
+        if self._client is None or self._loop is not loop:
+            self._client = open_client(self.settings)
             self._loop = loop
-        return self._session
+        return self._client
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
-            await self._session.close()
-        self._session = None
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None

@@ -20,6 +20,7 @@ from .._exceptions import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .client import ConnectFailed, MalformedResponse, ResponseCutOff
 
 CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "prompt is too long", "context window",
                    "too many tokens", "input is too long")
@@ -82,18 +83,18 @@ def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provide
 
 
 def from_exception(exc: BaseException, *, provider: str, deployment: str, phase: str = "request") -> UpstreamError:
-    """Map a client-side failure (connection, timeout, protocol) raised while talking to a provider."""
+    """Map a client-side failure (connection, timeout, protocol) raised by either HTTP client (``client.py``)."""
     kwargs = {"provider": provider, "deployment": deployment}
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamTimeout(f"{provider}: timed out during {phase}", **kwargs)
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, (aiohttp.ClientConnectorError, ConnectFailed)):
         return UpstreamUnavailable(f"{provider}: cannot connect: {exc.os_error or exc}", **kwargs)
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, (aiohttp.ClientPayloadError, ResponseCutOff)):
         return UpstreamUnavailable(f"{provider}: response cut off during {phase}", **kwargs)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return UpstreamUnavailable(f"{provider}: connection failed during {phase}: {exc}", **kwargs)
-    if isinstance(exc, (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError)):
+    if isinstance(exc, (orjson.JSONDecodeError, MalformedResponse, ValueError, KeyError, TypeError, AttributeError)):
         return UpstreamUnavailable(f"{provider}: malformed response during {phase}: {exc}", **kwargs)
     raise exc

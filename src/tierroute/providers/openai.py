@@ -7,16 +7,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
-from multidict import CIMultiDict
-from yarl import URL
 
 from .._exceptions import UpstreamError, UpstreamUnavailable
 from ..config import ProviderSettings
 from ..types import Deployment, JSONDict, Usage
 from . import errors
 from .base import Completion, HTTPProvider
+from .client import Response
 
 DONE = b"[DONE]"
 
@@ -30,19 +28,21 @@ def usage_from(data: Any) -> Usage:
 class OpenAIProvider(HTTPProvider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        # Parsed once: aiohttp would otherwise parse the URL and copy the headers into a CIMultiDict per request.
-        self._url = URL(f"{settings.api_base}/chat/completions")
-        headers = CIMultiDict({"Content-Type": "application/json", **settings.headers})
+        self._url = f"{settings.api_base}/chat/completions"
+        headers = {"Content-Type": "application/json", **settings.headers}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
-        self._headers = headers
+        self._headers = headers  # one object for the provider's lifetime: the clients cache what they derive
 
     async def complete(self, deployment: Deployment, body: JSONDict) -> Completion:
         try:
-            async with self.session().post(self._url, data=orjson.dumps(body), headers=self._headers) as resp:
+            resp = await self.client().post(self._url, orjson.dumps(body), self._headers)
+            try:
                 raw = await resp.read()
-                if resp.status != 200:
-                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            finally:
+                resp.release()
+            if resp.status != 200:
+                raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
             response = orjson.loads(raw)
             if not isinstance(response, dict) or "choices" not in response:
                 raise UpstreamUnavailable(f"{self.name}: response has no 'choices'", provider=self.name, deployment=deployment.id)
@@ -55,10 +55,10 @@ class OpenAIProvider(HTTPProvider):
     async def stream(self, deployment: Deployment, body: JSONDict) -> AsyncIterator[JSONDict]:
         body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         phase = "first token"
-        resp: aiohttp.ClientResponse | None = None
+        resp: Response | None = None
         try:
             async with asyncio.timeout(self.settings.first_token_timeout_seconds):
-                resp = await self.session().post(self._url, data=orjson.dumps(body), headers=self._headers)
+                resp = await self.client().post(self._url, orjson.dumps(body), self._headers)
                 if resp.status != 200:
                     raw = await resp.read()
                     raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
@@ -75,10 +75,10 @@ class OpenAIProvider(HTTPProvider):
             if resp is not None:
                 resp.release()
 
-    async def _next_event(self, resp: aiohttp.ClientResponse, deployment: Deployment) -> JSONDict | None:
+    async def _next_event(self, resp: Response, deployment: Deployment) -> JSONDict | None:
         """The next ``data:`` event of an SSE body; None after ``[DONE]``; an error if the body just stops."""
         while True:
-            line = await resp.content.readline()
+            line = await resp.readline()
             if not line:
                 raise UpstreamUnavailable(f"{self.name}: stream ended before [DONE]", provider=self.name, deployment=deployment.id)
             if not line.startswith(b"data:"):
