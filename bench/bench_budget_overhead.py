@@ -11,7 +11,6 @@ per-caller rate limit and runaway detection (5 counters, 4 store calls per reque
 from __future__ import annotations
 
 import argparse
-import asyncio
 import platform
 import statistics
 import time

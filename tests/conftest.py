@@ -19,6 +19,9 @@ from tierroute.server import create_app
 
 from .fakes.openai_upstream import FakeOpenAI
 
+# Redis and PostgreSQL fixtures (skipped, or failed under TIERROUTE_REQUIRE_SERVICES=1, when missing).
+pytest_plugins = ["tests.services"]
+
 GATEWAY_KEY = "sk-test-gateway"
 
 

@@ -21,7 +21,6 @@ import yaml
 from tierroute.state import Counter
 from tierroute.state.redis import RedisStore
 
-from ..services import redis_prefix, redis_url  # noqa: F401 - fixtures
 
 # "count to three": 3 + 4 + 4 = 11 estimated prompt tokens, exactly what the fake upstream reports, and
 # max_tokens 5 = the fake's completion; so the reservation equals the real cost: $0.0000021 on "small".

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from tierroute.cli import main
 from tierroute.ledger import Ledger, LedgerEntry, SQLiteLedger
 
-from ..services import postgres_dsn  # noqa: F401 - fixture
 
 Opener = Callable[[], Ledger]
 

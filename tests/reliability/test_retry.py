@@ -7,7 +7,6 @@ import random
 import pytest
 
 from tierroute._exceptions import (
-    InvalidRequest,
     UpstreamAuthError,
     UpstreamBadRequest,
     UpstreamContentFiltered,

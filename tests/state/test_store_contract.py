@@ -9,7 +9,6 @@ import pytest
 
 from tierroute.state import Counter, MemoryStore, Refusal, StateStore
 
-from ..services import redis_prefix, redis_url  # noqa: F401 - fixtures
 
 T0 = 1_700_000_000.0
 

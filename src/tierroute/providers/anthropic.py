@@ -44,13 +44,7 @@ class AnthropicProvider(HTTPProvider):
     async def complete(self, deployment: Deployment, body: JSONDict) -> Completion:
         payload = self._payload(deployment, body)
         try:
-            resp = await self.client().post(self._url, orjson.dumps(payload), self._headers)
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
-            if resp.status != 200:
-                raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            raw = await self.post_read(self._url, orjson.dumps(payload), self._headers, deployment)
             message = orjson.loads(raw)
             if not isinstance(message, dict) or message.get("type") != "message":
                 raise UpstreamUnavailable(f"{self.name}: response is not a message", provider=self.name, deployment=deployment.id)
@@ -71,10 +65,7 @@ class AnthropicProvider(HTTPProvider):
             # message_start arrives before the model produces anything, so the first-token clock runs until
             # the first content block (or the end), and the chunks seen meanwhile are held back.
             async with asyncio.timeout(self.settings.first_token_timeout_seconds):
-                resp = await self.client().post(self._url, orjson.dumps(payload), self._headers)
-                if resp.status != 200:
-                    raw = await resp.read()
-                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+                resp = await self.post_ok(self._url, orjson.dumps(payload), self._headers, deployment)
                 pending: list[JSONDict] = []
                 while not translator.output_started:
                     pending += await self._next_chunks(resp, parser, translator, deployment)

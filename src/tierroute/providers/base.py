@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from collections.abc import Mapping
+
 from ..config import ProviderSettings
-from .client import HTTPClient, open_client
 from ..types import Deployment, JSONDict, Usage
+from . import errors
+from .client import HTTPClient, Response, open_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +62,22 @@ class HTTPProvider:
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.aclose()
         self._client = None
+
+    async def post_ok(self, url: str, body: bytes, headers: Mapping[str, str], deployment: Deployment) -> Response:
+        """POST and return a 200 response, unread; any other status raises its mapped error."""
+        resp = await self.client().post(url, body, headers)
+        if resp.status != 200:
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+            raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+        return resp
+
+    async def post_read(self, url: str, body: bytes, headers: Mapping[str, str], deployment: Deployment) -> bytes:
+        """POST and return the whole body of a 200 response; any other status raises its mapped error."""
+        resp = await self.post_ok(url, body, headers, deployment)
+        try:
+            return await resp.read()
+        finally:
+            resp.release()

@@ -36,13 +36,7 @@ class OpenAIProvider(HTTPProvider):
 
     async def complete(self, deployment: Deployment, body: JSONDict) -> Completion:
         try:
-            resp = await self.client().post(self._url, orjson.dumps(body), self._headers)
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
-            if resp.status != 200:
-                raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            raw = await self.post_read(self._url, orjson.dumps(body), self._headers, deployment)
             response = orjson.loads(raw)
             if not isinstance(response, dict) or "choices" not in response:
                 raise UpstreamUnavailable(f"{self.name}: response has no 'choices'", provider=self.name, deployment=deployment.id)
@@ -58,10 +52,7 @@ class OpenAIProvider(HTTPProvider):
         resp: Response | None = None
         try:
             async with asyncio.timeout(self.settings.first_token_timeout_seconds):
-                resp = await self.client().post(self._url, orjson.dumps(body), self._headers)
-                if resp.status != 200:
-                    raw = await resp.read()
-                    raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+                resp = await self.post_ok(self._url, orjson.dumps(body), self._headers, deployment)
                 chunk = await self._next_event(resp, deployment)
             phase = "stream"
             while chunk is not None:

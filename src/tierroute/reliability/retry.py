@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from .._exceptions import UpstreamAuthError, UpstreamContextTooLong, UpstreamError
 from .settings import RetrySettings
