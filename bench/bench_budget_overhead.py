@@ -1,6 +1,6 @@
 """What a budget check costs per request: the limits guard on the in-memory store vs on Redis.
 
-Per request it runs exactly what the Router runs around an upstream call: ``snapshot_request`` (runaway
+Per request it runs exactly what the Router runs around an upstream call: ``snapshot`` (runaway
 count + budget pressure), ``admit`` (the atomic reservation) and ``settle``; the upstream call itself is
 left out. Limits: a per-caller daily USD budget, a per-caller token budget, a global monthly budget, a
 per-caller rate limit and runaway detection (5 counters, 4 store calls per request).
@@ -45,7 +45,7 @@ async def run(guard: LimitsGuard, n: int, warmup: int = 200) -> list[float]:
         features = RequestFeatures(requested_model="auto", prompt_tokens=400, max_tokens=300, text="x", caller=caller)
         body: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": f"question {i}"}]}
         started = time.perf_counter()
-        await guard.snapshot_request(features, body)
+        await guard.snapshot(features, body)
         hold = await guard.admit(features, decision, uuid.uuid4().hex)
         await guard.settle(hold, cost_usd=0.0002, usage=Usage(400, 250), ok=True)
         if i >= warmup:
