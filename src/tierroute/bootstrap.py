@@ -63,8 +63,9 @@ def build_guards(settings: Settings) -> list[Guard]:
 
 
 def gateway_app() -> Any:
-    """An ASGI app from ``$TIERROUTE_CONFIG`` with ledger and guards, for ``uvicorn --factory`` (several
-    replicas behind a load balancer: ``uvicorn --factory tierroute.bootstrap:gateway_app --workers 4``)."""
+    """An ASGI app from ``$TIERROUTE_CONFIG`` (else the environment) with ledger and guards: what each worker
+    of ``tierroute serve --workers N`` runs. Prefer that command to calling this from ``uvicorn --factory``
+    yourself: it refuses a public bind without API keys."""
     from .server import create_app
 
-    return create_app(build_router(discover=False))
+    return create_app(build_router())

@@ -63,9 +63,14 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default from config: 4000).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; limits hold across them only with limits.state.backend: redis.")
 @_guarded
-def serve(config: str | None, host: str | None, port: int | None, log_level: str) -> None:
+def serve(config: str | None, host: str | None, port: int | None, log_level: str, workers: int) -> None:
     """Run the OpenAI-compatible gateway."""
+    import os
+    from pathlib import Path
+
     import uvicorn
 
     from .bootstrap import build_guards, load
@@ -85,15 +90,27 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     if not loaded.catalog.models:
         click.echo("tierroute: warning: no models available. Set a provider key (e.g. OPENAI_API_KEY), start a local "
                    "server (Ollama, vLLM, llama.cpp) or pass --config", err=True)
-    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger), guards=build_guards(settings))
     click.echo(f"tierroute: {len(loaded.catalog.models)} models from {', '.join(sorted(settings.providers)) or 'no providers'} "
-               f"({loaded.source}); policy {router.policy.name}; ledger {settings.ledger.backend}"
+               f"({loaded.source}); policy {settings.router.policy}; ledger {settings.ledger.backend}"
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
-    click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
     # proxy_headers=False: no X-Forwarded-* rewriting middleware (nothing reads client addresses);
     # server_header=False: no "server: uvicorn". The Date header stays (computed once a second).
-    uvicorn.run(create_app(router), host=host, port=port, loop="uvloop", http="httptools", log_level=log_level,
-                access_log=False, lifespan="on", timeout_keep_alive=30, proxy_headers=False, server_header=False)
+    options: dict[str, Any] = dict(host=host, port=port, loop="uvloop", http="httptools", log_level=log_level,
+                                   access_log=False, lifespan="on", timeout_keep_alive=30, proxy_headers=False,
+                                   server_header=False)
+    if workers > 1:
+        if settings.limits.state.backend == "memory" and (
+                settings.limits.budgets or settings.limits.rate_limits):
+            click.echo(f"tierroute: warning: limits use the in-memory store, so each of {workers} workers enforces "
+                       "them on its own; set limits.state.backend: redis to share them", err=True)
+        if loaded.source != "environment":
+            os.environ["TIERROUTE_CONFIG"] = str(Path(loaded.source).resolve())
+        click.echo(f"tierroute: listening on http://{host}:{port}/v1 with {workers} workers", err=True)
+        uvicorn.run("tierroute.bootstrap:gateway_app", factory=True, workers=workers, **options)
+        return
+    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger), guards=build_guards(settings))
+    click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(router), **options)
 
 
 def _router(config: str | None, *, with_ledger: bool = True) -> Any:

@@ -43,12 +43,10 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run([sys.executable, "-m", "tierroute", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
-@pytest.fixture
-def served(tmp_path, fake_upstream):
-    config = write_config(tmp_path, fake_upstream.url)
+def start_serve(config: Path, *extra: str) -> tuple[int, subprocess.Popen[str]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tierroute", "serve", "--config", str(config), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tierroute", "serve", "--config", str(config), "--port", str(port),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -59,6 +57,13 @@ def served(tmp_path, fake_upstream):
                 proc.kill()
                 raise RuntimeError(f"serve did not start: {proc.communicate()[1]}")
             time.sleep(0.05)
+    return port, proc
+
+
+@pytest.fixture
+def served(tmp_path, fake_upstream):
+    config = write_config(tmp_path, fake_upstream.url)
+    port, proc = start_serve(config)
     yield config, port, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -88,6 +93,22 @@ def test_serve_route_and_stats(served, fake_upstream):
     assert data["savings_usd"] > 0
     text = run_cli("stats", "--config", str(config))
     assert "saved:" in text.stdout and "cheap" in text.stdout
+
+
+def test_serve_with_several_workers(tmp_path, fake_upstream):
+    config = write_config(tmp_path, fake_upstream.url)
+    port, proc = start_serve(config, "--workers", "2")
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=2)
+        for _ in range(6):
+            answer = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content == "Hello from the fake upstream."
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert "with 2 workers" in stderr
+    stats = json.loads(run_cli("stats", "--config", str(config), "--json").stdout)
+    assert stats["requests"] == 6, "both workers write the one SQLite ledger"
 
 
 def test_serve_refuses_public_bind_without_keys(tmp_path, fake_upstream):
