@@ -100,15 +100,24 @@ def test_tierroute_stats_works_on_every_backend(backend, tmp_path):
     assert "requests: 4  errors: 1" in result.output and "spend: $0.004000" in result.output
 
 
-def test_postgres_schema_version_is_recorded(backend):
+def test_schema_version_is_recorded_and_migrating_again_applies_nothing(backend):
     name, settings, open_ = backend
-    if name != "postgres":
-        pytest.skip("PostgreSQL only")
+    open_()
+    if name == "sqlite":
+        import sqlite3
+
+        from tierroute.ledger.sqlite import SCHEMA_VERSION, migrate
+
+        conn = sqlite3.connect(settings["path"], isolation_level=None)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        migrate(conn)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.close()
+        return
     import psycopg
 
     from tierroute.ledger.postgres import SCHEMA_VERSION, migrate
 
-    open_()
     with psycopg.connect(settings["dsn"], autocommit=True) as conn:
         assert conn.execute("SELECT max(version) FROM tierroute_schema_version").fetchone()[0] == SCHEMA_VERSION
         assert migrate(conn) == SCHEMA_VERSION  # nothing left to apply
