@@ -204,7 +204,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds
 
 @contextlib.contextmanager
 def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
-            baseline_src: Path | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+            baseline_src: Path | None = None, policy: str = "cheapest") -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
     """Start nginx and the gateway (and a baseline gateway).
 
     Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
@@ -225,7 +225,8 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
             port = free_port()
             config = tmp / f"{name}.yaml"
             config.write_text(TIERROUTE_CONFIG.format(upstream_port=upstream_port, gateway_port=port,
-                                                      ledger_path=tmp / f"{name}-ledger.db"))
+                                                      ledger_path=tmp / f"{name}-ledger.db")
+                              + f"router:\n  policy: {policy}\n")
             env = {**os.environ, "PYTHONPATH": str(src)} if src else None
             log = tmp / f"{name}.out"
             cmd = [sys.executable, "-c", "from tierroute.cli import main; main()", "serve", "--config", str(config)]
@@ -287,14 +288,15 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None) -> dict[str, Any]:
+def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
+              policy: str = "cheapest") -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmpdir:
         tmp = Path(tmpdir)
         script = tmp / "post.lua"
         script.write_text(WRK_LUA.format(body=json.dumps(REQUEST_BODY)))
-        with servers(tmp, gateway_cpus, load_cpus, baseline_src) as (upstream_port, nginx_pid, gateways):
+        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy) as (upstream_port, nginx_pid, gateways):
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
             urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
             pids = {"direct": nginx_pid, **{name: pid for name, (_, pid) in gateways.items()}}
@@ -312,7 +314,7 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
                               f"server CPU {res.cpu_us_per_request or 0:6.1f} us/req  errors {res.errors}", file=sys.stderr)
             overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES)
     return summarize(results, overhead, duration=duration, rounds=rounds, pinned=gateway_cpus is not None,
-                     baseline=str(baseline_src) if baseline_src else None,
+                     baseline=str(baseline_src) if baseline_src else None, policy=policy,
                      cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
 
 
@@ -412,10 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
     parser.add_argument("--baseline", type=Path, default=None, metavar="SRC_DIR",
                         help="also measure a gateway run from the tierroute package under SRC_DIR, side by side")
+    parser.add_argument("--policy", default="cheapest",
+                        help="router.policy of the gateway(s) under test, e.g. learned (default cheapest)")
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
-    data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline)
+    data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline, policy=args.policy)
     print(json.dumps(data, indent=2) if args.json else report(data))
     return 0
 

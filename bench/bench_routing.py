@@ -1,7 +1,7 @@
 """Routing-decision latency: featurize + decide, p50/p99, short and 2,000-token prompts.
 
 Compares the trivial CheapestPolicy with the learned policy (untrained default, and a trained artifact if
-``--router`` is given). Run: ``python bench/bench_routing.py [--router ROUTER.npz] [--n 2000]``.
+``--router`` is given, repeatable). Run: ``python bench/bench_routing.py [--router ROUTER.npz ...] [--n 2000]``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from tierroute.policies.artifact import load_artifact  # noqa: E402
 from tierroute.policies.cheapest import CheapestPolicy  # noqa: E402
 from tierroute.policies.learned import build_learned_policy  # noqa: E402
 from tierroute.types import ModelSpec, RequestFeatures, StateSnapshot  # noqa: E402
@@ -44,20 +45,24 @@ def measure(policy: object, text: str, n: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--router", help="trained router .npz (model names mapped onto the bench candidates)")
+    parser.add_argument("--router", action="append", default=[],
+                        help="trained router .npz (repeatable; model names mapped onto the bench candidates)")
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
     policies: list[tuple[str, object]] = [("cheapest", CheapestPolicy()), ("learned (default, untrained)",
                                                                           build_learned_policy({}, CANDIDATES))]
-    if args.router:
-        mapping = {"mistralai/Mixtral-8x7B-Instruct-v0.1": "mixtral"}
-        policies.append(("learned (trained artifact)",
-                         build_learned_policy({"artifact": args.router, "model_map": mapping}, CANDIDATES)))
-    print(f"{'policy':32s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s}")
+    for path in args.router:
+        names = load_artifact(path).models
+        mapping = {name: "mixtral" for name in names if "mixtral-8x7b" in name.lower()}
+        policy = build_learned_policy({"artifact": path, "model_map": mapping}, CANDIDATES)
+        assert policy.predictor is not None
+        label = f"{policy.predictor.kind}, {len(policy.predictor.models)} models, 2^{policy.featurizer.bits}"
+        policies.append((f"trained ({label})", policy))
+    print(f"{'policy':40s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s}")
     for name, policy in policies:
         for label, text in (("short (20 tok)", SHORT), (f"long ({len(LONG) // 4} tok)", LONG)):
             p50, p99 = measure(policy, text, args.n)
-            print(f"{name:32s} {label:>16s} {p50:8.0f} {p99:8.0f}")
+            print(f"{name:40s} {label:>16s} {p50:8.0f} {p99:8.0f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def arc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_train_then_eval_many_models(arc: tuple[Path, Path], tmp_path: Path) -> None:
     train, test = arc
     router = tmp_path / "r.npz"
-    res = CliRunner().invoke(train_command, ["--data", str(train), "--out", str(router), "--bits", "12", "--json"])
+    res = CliRunner().invoke(train_command, ["--data", str(train), "--out", str(router), "--bits", "12", "--fast",
+                                             "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["items"] == 300 and router.stat().st_size == summary["bytes"]
@@ -43,8 +44,8 @@ def test_train_then_eval_many_models(arc: tuple[Path, Path], tmp_path: Path) -> 
 
 
 def test_cv_two_models_beats_random(tmp_path: Path) -> None:
-    data = _head(OUT / "routellm-mmlu.jsonl", tmp_path / "m.jsonl", 1200)  # a few subjects
-    res = CliRunner().invoke(eval_command, ["--cv", "5", "--data", str(data)])
+    data = _head(OUT / "routellm-mmlu.jsonl", tmp_path / "m.jsonl", 800)  # a few subjects
+    res = CliRunner().invoke(eval_command, ["--cv", "5", "--fast", "--bits", "12", "--data", str(data)])
     assert res.exit_code == 0, res.output
     assert "APGR" in res.output and "CPT(50%)" in res.output
     apgr = float(res.output.split("APGR ")[1].split()[0])

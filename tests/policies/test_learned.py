@@ -55,7 +55,7 @@ def test_bad_options_name_the_field(options: dict, field: str) -> None:
 @pytest.fixture(scope="module")
 def small_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl")
-    artifact, _ = train_router(data.subset(np.arange(400)), bits=12, c_grid=(1.0,))
+    artifact, _ = train_router(data.subset(np.arange(400)), bits=12, c_grid=(1.0,), weightings=("idf",))
     path = tmp_path_factory.mktemp("router") / "r.npz"
     save_artifact(artifact, path)
     return path
@@ -67,6 +67,8 @@ def test_artifact_round_trip_is_exact(small_router: Path) -> None:
     save_artifact(art, again_path)
     again = load_artifact(again_path)
     idx, vals, dense = art.featurizer.transform("Tom has 3 apples and buys 5 more. How many?")
+    assert art.featurizer.idf is not None and np.array_equal(art.featurizer.idf, again.featurizer.idf)
+    assert np.array_equal(idx, again.featurizer.transform("Tom has 3 apples and buys 5 more. How many?")[0])
     assert np.allclose(art.predictor.predict(idx, vals, dense), again.predictor.predict(idx, vals, dense))
     assert art.provenance["n_items"] == 400
 

@@ -17,7 +17,7 @@ from ..policies.artifact import ArtifactError, load_artifact, save_artifact
 from ..policies.calibration import Goal
 from .data import load_outcomes
 from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
-from .train import file_digest, train_router
+from .train import DEFAULT_BITS, file_digest, train_router
 
 
 def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
@@ -25,6 +25,13 @@ def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
         return Goal.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+FAST_HELP = "Skip the inner-CV search: tf weighting, C=1, no second stage (a quick look, not the shipped pipeline)."
+
+
+def _search(fast: bool) -> dict[str, Any]:
+    return {"c_grid": (1.0,), "weightings": ("tf",), "second_stage": False} if fast else {}
 
 
 def _progress(enabled: bool) -> Any:
@@ -39,25 +46,28 @@ def _progress(enabled: bool) -> Any:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Router file to write (.npz).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
               help="Operating point to calibrate: quality=<share of best model>, cost=<USD/request>, strong_share=<0-1>.")
-@click.option("--bits", default=15, show_default=True, help="Hashed feature space is 2**bits buckets.")
+@click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space is 2**bits buckets.")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True,
               help="Featurise the final question block only, or the whole routing text.")
+@click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
-def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, as_json: bool,
-                  quiet: bool) -> None:
+def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
+                  as_json: bool, quiet: bool) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     try:
         data = load_outcomes(list(data_files))
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
                       "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
-                      + f" --goal {goal} --bits {bits} --focus {focus}"}
+                      + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")}
         artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
-                                     provenance=provenance, progress=_progress(not quiet and not as_json))
+                                     provenance=provenance, progress=_progress(not quiet and not as_json),
+                                     **_search(fast))
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
-    summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c,
+    summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c, "weighting": rep.weighting,
+               "second_stage": rep.second_stage,
                "seconds": round(rep.seconds, 2), "goal": str(goal),
                "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
                "heldout_operating_point": rep.operating_point, "calibration": rep.calibration}
@@ -65,7 +75,8 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"wrote {out_path} ({size / 1024:.0f} KiB) from {len(data)} items x {len(data.models)} models "
-               f"in {rep.seconds:.1f}s (C={rep.c})")
+               f"in {rep.seconds:.1f}s ({rep.weighting}, C={rep.c}"
+               f"{', + second stage' if rep.second_stage else ''})")
     op = rep.operating_point
     click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
@@ -85,11 +96,13 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
               help="Operating point calibrated on training data when training inside the evaluation.")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
+@click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
+@click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 goal: Goal, focus: str, decisions_path: str | None, plot_path: str | None, as_json: bool) -> None:
+                 goal: Goal, focus: str, bits: int, fast: bool, decisions_path: str | None, plot_path: str | None, as_json: bool) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None])
     if modes != 1:
@@ -101,12 +114,13 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         if router_path is not None:
             replay = replay_artifact(load_artifact(router_path), data)
         elif train_files:
-            replay = train_test(load_outcomes(list(train_files)), data, goal=goal, focus=focus, progress=progress)
+            replay = train_test(load_outcomes(list(train_files)), data, goal=goal, focus=focus, bits=bits,
+                                progress=progress, **_search(fast))
         else:
             folds = sorted(set(data.folds.tolist()))
             if cv is not None and len(folds) != cv:
                 raise click.UsageError(f"--cv {cv}: the data has {len(folds)} folds ({folds})")
-            replay = cross_validate(data, goal=goal, focus=focus, progress=progress)
+            replay = cross_validate(data, goal=goal, focus=focus, bits=bits, progress=progress, **_search(fast))
     except (TierrouteError, ArtifactError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
     metrics = report(replay)

@@ -19,7 +19,10 @@ from .data import OutcomeDataError, OutcomeSet
 from .metrics import cost_quality_report, two_model_report
 from .train import DEFAULT_GOAL, Progress, expected_costs, featurize, train_router
 
-LAMBDA_SWEEP = np.concatenate(([0.0], np.geomspace(1e-3, 20.0, 80)))
+# Wide enough that the dear end is pure quality (0) and the cheap end is the cheapest model alone: lambda x the
+# smallest relative price step must exceed any predicted quality difference, or the curve never reaches the
+# cheap end and loses to the zero router there (RouterBench ARC: price steps of 1% of the dearest model).
+LAMBDA_SWEEP = np.concatenate(([0.0], np.geomspace(1e-3, 1e4, 120)))
 
 
 @dataclass

@@ -19,11 +19,16 @@ from ..chat_request import routing_text
 from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, calibrate_operating_point, ece, fit_platt
 from ..policies.featurizers import Focus, HashingFeaturizer
-from ..policies.predictors.linear import LinearPredictor, fit_linear
+from ..policies.predictors.base import QualityPredictor
+from ..policies.predictors.linear import fit_linear
+from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
 from .data import OutcomeSet
 
 Progress = Callable[[str], None]
 DEFAULT_C_GRID: tuple[float, ...] = (0.3, 1.0)
+# n-gram weightings tried by inner CV: "tf" (log counts) or "idf" (log counts x idf, fitted on training prompts).
+DEFAULT_WEIGHTINGS: tuple[str, ...] = ("tf", "idf")
+DEFAULT_BITS = 16
 DEFAULT_GOAL = Goal("quality", 0.95)
 INNER_FOLDS = 3
 
@@ -63,49 +68,104 @@ def expected_costs(data: OutcomeSet) -> np.ndarray:
 @dataclass(frozen=True)
 class TrainReport:
     c: float
-    cv_brier: dict[float, float]
+    weighting: str
+    second_stage: bool
+    cv_brier: dict[str, float]
     calibration: dict[str, dict[str, float]]
     operating_point: dict[str, float]
     seconds: float
 
 
+def apply_idf(x: Any, idf: np.ndarray) -> Any:
+    """Reweight a featurised corpus by ``idf`` and re-normalise rows: what ``transform`` does with idf set."""
+    from scipy import sparse
+
+    y = sparse.csr_matrix(x, copy=True)
+    y.data *= idf[y.indices]
+    norms = np.sqrt(np.asarray(y.multiply(y).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.diags((1.0 / norms).astype(np.float32)) @ y
+
+
+def _idf_of(featurizer: HashingFeaturizer, x: Any) -> np.ndarray:
+    idf = featurizer.with_idf(x).idf
+    assert idf is not None
+    return idf
+
+
 def _oof_logits(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], folds: np.ndarray,
-                c: float) -> np.ndarray:
+                c: float, featurizer: HashingFeaturizer | None) -> np.ndarray:
+    """Out-of-fold logits; with ``featurizer`` given, idf is fitted on each inner training part only."""
     out = np.zeros_like(scores)
     for k in np.unique(folds):
         tr, te = folds != k, folds == k
-        out[te] = fit_linear(x[tr], dense[tr], scores[tr], models, c=c).logits_many(x[te], dense[te])
+        xk = x if featurizer is None else apply_idf(x, _idf_of(featurizer, x[tr]))
+        out[te] = fit_linear(xk[tr], dense[tr], scores[tr], models, c=c).logits_many(xk[te], dense[te])
     return out
 
 
-def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, *, c_grid: Sequence[float] = DEFAULT_C_GRID,
-                  progress: Progress | None = None) -> tuple[LinearPredictor, np.ndarray, float, dict[float, float]]:
-    """Choose C by inner-CV Brier, Platt-calibrate on out-of-fold logits, fit on everything.
+def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
+                  c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
+                  second_stage: bool = True, progress: Progress | None = None,
+                  ) -> tuple[HashingFeaturizer, QualityPredictor, np.ndarray, float, str, dict[str, float]]:
+    """Choose the n-gram weighting and C by inner-CV Brier, Platt-calibrate out of fold, fit on everything.
 
-    Returns the predictor, its calibrated out-of-fold predictions (for operating points), C, and the CV table.
+    With ``second_stage``, also cross-fit boosted trees over the out-of-fold logits (``predictors.stacked``) and
+    keep them only if their inner-CV Brier beats the calibrated linear stage's.
+
+    Returns the (possibly idf-weighted) featurizer, the predictor, its out-of-fold predictions (for operating
+    points), C, the weighting and the CV table.
     """
     folds = inner_folds(data)
-    table: dict[float, float] = {}
-    logits_by_c: dict[float, np.ndarray] = {}
-    for c in c_grid:
-        if progress:
-            progress(f"inner {INNER_FOLDS}-fold CV, C={c}")
-        logits = _oof_logits(x, dense, data.scores, data.models, folds, c)
-        logits_by_c[c] = logits
-        table[c] = brier(1 / (1 + np.exp(-logits)), data.scores)
-    best_c = min(table, key=lambda c: table[c])
-    logits = logits_by_c[best_c]
+    table: dict[str, float] = {}
+    logits_by: dict[tuple[str, float], np.ndarray] = {}
+    for weighting in weightings:
+        for c in c_grid:
+            if progress:
+                progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
+            logits = _oof_logits(x, dense, data.scores, data.models, folds, c,
+                                 featurizer if weighting == "idf" else None)
+            logits_by[(weighting, c)] = logits
+            table[f"{weighting} C={c:g}"] = brier(1 / (1 + np.exp(-logits)), data.scores)
+    best_w, best_c = min(logits_by, key=lambda key: table[f"{key[0]} C={key[1]:g}"])
+    logits = logits_by[(best_w, best_c)]
     platt = [fit_platt(logits[:, j], data.scores[:, j]) for j in range(len(data.models))]
     scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
     oof = 1 / (1 + np.exp(-(scale * logits + shift)))
+    table["linear (chosen, Platt)"] = brier(oof, data.scores)
+    trees = None
+    if second_stage:
+        if progress:
+            progress(f"inner {INNER_FOLDS}-fold CV, second stage")
+        stacked_oof, candidate = _cross_fit_trees(logits, dense, data.scores, folds)
+        table["second stage"] = brier(stacked_oof, data.scores)
+        if table["second stage"] < table["linear (chosen, Platt)"]:
+            trees, oof = candidate, stacked_oof
+    if best_w == "idf":
+        featurizer = featurizer.with_idf(x)
+        assert featurizer.idf is not None
+        x = apply_idf(x, featurizer.idf)
     if progress:
-        progress(f"final fit on {len(data)} items, C={best_c}")
-    predictor = fit_linear(x, dense, data.scores, data.models, c=best_c).with_platt(scale, shift)
-    return predictor, oof, best_c, table
+        progress(f"final fit on {len(data)} items, {best_w}, C={best_c}")
+    linear = fit_linear(x, dense, data.scores, data.models, c=best_c)
+    predictor: QualityPredictor = linear.with_platt(scale, shift) if trees is None else StackedPredictor(linear, trees)
+    return featurizer, predictor, oof, best_c, best_w, table
 
 
-def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = 15, focus: Focus = "last",
-                 c_grid: Sequence[float] = DEFAULT_C_GRID, provenance: dict[str, Any] | None = None,
+def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
+                     folds: np.ndarray) -> tuple[np.ndarray, TreeEnsemble]:
+    """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows."""
+    f = stage_two_inputs(logits, dense)
+    out = np.zeros_like(scores)
+    for k in np.unique(folds):
+        tr, te = folds != k, folds == k
+        out[te] = 1 / (1 + np.exp(-fit_trees(f[tr], scores[tr]).raw_many(f[te])))
+    return out, fit_trees(f, scores)
+
+
+def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
+                 c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
+                 second_stage: bool = True, provenance: dict[str, Any] | None = None,
                  progress: Progress | None = None) -> tuple[RouterArtifact, TrainReport]:
     """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold."""
     start = time.perf_counter()
@@ -113,17 +173,20 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = 15,
     if progress:
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
-    predictor, oof, c, table = fit_predictor(x, dense, data, c_grid=c_grid, progress=progress)
+    featurizer, predictor, oof, c, weighting, table = fit_predictor(
+        x, dense, data, featurizer, c_grid=c_grid, weightings=weightings, second_stage=second_stage,
+        progress=progress)
     mean_costs = expected_costs(data)
     objective, achieved = calibrate_operating_point(oof, data.scores, _cost_matrix(data, mean_costs), goal)
     calibration = {m: {"brier": brier(oof[:, j], data.scores[:, j]), "ece": ece(oof[:, j], data.scores[:, j])}
                    for j, m in enumerate(data.models)}
-    heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c}
+    heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
+               "weighting": weighting, "second_stage": predictor.kind == "stacked", "cv_brier": table}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
-    return artifact, TrainReport(c, table, calibration, achieved, time.perf_counter() - start)
+    return artifact, TrainReport(c, weighting, predictor.kind == "stacked", table, calibration, achieved, time.perf_counter() - start)
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:

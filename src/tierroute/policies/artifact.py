@@ -20,7 +20,7 @@ from .objective import Objective
 from .predictors.base import QualityPredictor, predictor_from_arrays
 
 FORMAT = "tierroute-router"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META_KEY = "__meta_json__"
 
 
@@ -58,6 +58,7 @@ def save_artifact(artifact: RouterArtifact, path: str | Path) -> int:
         "heldout": artifact.heldout,
     }
     payload = {f"p.{k}": v for k, v in arrays.items()}
+    payload.update({f"f.{k}": v for k, v in artifact.featurizer.arrays().items()})
     payload[_META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)
@@ -75,6 +76,7 @@ def load_artifact(path: str | Path) -> RouterArtifact:
                 raise ArtifactError(f"{path}: not a tierroute router file (no metadata)")
             meta = json.loads(npz[_META_KEY].tobytes().decode("utf-8"))
             arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("p.")}
+            farrays = {k[2:]: npz[k] for k in npz.files if k.startswith("f.")}
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         if isinstance(exc, ArtifactError):
             raise
@@ -84,7 +86,7 @@ def load_artifact(path: str | Path) -> RouterArtifact:
     if meta.get("version") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: router file version {meta.get('version')} is not supported (want {FORMAT_VERSION})")
     try:
-        featurizer = HashingFeaturizer.from_config(meta["featurizer"])
+        featurizer = HashingFeaturizer.from_config(meta["featurizer"], farrays)
         predictor = predictor_from_arrays(meta["predictor"], arrays)
         objective = Objective(mode=meta["objective"]["mode"], value=float(meta["objective"]["value"]))
     except (KeyError, TypeError, ValueError) as exc:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -30,15 +30,31 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _SALT_WORD = np.uint64(0x51ED270B)
 _SALT_BIGRAM = np.uint64(0x2545F491)
 _SALT_CHAR = np.uint64(0x6C8E9CF5)
-# Prompts longer than this many bytes are featurised from their head and tail only: difficulty signals sit
-# in the instruction and the final question, and the cap bounds the worst-case latency.
-MAX_BYTES = 12_000
+# Routing texts longer than this are featurised from their head and tail halves only: difficulty signals sit
+# in the instruction and the final question, and the cap makes featurising O(1) in prompt length (a 2,000-token
+# prompt costs what a 500-token one does). Stored per artifact, so changing the default never changes a trained
+# router's features.
+DEFAULT_MAX_CHARS = 2048
+# Upper bound on max_chars (UTF-8 can take 4 bytes a character): sizes the precomputed hash power tables.
+_MAX_MAX_CHARS = 16_384
+_UPPER = bytes(range(65, 91))
 _CHOICE = re.compile(r"(?m)^\(?[A-Da-d][.)]\s")
 
 DENSE_NAMES: tuple[str, ...] = (
     "log_chars", "log_words", "newlines_per_kchar", "digit_share", "upper_share", "punct_share",
-    "questions", "math_markers", "code_markers", "choice_options", "mean_word_len", "bias",
+    "questions", "math_markers", "code_markers", "choice_options", "mean_word_len",
+    # How much arithmetic a question carries (multi-step word problems separate strong and weak models).
+    "numbers", "distinct_numbers", "longest_number", "decimals", "percent_dollar", "sentences",
+    "bias",
 )
+_DISTINCT_SCAN = 64
+# Numbers are digit runs with inner "." or "," (2.5, 3,000); a decimal point sits between two digits.
+_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*")
+_DECIMAL_POINT = re.compile(rb"(?<=\d)\.(?=\d)")
+_SENTENCE_ENDS = (b". ", b".\n", b"? ", b"?\n", b"! ", b"!\n")
+_DIGITS = bytes(range(48, 58))
+_LETTERS = bytes(range(97, 123))
+_PUNCT = bytes(range(33, 48)) + bytes(range(58, 65))
 
 
 def _inverse_mod_2_64(a: int) -> int:
@@ -58,10 +74,24 @@ def _powers(base: int, n: int) -> np.ndarray:
     return out
 
 
-def focus_text(text: str, focus: Focus) -> str:
-    """The part of ``text`` the featurizer reads (see module docstring)."""
-    if focus == "all":
-        return text
+def focus_text(text: str, focus: Focus, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The part of ``text`` the featurizer reads (see module docstring): at most ``max_chars`` + 1 characters."""
+    return _bounded(text, focus, max_chars)[0]
+
+
+def _bounded(text: str, focus: Focus, max_chars: int) -> tuple[str, int]:
+    """The focused text cut to head + tail, and the focused length before the cut (a difficulty signal)."""
+    if focus == "last":
+        # Only the end can hold the last block; never scan (or copy) a huge prompt whole.
+        text = _last_block(text[-4 * max_chars:])
+    full = len(text)
+    if full > max_chars:
+        half = max_chars // 2
+        text = text[:half] + "\n" + text[-half:]
+    return text, full
+
+
+def _last_block(text: str) -> str:
     stripped = text.rstrip()
     cut = stripped.rfind("\n\n")
     tail = stripped[cut + 2:] if cut >= 0 else stripped
@@ -70,6 +100,26 @@ def focus_text(text: str, focus: Focus) -> str:
         prev = stripped.rfind("\n\n", 0, cut)
         tail = stripped[prev + 2 if prev >= 0 else 0:]
     return tail
+
+
+def _dedup(buckets: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique buckets (sorted) and their counts.
+
+    Up to 2**16 buckets, a 16-bit stable sort (numpy uses radix sort there) beats both a comparison sort and a
+    bincount over every bucket; above that, bincount's cost is the table size, sort's the number of hashes.
+    """
+    if bits <= 16 and buckets.size:
+        ordered = np.sort(buckets.astype(np.uint16), kind="stable")
+        new = np.empty(ordered.size, dtype=bool)
+        new[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        first = np.flatnonzero(new)
+        return ordered[first].astype(np.int64), np.diff(np.append(first, ordered.size))
+    if buckets.size * 16 < (1 << bits):
+        return np.unique(buckets, return_counts=True)
+    counts = np.bincount(buckets, minlength=1 << bits)
+    idx = np.flatnonzero(counts)
+    return idx, counts[idx]
 
 
 @dataclass(frozen=True)
@@ -85,14 +135,22 @@ class HashingFeaturizer:
     char_ngrams: tuple[int, ...] = (3, 5)
     word_bigrams: bool = True
     focus: Focus = "last"
+    max_chars: int = DEFAULT_MAX_CHARS
+    # Per-bucket inverse document frequency fitted on training prompts (``with_idf``); None: plain log counts.
+    idf: np.ndarray | None = field(default=None, repr=False, compare=False)
     _pow: np.ndarray = field(init=False, repr=False, compare=False)
     _inv_pow: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 8 <= self.bits <= 24:
             raise ValueError(f"bits must be between 8 and 24, got {self.bits}")
-        object.__setattr__(self, "_pow", _powers(int(_MUL), MAX_BYTES + 2))
-        object.__setattr__(self, "_inv_pow", _powers(_inverse_mod_2_64(int(_MUL)), MAX_BYTES + 2))
+        if not 64 <= self.max_chars <= _MAX_MAX_CHARS:
+            raise ValueError(f"max_chars must be between 64 and {_MAX_MAX_CHARS}, got {self.max_chars}")
+        if self.idf is not None and self.idf.shape != (self.dim,):
+            raise ValueError(f"idf has shape {self.idf.shape}, expected ({self.dim},)")
+        n = 4 * self.max_chars + 8
+        object.__setattr__(self, "_pow", _powers(int(_MUL), n))
+        object.__setattr__(self, "_inv_pow", _powers(_inverse_mod_2_64(int(_MUL)), n))
 
     @property
     def dim(self) -> int:
@@ -105,14 +163,31 @@ class HashingFeaturizer:
     def config(self) -> dict[str, object]:
         """What an artifact stores so that loading rebuilds the identical featurizer."""
         return {"kind": "hashing", "bits": self.bits, "char_ngrams": list(self.char_ngrams),
-                "word_bigrams": self.word_bigrams, "focus": self.focus}
+                "word_bigrams": self.word_bigrams, "focus": self.focus, "max_chars": self.max_chars}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Fitted arrays an artifact stores beside ``config()``."""
+        return {} if self.idf is None else {"idf": self.idf.astype(np.float16)}
+
+    def with_idf(self, x: Any) -> HashingFeaturizer:
+        """A copy weighting buckets by smoothed idf fitted on ``x`` (this featurizer's CSR output for a corpus).
+
+        ``log((n + 1) / (df + 1)) + 1``: rare n-grams (a subject's vocabulary) count more than ubiquitous ones
+        ("the", "answer"). Unseen buckets get the largest weight, as in scikit-learn's smoothed idf.
+        """
+        df = np.bincount(x.indices, minlength=self.dim)
+        idf = (np.log((x.shape[0] + 1.0) / (df + 1.0)) + 1.0).astype(np.float32)
+        return replace(self, idf=idf)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, object]) -> HashingFeaturizer:
+    def from_config(cls, cfg: dict[str, object], arrays: dict[str, np.ndarray] | None = None) -> HashingFeaturizer:
         if cfg.get("kind", "hashing") != "hashing":
             raise ValueError(f"unknown featurizer kind {cfg.get('kind')!r}")
-        return cls(bits=int(cfg.get("bits", 15)), char_ngrams=tuple(int(n) for n in cfg.get("char_ngrams", (3, 5))),  # type: ignore[union-attr]
-                   word_bigrams=bool(cfg.get("word_bigrams", True)), focus=cfg.get("focus", "last"))  # type: ignore[arg-type]
+        idf = (arrays or {}).get("idf")
+        return cls(idf=None if idf is None else np.asarray(idf, np.float32),  # type: ignore[arg-type]
+                   bits=int(cfg.get("bits", 15)), char_ngrams=tuple(int(n) for n in cfg.get("char_ngrams", (3, 5))),  # type: ignore[union-attr]
+                   word_bigrams=bool(cfg.get("word_bigrams", True)), focus=cfg.get("focus", "last"),  # type: ignore[arg-type]
+                   max_chars=int(cfg.get("max_chars", _MAX_MAX_CHARS)))  # type: ignore[call-overload]
 
     def _hashes(self, data: np.ndarray) -> np.ndarray:
         """All n-gram hashes of a lower-cased byte array (uint64, before folding into buckets)."""
@@ -146,52 +221,62 @@ class HashingFeaturizer:
 
     def transform(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Featurise one routing text: ``(indices int64, values float32, dense float32)``."""
-        text = focus_text(text, self.focus)
-        raw = text.lower().encode("utf-8", "ignore")
-        if len(raw) > MAX_BYTES:
-            half = MAX_BYTES // 2
-            raw = raw[:half] + b"\n" + raw[-half + 1:]
-        data = np.frombuffer(raw, dtype=np.uint8)
+        text, full = _bounded(text, self.focus, self.max_chars)
+        data = np.frombuffer(text.lower().encode("utf-8", "ignore"), dtype=np.uint8)
         buckets = self._bucket(self._hashes(data))
-        if buckets.size * 16 < self.dim:  # short prompt: sorting a few hashes beats scanning every bucket
-            idx, counts = np.unique(buckets, return_counts=True)
-        else:
-            counts = np.bincount(buckets, minlength=self.dim)
-            idx = np.flatnonzero(counts)
-            counts = counts[idx]
+        idx, counts = _dedup(buckets, self.bits)
         vals = np.log1p(counts.astype(np.float32))
+        if self.idf is not None:
+            vals *= self.idf[idx]
         norm = float(np.sqrt(np.dot(vals, vals)))
         if norm > 0:
             vals /= norm
-        return idx, vals, self.dense(text, data)
+        return idx, vals, self._dense(text, data.tobytes(), full)
 
-    def dense(self, text: str, data: np.ndarray) -> np.ndarray:
+    def dense(self, text: str) -> np.ndarray:
+        """The structure features alone (all the untrained router reads): no n-gram hashing."""
+        text, full = _bounded(text, self.focus, self.max_chars)
+        return self._dense(text, text.lower().encode("utf-8", "ignore"), full)
+
+    def _dense(self, text: str, raw: bytes, full_chars: int) -> np.ndarray:
         """Structure features, each scaled to roughly [0, 1] so one regulariser suits them all.
 
-        Counted on the lower-cased bytes with one lookup table, so the cost stays flat in prompt length.
+        Counted with ``bytes.count`` / ``bytes.translate`` and two regexes on the (bounded) lower-cased bytes:
+        a few dozen C calls, no per-call numpy overhead, which is what a short prompt's cost is made of. The two
+        length features are scaled back up to the focused text's full length.
         """
-        n = max(int(data.size), 1)
-        counts = np.bincount(data, minlength=256)
-        digits = int(counts[48:58].sum())
-        letters = int(counts[97:123].sum())
-        spaces, newlines = int(counts[32]), int(counts[10])
-        punct = int(counts[33:48].sum() + counts[58:65].sum())
-        math_marks = int(sum(counts[ord(c)] for c in "=+^*/<>"))
-        code_marks = int(counts[ord("{")] + counts[ord("}")] + counts[ord(";")]) + 4 * text.count("```")
-        upper = sum(1 for c in text[:300] if c.isupper()) / max(min(len(text), 300), 1)
+        n = max(len(raw), 1)
+        scale = max(full_chars, 1) / max(len(text), 1)
+
+        def count_of(chars: bytes) -> int:
+            return len(raw) - len(raw.translate(None, chars))
+
+        spaces, newlines = raw.count(b" "), raw.count(b"\n")
+        code_marks = count_of(b"{};") + 4 * raw.count(b"```")
+        head = text[:300].encode("ascii", "ignore")
+        upper = (len(head) - len(head.translate(None, _UPPER))) / max(min(len(text), 300), 1)
         words = spaces + newlines + 1
+        numbers = _NUMBER.findall(raw)
+        sentences = sum(raw.count(pair) for pair in _SENTENCE_ENDS) + 1
         return np.array([
-            math.log1p(n) / 10.0,
-            math.log1p(words) / 8.0,
+            math.log1p(n * scale) / 10.0,
+            math.log1p(words * scale) / 8.0,
             min(newlines * 1000.0 / n, 50.0) / 50.0,
-            digits / n,
+            count_of(_DIGITS) / n,
             upper,
-            punct / n,
-            min(int(counts[ord("?")]), 10) / 10.0,
-            min(math_marks, 50) / 50.0,
+            count_of(_PUNCT) / n,
+            min(raw.count(b"?"), 10) / 10.0,
+            min(count_of(b"=+^*/<>"), 50) / 50.0,
             min(code_marks, 20) / 20.0,
             min(len(_CHOICE.findall(text[-1500:])), 8) / 8.0,
-            letters / words / 10.0,
+            count_of(_LETTERS) / words / 10.0,
+            min(len(numbers), 20) / 20.0,
+            # the feature saturates at 20, so the first numbers decide it and a number-dense prompt stays cheap
+            min(len(set(numbers[:_DISTINCT_SCAN])), 20) / 20.0,
+            min(max(map(len, numbers), default=0), 10) / 10.0,
+            min(len(_DECIMAL_POINT.findall(raw)), 5) / 5.0,
+            min(count_of(b"%$"), 5) / 5.0,
+            min(sentences, 20) / 20.0,
             1.0,
         ], dtype=np.float32)
 

@@ -73,11 +73,16 @@ class LearnedPolicy:
     name: str = "learned"
 
     def decide(self, features: RequestFeatures, candidates: Sequence[ModelSpec], state: StateSnapshot) -> Decision:
-        idx, vals, dense = self.featurizer.transform(features.text)
+        unknown = [m.id for m in candidates if m.id not in self.columns]
+        use_predictor = self.predictor is not None and len(unknown) < len(candidates)
+        if use_predictor:
+            idx, vals, dense = self.featurizer.transform(features.text)
+        else:  # priors only read the structure features: skip n-gram hashing entirely
+            dense = self.featurizer.dense(features.text)
         difficulty = self.prior.difficulty(dense)
         quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
-        unknown = [m.id for m in candidates if m.id not in self.columns]
-        if self.predictor is not None and len(unknown) < len(candidates):
+        if use_predictor:
+            assert self.predictor is not None
             predicted = self.predictor.predict(idx, vals, dense)
             for i, m in enumerate(candidates):
                 col = self.columns.get(m.id)

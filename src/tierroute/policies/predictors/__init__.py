@@ -9,5 +9,6 @@ from __future__ import annotations
 from .base import QualityPredictor, predictor_from_arrays
 from .linear import LinearPredictor
 from .prior import PriorPredictor
+from .stacked import StackedPredictor
 
-__all__ = ["LinearPredictor", "PriorPredictor", "QualityPredictor", "predictor_from_arrays"]
+__all__ = ["LinearPredictor", "PriorPredictor", "QualityPredictor", "StackedPredictor", "predictor_from_arrays"]

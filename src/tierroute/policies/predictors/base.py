@@ -33,6 +33,10 @@ def predictor_from_arrays(config: dict[str, Any], arrays: dict[str, np.ndarray])
         from .linear import LinearPredictor
 
         return LinearPredictor.from_arrays(config, arrays)
+    if kind == "stacked":
+        from .stacked import StackedPredictor
+
+        return StackedPredictor.from_arrays(config, arrays)
     raise ValueError(f"unknown predictor kind {kind!r}")
 
 

@@ -13,6 +13,7 @@ router ranks prompts on the public data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ _DIFFICULTY_WEIGHTS: dict[str, float] = {
     "questions": 1.0,
     "bias": -3.2,
 }
+_WEIGHT_INDEX: tuple[tuple[int, float], ...] = tuple((DENSE_NAMES.index(n), w) for n, w in _DIFFICULTY_WEIGHTS.items())
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,17 @@ class PriorPredictor:
 
     def difficulty(self, dense: np.ndarray) -> float:
         """Prompt difficulty in (0, 1), 0.5 for a typical few-hundred-character question."""
-        z = sum(w * float(dense[DENSE_NAMES.index(name)]) for name, w in _DIFFICULTY_WEIGHTS.items())
-        return float(sigmoid(np.array(z)))
+        values = dense.tolist()  # plain floats: a handful of products is cheaper than numpy calls
+        z = sum(w * values[i] for i, w in _WEIGHT_INDEX)
+        return 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
 
     def difficulty_many(self, dense: np.ndarray) -> np.ndarray:
         w = np.zeros(len(DENSE_NAMES))
-        for name, weight in _DIFFICULTY_WEIGHTS.items():
-            w[DENSE_NAMES.index(name)] = weight
+        for i, weight in _WEIGHT_INDEX:
+            w[i] = weight
         return sigmoid(dense @ w)
 
     def predict_priors(self, priors: Sequence[float | None], difficulty: float) -> np.ndarray:
-        p = np.array([UNKNOWN_PRIOR if q is None else q for q in priors], dtype=np.float64)
-        error = (1.0 - np.clip(p, 0.0, 1.0)) * np.exp(self.spread * (difficulty - 0.5))
-        return np.clip(1.0 - error, 0.01, 1.0)
+        bend = math.exp(self.spread * (difficulty - 0.5))
+        return np.array([min(max(1.0 - (1.0 - min(max(UNKNOWN_PRIOR if q is None else q, 0.0), 1.0)) * bend, 0.01), 1.0)
+                         for q in priors], dtype=np.float64)
