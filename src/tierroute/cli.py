@@ -119,6 +119,19 @@ def _router(config: str | None, *, with_ledger: bool = True) -> Any:
     return build_router(config, with_ledger=with_ledger)
 
 
+def prompt_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The PROMPT argument and the request options ``chat`` and ``route`` share."""
+    for option in reversed((
+        click.argument("prompt"),
+        CONFIG_OPTION,
+        click.option("--model", "-m", default="auto", show_default=True, help="'auto', a tier name, or a model id."),
+        click.option("--system", default=None, help="System prompt."),
+        click.option("--max-tokens", type=int, default=None, help="Upper bound on the answer's tokens."),
+    )):
+        fn = option(fn)
+    return fn
+
+
 def _body(prompt: str, model: str, system: str | None, max_tokens: int | None) -> dict[str, Any]:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     body: dict[str, Any] = {"model": model, "messages": messages}
@@ -128,11 +141,7 @@ def _body(prompt: str, model: str, system: str | None, max_tokens: int | None) -
 
 
 @main.command()
-@click.argument("prompt")
-@CONFIG_OPTION
-@click.option("--model", "-m", default="auto", show_default=True, help="'auto', a tier name, or a model id.")
-@click.option("--system", default=None, help="System prompt.")
-@click.option("--max-tokens", type=int, default=None)
+@prompt_options
 @click.option("--stream/--no-stream", default=False, help="Print the answer as it arrives.")
 @JSON_OPTION
 @_guarded
@@ -179,11 +188,7 @@ def _plan_json(plan: Any) -> dict[str, Any]:
 
 
 @main.command()
-@click.argument("prompt")
-@CONFIG_OPTION
-@click.option("--model", "-m", default="auto", show_default=True, help="'auto', a tier name, or a model id.")
-@click.option("--system", default=None, help="System prompt.")
-@click.option("--max-tokens", type=int, default=None)
+@prompt_options
 @JSON_OPTION
 @_guarded
 def route(prompt: str, config: str | None, model: str, system: str | None, max_tokens: int | None, as_json: bool) -> None:
