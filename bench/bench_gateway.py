@@ -204,8 +204,8 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds
 
 @contextlib.contextmanager
 def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
-            baseline_src: Path | None = None, policy: str = "cheapest",
-            baseline_policy: str | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+            baseline_src: Path | None = None, policy: str = "cheapest", baseline_policy: str | None = None,
+            policy_options: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
     """Start nginx and the gateway (and a baseline gateway).
 
     Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
@@ -220,16 +220,19 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
         nginx = procs.start(["nginx", "-p", str(tmp), "-c", str(conf)], cpus=load_cpus, log=nginx_log)
         wait_for(f"http://127.0.0.1:{upstream_port}/v1/chat/completions", nginx, nginx_log)
 
-        gateways: dict[str, tuple[Path | None, str]] = {"gateway": (None, policy)}
+        # router.options go with --policy only: the baseline's policy may not accept them.
+        gateways: dict[str, tuple[Path | None, str, dict[str, Any] | None]] = {"gateway": (None, policy, policy_options)}
         if baseline_src is not None or baseline_policy is not None:
-            gateways["baseline"] = (baseline_src, baseline_policy or policy)
+            same = baseline_policy is None or baseline_policy == policy
+            gateways["baseline"] = (baseline_src, baseline_policy or policy, policy_options if same else None)
         ports: dict[str, tuple[int, int]] = {}
-        for name, (src, gateway_policy) in gateways.items():
+        for name, (src, gateway_policy, options) in gateways.items():
             port = free_port()
             config = tmp / f"{name}.yaml"
             config.write_text(TIERROUTE_CONFIG.format(upstream_port=upstream_port, gateway_port=port,
                                                       ledger_path=tmp / f"{name}-ledger.db")
-                              + f"router:\n  policy: {gateway_policy}\n")
+                              + f"router:\n  policy: {gateway_policy}\n"
+                              + (f"  options: {json.dumps(options)}\n" if options else ""))
             env = {**os.environ, "PYTHONPATH": str(src)} if src else None
             log = tmp / f"{name}.out"
             cmd = [sys.executable, "-c", "from tierroute.cli import main; main()", "serve", "--config", str(config)]
@@ -292,14 +295,15 @@ def median(values: Sequence[float]) -> float:
 
 
 def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
-              policy: str = "cheapest", baseline_policy: str | None = None) -> dict[str, Any]:
+              policy: str = "cheapest", baseline_policy: str | None = None,
+              policy_options: dict[str, Any] | None = None) -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmpdir:
         tmp = Path(tmpdir)
         script = tmp / "post.lua"
         script.write_text(WRK_LUA.format(body=json.dumps(REQUEST_BODY)))
-        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy) as (
+        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options) as (
                 upstream_port, nginx_pid, gateways):
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
             urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
@@ -319,7 +323,7 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
             overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES)
     return summarize(results, overhead, duration=duration, rounds=rounds, pinned=gateway_cpus is not None,
                      baseline=str(baseline_src) if baseline_src else None, policy=policy,
-                     baseline_policy=baseline_policy,
+                     baseline_policy=baseline_policy, policy_options=policy_options,
                      cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
 
 
@@ -384,6 +388,7 @@ def report(data: dict[str, Any]) -> str:
     if run.get("baseline"):
         lines.append(f"baseline: gateway from {run['baseline']}")
     lines.append(f"policy: gateway {run.get('policy', 'cheapest')}"
+                 + (f" {json.dumps(run['policy_options'])}" if run.get("policy_options") else "")
                  + (f", baseline {run['baseline_policy']}" if run.get("baseline_policy") else ""))
     lines += [
         "",
@@ -425,11 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="router.policy of the gateway(s) under test, e.g. learned (default cheapest)")
     parser.add_argument("--baseline-policy", default=None, metavar="POLICY",
                         help="also measure a gateway (these sources, or --baseline's) with this policy, side by side")
+    parser.add_argument("--policy-options", type=json.loads, default=None, metavar="JSON",
+                        help="router.options for --policy, e.g. '{\"artifact\": \"/tmp/g.npz\"}'")
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
     data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline, policy=args.policy,
-                     baseline_policy=args.baseline_policy)
+                     baseline_policy=args.baseline_policy, policy_options=args.policy_options)
     print(json.dumps(data, indent=2) if args.json else report(data))
     return 0
 

@@ -10,11 +10,10 @@ Everything the decision used is returned in ``Decision.details`` so ``tierroute 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._exceptions import ConfigError
@@ -73,56 +72,93 @@ class LearnedPolicy:
     name: str = "learned"
 
     def decide(self, features: RequestFeatures, candidates: Sequence[ModelSpec], state: StateSnapshot) -> Decision:
-        unknown = [m.id for m in candidates if m.id not in self.columns]
+        # Plain Python floats throughout: a decision ranks a handful of candidates, where numpy's per-call
+        # overhead would cost more than the arithmetic. numpy stays for the trained predictor's sparse dot products.
+        columns = self.columns
+        unknown = [m.id for m in candidates if m.id not in columns]
         use_predictor = self.predictor is not None and len(unknown) < len(candidates)
         if use_predictor:
+            assert self.predictor is not None
             idx, vals, dense = self.featurizer.transform(features.text)
+            difficulty = self.prior.difficulty(dense.tolist())
         else:  # priors only read the structure features: skip n-gram hashing entirely
-            dense = self.featurizer.dense(features.text)
-        difficulty = self.prior.difficulty(dense)
+            difficulty = self.prior.difficulty(self.featurizer.dense_list(features.text))
         quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
         if use_predictor:
-            assert self.predictor is not None
-            predicted = self.predictor.predict(idx, vals, dense)
+            predicted = self.predictor.predict(idx, vals, dense).tolist()
             for i, m in enumerate(candidates):
-                col = self.columns.get(m.id)
+                col = columns.get(m.id)
                 if col is not None:
                     quality[i] = predicted[col]
-        cost = np.array([expected_cost_usd(features, m) for m in candidates])
+        cost = [expected_cost_usd(features, m) for m in candidates]
         objective = self.objective.under_pressure(state.budget_pressure)
+        shifted = objective is not self.objective and objective != self.objective
         order, utility = rank(quality, cost, objective)
-        ranked = tuple(Ranked(model=candidates[i], expected_cost_usd=float(cost[i]),
-                              predicted_quality=float(quality[i]), score=float(utility[i])) for i in order)
-        return Decision(ranked=ranked, reason=self._reason(ranked[0], objective, state, unknown, len(candidates)),
-                        policy=self.name, details=self._details(ranked, objective, difficulty, unknown, state))
+        ranked = tuple([Ranked(candidates[i], cost[i], quality[i], utility[i]) for i in order])
+        return Decision(ranked=ranked, reason=self._reason(ranked[0], objective, shifted, state, unknown, len(candidates)),
+                        policy=self.name,
+                        details=_Details(ranked, objective, shifted, difficulty, unknown, self.predictor is not None))
 
-    def _reason(self, best: Ranked, objective: Objective, state: StateSnapshot, unknown: list[str], n: int) -> str:
-        how = {"lambda": f"best quality - {objective.value:.3g} x relative cost",
-               "margin": f"cheapest within {objective.value:.3g} of best predicted quality",
-               "target": f"cheapest predicted >= {1 - objective.value:.3g} quality"}[objective.mode]
-        parts = [f"{best.model.id}: {how} (predicted {best.predicted_quality:.2f}, ${best.expected_cost_usd:.5f})"]
-        if objective != self.objective:
-            parts.append(f"budget pressure {state.budget_pressure:.0%} shifted toward cheaper models")
+    def _reason(self, best: Ranked, objective: Objective, shifted: bool, state: StateSnapshot, unknown: list[str],
+                n: int) -> str:
+        if objective.mode == "lambda":
+            how = f"best quality - {objective.value:.3g} x relative cost"
+        elif objective.mode == "margin":
+            how = f"cheapest within {objective.value:.3g} of best predicted quality"
+        else:
+            how = f"cheapest predicted >= {1 - objective.value:.3g} quality"
+        reason = f"{best.model.id}: {how} (predicted {best.predicted_quality:.2f}, ${best.expected_cost_usd:.5f})"
+        if shifted:
+            reason += f"; budget pressure {state.budget_pressure:.0%} shifted toward cheaper models"
         if self.predictor is None:
-            parts.append("untrained default: catalog quality priors x prompt difficulty")
+            reason += "; untrained default: catalog quality priors x prompt difficulty"
         elif len(unknown) == n:
-            parts.append("no candidate is in the trained router; used catalog priors")
+            reason += "; no candidate is in the trained router; used catalog priors"
         elif unknown:
-            parts.append(f"{len(unknown)} of {n} candidates not in the trained router; used catalog priors for them")
-        return "; ".join(parts)
+            reason += f"; {len(unknown)} of {n} candidates not in the trained router; used catalog priors for them"
+        return reason
 
-    def _details(self, ranked: tuple[Ranked, ...], objective: Objective, difficulty: float, unknown: list[str],
-                 state: StateSnapshot) -> dict[str, Any]:
-        return {
-            "objective": {"mode": objective.mode, "value": objective.value},
-            "difficulty": round(difficulty, 4),
-            "trained": self.predictor is not None,
-            "budget_pressure_applied": objective != self.objective,
-            "unknown_to_router": unknown,
-            "top": [{"model": r.model.id, "predicted_quality": round(r.predicted_quality or 0.0, 4),
-                     "expected_cost_usd": r.expected_cost_usd, "score": round(r.score or 0.0, 4)}
-                    for r in ranked[:TOP_IN_DETAILS]],
-        }
+
+class _Details(Mapping[str, Any]):
+    """``Decision.details`` of a learned decision, built on first read.
+
+    The gateway routes far more requests than anyone explains, so the dict (rounding, the "top" list) is only
+    built when ``tierroute route``, a log line or a test reads it. Reads like the plain dict it builds.
+    """
+
+    __slots__ = ("_args", "_built")
+
+    def __init__(self, ranked: tuple[Ranked, ...], objective: Objective, shifted: bool, difficulty: float,
+                 unknown: list[str], trained: bool) -> None:
+        self._args = (ranked, objective, shifted, difficulty, unknown, trained)
+        self._built: dict[str, Any] | None = None
+
+    def _dict(self) -> dict[str, Any]:
+        if self._built is None:
+            ranked, objective, shifted, difficulty, unknown, trained = self._args
+            self._built = {
+                "objective": {"mode": objective.mode, "value": objective.value},
+                "difficulty": round(difficulty, 4),
+                "trained": trained,
+                "budget_pressure_applied": shifted,
+                "unknown_to_router": unknown,
+                "top": [{"model": r.model.id, "predicted_quality": round(r.predicted_quality or 0.0, 4),
+                         "expected_cost_usd": r.expected_cost_usd, "score": round(r.score or 0.0, 4)}
+                        for r in ranked[:TOP_IN_DETAILS]],
+            }
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 def default_policy() -> LearnedPolicy:

@@ -14,6 +14,7 @@ Modes (``value`` is the knob; larger always means cheaper choices):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,18 +44,23 @@ class Objective:
         return Objective(self.mode, self.value + 0.2 * boost)
 
 
-def rank(quality: np.ndarray, cost: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate order, best first, and each candidate's objective score (higher is better)."""
-    rel_cost = cost / max(float(cost.max()), 1e-12)
+def rank(quality: Sequence[float], cost: Sequence[float], objective: Objective) -> tuple[list[int], list[float]]:
+    """Candidate order, best first, and each candidate's objective score (higher is better).
+
+    Plain Python floats: a live decision ranks a handful of candidates, where numpy's per-call overhead is most
+    of the cost. Ties in score go to the cheaper candidate, then to the earlier one (a stable sort).
+    """
+    top = max(max(cost), 1e-12)
+    rel_cost = [c / top for c in cost]
     if objective.mode == "lambda":
-        utility = quality - objective.value * rel_cost
-        order = np.lexsort((rel_cost, -utility))
-        return order, utility
-    floor = quality.max() - objective.value if objective.mode == "margin" else 1.0 - objective.value
-    eligible = quality >= floor - 1e-12
-    # Eligible first, cheapest first among them; the rest by predicted quality.
-    utility = np.where(eligible, 2.0 - rel_cost, quality - 1.0)
-    order = np.lexsort((rel_cost, -utility))
+        value = objective.value
+        utility = [q - value * r for q, r in zip(quality, rel_cost)]
+    else:
+        floor = max(quality) - objective.value if objective.mode == "margin" else 1.0 - objective.value
+        floor -= 1e-12
+        # Eligible first, cheapest first among them; the rest by predicted quality.
+        utility = [2.0 - r if q >= floor else q - 1.0 for q, r in zip(quality, rel_cost)]
+    order = sorted(range(len(utility)), key=lambda i: (-utility[i], rel_cost[i]))
     return order, utility
 
 

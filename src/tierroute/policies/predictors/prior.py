@@ -43,10 +43,14 @@ class PriorPredictor:
     spread: float = SPREAD
     kind: str = "prior"
 
-    def difficulty(self, dense: np.ndarray) -> float:
-        """Prompt difficulty in (0, 1), 0.5 for a typical few-hundred-character question."""
-        values = dense.tolist()  # plain floats: a handful of products is cheaper than numpy calls
-        z = sum(w * values[i] for i, w in _WEIGHT_INDEX)
+    def difficulty(self, dense: Sequence[float]) -> float:
+        """Prompt difficulty in (0, 1), 0.5 for a typical few-hundred-character question.
+
+        ``dense`` as plain floats (``HashingFeaturizer.dense_list``): a handful of products is cheaper than numpy calls.
+        """
+        z = 0.0
+        for i, w in _WEIGHT_INDEX:
+            z += w * dense[i]
         return 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
 
     def difficulty_many(self, dense: np.ndarray) -> np.ndarray:
@@ -55,7 +59,7 @@ class PriorPredictor:
             w[i] = weight
         return sigmoid(dense @ w)
 
-    def predict_priors(self, priors: Sequence[float | None], difficulty: float) -> np.ndarray:
+    def predict_priors(self, priors: Sequence[float | None], difficulty: float) -> list[float]:
         bend = math.exp(self.spread * (difficulty - 0.5))
-        return np.array([min(max(1.0 - (1.0 - min(max(UNKNOWN_PRIOR if q is None else q, 0.0), 1.0)) * bend, 0.01), 1.0)
-                         for q in priors], dtype=np.float64)
+        return [min(max(1.0 - (1.0 - min(max(UNKNOWN_PRIOR if q is None else q, 0.0), 1.0)) * bend, 0.01), 1.0)
+                for q in priors]
