@@ -44,3 +44,16 @@ async def test_async_api(fake_upstream, tmp_path):
         with pytest.raises(NoModelFits):
             await router.acompletion({**HELLO, "tools": [{"type": "function", "function": {"name": "f"}}],
                                       "model": "extraction"})
+
+
+async def test_a_stream_dropped_before_its_first_chunk_is_cleaned_up(fake_upstream, tmp_path):
+    settings = fake_settings(fake_upstream.url, tmp_path)
+    async with Router(settings, ledger=SQLiteLedger(settings.ledger.path)) as router:
+        stream = await router.astream({**HELLO, "stream": True})
+        await stream.aclose()  # never iterated
+        await stream.aclose()  # and closing twice is harmless
+        routed = await router.acompletion(HELLO)  # the pooled connection is usable again
+        assert routed.response["choices"]
+        router.ledger.flush()
+        statuses = [(e.stream, e.status) for e in router.ledger.entries()]
+        assert statuses == [(True, "cancelled"), (False, "ok")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,7 +28,9 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
 
-    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, agen: AsyncIterator[T], *,
+                close: Callable[[], Coroutine[Any, Any, None]] | None = None) -> Iterator[T]:
+        """Iterate ``agen`` from this thread; on exit, ``close()`` (default: ``agen.aclose()``) runs on the loop."""
         loop = self._ensure()
         try:
             while True:
@@ -37,7 +39,7 @@ class LoopThread:
                 except StopAsyncIteration:
                     return
         finally:
-            aclose = getattr(agen, "aclose", None)
+            aclose = close or getattr(agen, "aclose", None)
             if aclose is not None:
                 asyncio.run_coroutine_threadsafe(aclose(), loop).result()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,12 +53,23 @@ class Routed:
 
 @dataclass(slots=True)
 class RoutedStream:
-    """A streamed answer: ``headers`` are known before the first chunk; iterate ``chunks``."""
+    """A streamed answer: ``headers`` are known before the first chunk; iterate ``chunks``, then ``aclose()``.
+
+    ``aclose()`` is safe whether or not ``chunks`` was iterated: a stream dropped before its first chunk still
+    frees its upstream connection, is recorded as cancelled, and releases its budget reservation.
+    """
 
     headers: dict[str, str]
     plan: Plan
-    chunks: AsyncIterator[JSONDict]
+    chunks: AsyncGenerator[JSONDict, None]
     attempts: list[Attempt] = field(default_factory=list)
+    _close_unstarted: Callable[[], Awaitable[None]] | None = None
+
+    async def aclose(self) -> None:
+        close, self._close_unstarted = self._close_unstarted, None
+        if close is not None:
+            await close()
+        await self.chunks.aclose()
 
 
 def new_request_id() -> str:
@@ -201,12 +212,23 @@ class Router:
         answered = attempts[-1]
         estimate = answered.model.cost_usd(plan.features.prompt_tokens, 0)
         headers = self._headers(plan, answered, estimate, overhead, attempts)
-        chunks = self._relay(plan, upstream, first, attempts, started, overhead, include_usage, tokens)
-        return RoutedStream(headers=headers, plan=plan, chunks=chunks, attempts=attempts)
+        relay_started = [False]
+        chunks = self._relay(plan, upstream, first, attempts, started, overhead, include_usage, tokens, relay_started)
+
+        async def close_unstarted() -> None:
+            if relay_started[0]:
+                return  # the relay's own cleanup records and settles
+            await upstream.aclose()  # type: ignore[attr-defined]
+            self._record(plan, attempts, started, overhead_ms=overhead, status="cancelled")
+            await self._settle(tokens, attempts, ok=False)
+
+        return RoutedStream(headers=headers, plan=plan, chunks=chunks, attempts=attempts,
+                            _close_unstarted=close_unstarted)
 
     async def _relay(self, plan: Plan, upstream: AsyncIterator[JSONDict], first: JSONDict | None,
                      attempts: list[Attempt], started: float, overhead: float, include_usage: bool,
-                     tokens: list[Any]) -> AsyncIterator[JSONDict]:
+                     tokens: list[Any], relay_started: list[bool]) -> AsyncGenerator[JSONDict, None]:
+        relay_started[0] = True
         error: BaseException | None = None
         completion_chars = 0
         try:
@@ -236,7 +258,9 @@ class Router:
             if answered.usage.completion_tokens == 0 and completion_chars:
                 answered.usage = Usage(answered.usage.prompt_tokens or plan.features.prompt_tokens, (completion_chars + 3) // 4)
             upstream_error = error if isinstance(error, UpstreamError) else None
-            status = "cancelled" if error is not None and upstream_error is None else None
+            # A guard cutting the stream (LimitExceeded) is an error; the caller going away is a cancellation.
+            status = None if error is None or upstream_error is not None else (
+                "error" if isinstance(error, TierrouteError) else "cancelled")
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
 
@@ -414,7 +438,7 @@ class Router:
     def stream(self, body: JSONDict, *, caller: str | None = None) -> Iterator[JSONDict]:
         """Synchronous streaming: an iterator of OpenAI chunk dicts."""
         routed = self._sync.run(self.astream(body, caller=caller))
-        return self._sync.iterate(routed.chunks)
+        return self._sync.iterate(routed.chunks, close=routed.aclose)
 
     def route(self, body: JSONDict, *, caller: str | None = None) -> Plan:
         """Synchronous :meth:`plan`: the decision only, no upstream call."""

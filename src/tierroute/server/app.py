@@ -181,7 +181,7 @@ class Gateway:
         except OSError:
             pass  # the client went away; the relay's cleanup records the request as cancelled
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await routed.aclose()
 
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/feedback``: a quality label for an answered request, for training on your own traffic."""
