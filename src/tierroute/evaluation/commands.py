@@ -20,6 +20,17 @@ from .replay import Replay, cross_validate, decisions, replay_artifact, report, 
 from .train import DEFAULT_BITS, file_digest, train_router
 
 
+def _require_train_extra(*, plot: bool = False) -> None:
+    """Training needs the ``train`` extra; say so in one line instead of an ImportError traceback."""
+    import importlib.util
+
+    needed = ["numpy", "scipy", "sklearn"] + (["matplotlib"] if plot else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(f"this needs the train extra ({', '.join(missing)} not installed): "
+                                   "pip install 'tierroute[train]'")
+
+
 def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
     try:
         return Goal.parse(value)
@@ -55,6 +66,7 @@ def _progress(enabled: bool) -> Any:
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
                   as_json: bool, quiet: bool) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
+    _require_train_extra()
     try:
         data = load_outcomes(list(data_files))
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
@@ -107,6 +119,7 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     modes = sum([router_path is not None, bool(train_files), cv is not None])
     if modes != 1:
         raise click.UsageError("give exactly one of --router, --train FILE, or --cv K")
+    _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
     progress = _progress(not as_json)
     try:
         data = load_outcomes(list(data_files))
