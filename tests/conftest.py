@@ -82,19 +82,27 @@ class RunningGateway:
 
 
 @pytest.fixture
-def gateway_factory(fake_upstream: FakeOpenAI, tmp_path: Path) -> Iterator[Any]:
+def serve_settings() -> Iterator[Any]:
+    """Start a real gateway on loopback for a Settings (SQLite ledger, optional guards/policy); all stop after."""
     running: list[RunningGateway] = []
 
-    def start(**overrides: Any) -> RunningGateway:
-        settings = fake_settings(fake_upstream.url, tmp_path, **overrides)
+    def start(settings: Settings, **router_options: Any) -> RunningGateway:
         ledger = SQLiteLedger(settings.ledger.path, flush_interval_seconds=0.02)
-        gw = RunningGateway(Router(settings, ledger=ledger))
+        gw = RunningGateway(Router(settings, ledger=ledger, **router_options))
         running.append(gw)
         return gw
 
     yield start
     for gw in running:
         gw.stop()
+
+
+@pytest.fixture
+def gateway_factory(fake_upstream: FakeOpenAI, tmp_path: Path, serve_settings: Any) -> Any:
+    def start(**overrides: Any) -> RunningGateway:
+        return serve_settings(fake_settings(fake_upstream.url, tmp_path, **overrides))
+
+    return start
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,7 @@ import pytest
 
 from tierroute.bootstrap import build_guards
 from tierroute.budgets.windows import bucket
-from tierroute.ledger import SQLiteLedger
 from tierroute.policies import expected_cost_usd
-from tierroute.router import Router
 from tierroute.types import Decision, ModelSpec, Ranked, RequestFeatures, StateSnapshot
 
 from ..conftest import RunningGateway, fake_settings
@@ -35,19 +33,12 @@ class Strongest:
 
 
 @pytest.fixture
-def limited(fake_upstream: Any, tmp_path: Path) -> Iterator[Any]:
-    running: list[RunningGateway] = []
-
+def limited(fake_upstream: Any, tmp_path: Path, serve_settings: Any) -> Any:
     def start(limits: dict[str, Any], policy: Any = None, **overrides: Any) -> RunningGateway:
         settings = fake_settings(fake_upstream.url, tmp_path, limits=limits, **overrides)
-        ledger = SQLiteLedger(settings.ledger.path, flush_interval_seconds=0.02)
-        gw = RunningGateway(Router(settings, ledger=ledger, guards=build_guards(settings), policy=policy))
-        running.append(gw)
-        return gw
+        return serve_settings(settings, guards=build_guards(settings), policy=policy)
 
-    yield start
-    for gw in running:
-        gw.stop()
+    return start
 
 
 def client(gw: RunningGateway) -> openai.OpenAI:

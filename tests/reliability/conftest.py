@@ -9,8 +9,6 @@ from typing import Any
 import openai
 import pytest
 
-from tierroute.ledger import SQLiteLedger
-from tierroute.router import Router
 
 from ..conftest import RunningGateway
 from ..fakes.chaos import chaos_settings, start_upstreams
@@ -39,19 +37,12 @@ def upstreams(upstream_servers: list[FakeOpenAI]) -> Iterator[list[FakeOpenAI]]:
 
 
 @pytest.fixture
-def chaos_gateway(upstreams: list[FakeOpenAI], tmp_path: Path) -> Iterator[Any]:
-    running: list[RunningGateway] = []
-
+def chaos_gateway(upstreams: list[FakeOpenAI], tmp_path: Path, serve_settings: Any) -> Any:
     def start(**reliability: Any) -> RunningGateway:
-        settings = chaos_settings([u.url for u in upstreams], str(tmp_path / "ledger.db"),
-                                  reliability={**FAST_RELIABILITY, **reliability})
-        gw = RunningGateway(Router(settings, ledger=SQLiteLedger(settings.ledger.path, flush_interval_seconds=0.02)))
-        running.append(gw)
-        return gw
+        return serve_settings(chaos_settings([u.url for u in upstreams], str(tmp_path / "ledger.db"),
+                                             reliability={**FAST_RELIABILITY, **reliability}))
 
-    yield start
-    for gw in running:
-        gw.stop()
+    return start
 
 
 def async_client(gw: RunningGateway) -> openai.AsyncOpenAI:
