@@ -183,7 +183,7 @@ class Router:
             await self._settle(tokens, attempts, ok=False)
             raise
         answered = attempts[-1]
-        cost = self._cost(answered, plan)
+        cost = answered.cost_usd
         overhead = self._overhead_ms(started, attempts)
         self._record(plan, attempts, started, overhead_ms=overhead)
         await self._settle(tokens, attempts, ok=True)
@@ -313,14 +313,10 @@ class Router:
         return tokens
 
     async def _settle(self, tokens: list[Any], attempts: list[Attempt], *, ok: bool) -> None:
-        cost = sum(a.model.cost_usd(a.usage.prompt_tokens, a.usage.completion_tokens) for a in attempts)
+        cost = sum(a.cost_usd for a in attempts)
         usage = Usage(sum(a.usage.prompt_tokens for a in attempts), sum(a.usage.completion_tokens for a in attempts))
         for guard, token in tokens:
             await guard.settle(token, cost_usd=cost, usage=usage, ok=ok)
-
-    def _cost(self, attempt: Attempt, plan: Plan) -> float:
-        usage = attempt.usage
-        return attempt.model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
 
     def _overhead_ms(self, started: float, attempts: list[Attempt]) -> float:
         """Router time before the first attempt and after the answer's first token. The dispatch window
@@ -359,7 +355,7 @@ class Router:
             usage = attempt.usage
             if final and final_status == "ok" and usage.prompt_tokens == 0:
                 usage = attempt.usage = Usage(features.prompt_tokens, usage.completion_tokens)
-            cost = attempt.model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+            cost = attempt.cost_usd
             baseline = self._baseline.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and self._baseline) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")

@@ -60,6 +60,10 @@ class Attempt:
     def latency_ms(self) -> float:
         return (self.ended - self.started) * 1000
 
+    @property
+    def cost_usd(self) -> float:
+        return self.model.cost_usd(self.usage.prompt_tokens, self.usage.completion_tokens)
+
 
 BodyFor = Callable[[ModelSpec, Deployment], JSONDict]
 Sleep = Callable[[float], Awaitable[None]]
