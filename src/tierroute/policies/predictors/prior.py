@@ -7,8 +7,9 @@ predicted error rate is its prior error scaled by ``exp(SPREAD * (difficulty - 0
 the priors stand as they are; on easy prompts every error shrinks (0.70 -> 0.98 at difficulty 0) so the
 cheap model wins; on hard ones weak models fall away fastest (0.95 -> 0.59, 0.70 -> 0.01 at difficulty 1).
 
-The difficulty weights are hand-set, not fitted; ``docs/routing-quality.md`` reports how this untrained
-router ranks prompts on the public data.
+The difficulty weights are hand-set. Fitting them on the public outcome data was measured
+(``bench/experiment_default_difficulty.py``, ``docs/routing-quality.md`` "Default router"): fitted weights do no
+better on a benchmark they were not fitted on, so the hand-set ones stay until a user trains on their own traffic.
 """
 
 from __future__ import annotations
