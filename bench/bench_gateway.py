@@ -1,9 +1,11 @@
 """How much does the gateway add? nginx as a trivial upstream, wrk as the load, direct vs through tierroute.
 
 One run starts nginx (a canned chat.completion), starts ``tierroute serve`` in front of it (one worker, the
-default policy, the SQLite ledger on), and then alternates short wrk rounds:
+``--policy`` given, ``cheapest`` unless told, the SQLite ledger on), and then alternates short wrk rounds:
 
     direct c=1, gateway c=1, direct c=50, gateway c=50     (x --rounds)
+
+(with a baseline, it follows the gateway in even rounds and precedes it in odd ones).
 
 It reports medians over rounds: p50/p99 latency at concurrency 1, requests per second at concurrency 50,
 the added p50 (paired per round), and the gateway's own ``x-tierroute-overhead-ms`` median.
@@ -12,6 +14,11 @@ With two or more CPUs the gateway is pinned to the first and nginx + wrk to the 
 generator never steals the gateway's core. Installs nginx and wrk from Debian's packages when missing.
 
     python bench/bench_gateway.py [--duration 5] [--rounds 5] [--json] [--baseline SRC_DIR]
+
+Every request carries a different prompt: a fixed, seeded mix of 512 bodies (short chat turns, questions with
+numbers, few-shot tasks, documents of up to ~3,000 tokens; some with a system prompt or earlier turns), cycled
+through by wrk, so a per-prompt cache could not flatter either side. ``--prompts FILE.jsonl`` sends the
+``messages`` of an outcome data file instead.
 
 ``--baseline`` also starts a second gateway from another copy of the sources (say a git worktree of an
 older commit: ``git worktree add /tmp/base HEAD~1`` then ``--baseline /tmp/base/src``) and measures it in
@@ -48,7 +55,8 @@ TARGET_RPS_C50 = 3000.0
 HIGH_CONCURRENCY = 50
 OVERHEAD_SAMPLES = 1000
 
-REQUEST_BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
+PROMPT_MIX_SIZE = 512
+PROMPT_MIX_SEED = 20261128
 CANNED_COMPLETION = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench-small",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
@@ -59,8 +67,15 @@ CANNED_COMPLETION = {
 # The Lua script gives wrk its POST body and prints one machine-readable line at the end.
 WRK_LUA = """\
 wrk.method = "POST"
-wrk.body = [[{body}]]
 wrk.headers["Content-Type"] = "application/json"
+local bodies = {{}}
+for line in io.lines("{bodies}") do bodies[#bodies + 1] = line end
+local next_body = 0
+
+request = function()
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -108,6 +123,86 @@ class WrkResult:
     mean_ms: float
     errors: int
     cpu_us_per_request: float | None = None  # the server's own CPU time (all threads): robust to a noisy machine
+
+
+# -- the requests -----------------------------------------------------------------------------------
+_WORDS = (
+    "the of and to in is that for it as with was on be by this are from at or have an they which one you had "
+    "not but what all were when we there can more if out so up said about into than them could time only new "
+    "some would other how then its our two first also after any most over see way well should because each "
+    "people water number system data value function model table report customer order price account policy "
+    "energy market team design service network image question answer problem reason example result change "
+    "between before under while where explain describe compare summarise calculate translate write list "
+    "which why short simple careful total average percent interest rate speed distance hours minutes weekly"
+).split()
+_ASKS = ("Explain {t} in simple terms.", "Write a short email about {t}.", "What is the difference between {t}?",
+         "Summarise this: {t}", "Translate into French: {t}", "Fix the grammar: {t}", "Give three ideas for {t}.")
+
+
+def _sentence(rng: Any, lo: int = 6, hi: int = 18, numbers: bool = False) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randint(lo, hi))]
+    if numbers:
+        for _ in range(rng.randint(1, 3)):
+            words[rng.randrange(len(words))] = rng.choice([str(rng.randint(2, 999)), f"{rng.uniform(1, 99):.2f}",
+                                                           f"${rng.randint(5, 500)}", f"{rng.randint(5, 95)}%"])
+    return " ".join(words).capitalize() + "."
+
+
+def _text(rng: Any, chars: int, numbers: bool) -> str:
+    out: list[str] = []
+    size = 0
+    while size < chars:
+        out.append(_sentence(rng, numbers=numbers and rng.random() < 0.6))
+        size += len(out[-1]) + 1
+    return " ".join(out)
+
+
+def _prompt(rng: Any) -> str:
+    """One routing text; kinds and lengths weighted roughly like chat-assistant traffic."""
+    kind = rng.random()
+    if kind < 0.35:  # a short chat turn, 15-150 characters
+        return rng.choice(_ASKS).format(t=" ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 12))))
+    if kind < 0.70:  # a question, 150-1,000 characters, often with numbers
+        body = _text(rng, rng.randint(120, 900), numbers=rng.random() < 0.6)
+        return body + " " + _sentence(rng, 5, 12, numbers=True)[:-1] + "?"
+    if kind < 0.90:  # a few-shot task: worked examples separated by blank lines, 1,000-4,000 characters
+        shots = [f"Q: {_text(rng, rng.randint(100, 500), True)}\nA: {_sentence(rng, numbers=True)}"
+                 for _ in range(rng.randint(2, 6))]
+        return "\n\n".join([*shots, f"Q: {_text(rng, rng.randint(100, 400), True)}\nA:"])
+    doc = "\n\n".join(_text(rng, rng.randint(300, 900), rng.random() < 0.3) for _ in range(rng.randint(4, 12)))
+    if rng.random() < 0.3:  # some carry code
+        doc += "\n```python\n" + "\n".join(f"def f{i}(x):\n    return x * {i} + {{'k': {i}}}['k']" for i in range(12)) + "\n```"
+    return f"{rng.choice(_ASKS).format(t='the document below')}\n\n{doc}"  # 1,000-3,000 tokens
+
+
+def prompt_mix(n: int = PROMPT_MIX_SIZE, seed: int = PROMPT_MIX_SEED) -> list[dict[str, Any]]:
+    """``n`` distinct request bodies, the same for every run and both gateways (seeded)."""
+    import random
+
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(n):
+        messages: list[dict[str, str]] = []
+        if rng.random() < 0.3:
+            messages.append({"role": "system", "content": _text(rng, rng.randint(100, 600), False)})
+        if rng.random() < 0.15:
+            messages += [{"role": "user", "content": _prompt(rng)}, {"role": "assistant", "content": _text(rng, 300, False)}]
+        messages.append({"role": "user", "content": _prompt(rng)})
+        bodies.append({"model": "auto", "messages": messages})
+    return bodies
+
+
+def outcome_bodies(path: Path, n: int = PROMPT_MIX_SIZE) -> list[dict[str, Any]]:
+    """The first ``n`` items' ``messages`` of an outcome data file (JSON lines), as request bodies."""
+    bodies = []
+    with path.open() as lines:
+        for line in lines:
+            bodies.append({"model": "auto", "messages": json.loads(line)["messages"]})
+            if len(bodies) == n:
+                break
+    if not bodies:
+        sys.exit(f"{path}: no items")
+    return bodies
 
 
 # -- setup ------------------------------------------------------------------------------------------
@@ -271,15 +366,15 @@ def run_wrk(url: str, target: str, connections: int, duration: float, script: Pa
                      cpu_us_per_request=cpu * 1e6 / data["requests"] if cpu is not None and data["requests"] else None)
 
 
-def overhead_samples(port: int, n: int) -> list[float]:
+def overhead_samples(port: int, n: int, bodies: Sequence[dict[str, Any]]) -> list[float]:
     """The gateway's own view: ``x-tierroute-overhead-ms`` over ``n`` sequential keep-alive requests."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    payload = json.dumps(REQUEST_BODY).encode()
+    payloads = [json.dumps(body).encode() for body in bodies]
     headers = {"Content-Type": "application/json"}
     samples = []
     try:
-        for _ in range(n):
-            conn.request("POST", "/v1/chat/completions", body=payload, headers=headers)
+        for i in range(n):
+            conn.request("POST", "/v1/chat/completions", body=payloads[i % len(payloads)], headers=headers)
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:
@@ -296,13 +391,15 @@ def median(values: Sequence[float]) -> float:
 
 def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
               policy: str = "cheapest", baseline_policy: str | None = None,
-              policy_options: dict[str, Any] | None = None) -> dict[str, Any]:
+              policy_options: dict[str, Any] | None = None, prompts: Path | None = None) -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
+    bodies = outcome_bodies(prompts) if prompts else prompt_mix()
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmpdir:
         tmp = Path(tmpdir)
+        (tmp / "bodies.jsonl").write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in bodies))
         script = tmp / "post.lua"
-        script.write_text(WRK_LUA.format(body=json.dumps(REQUEST_BODY)))
+        script.write_text(WRK_LUA.format(bodies=tmp / "bodies.jsonl"))
         with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options) as (
                 upstream_port, nginx_pid, gateways):
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
@@ -313,15 +410,22 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
                 run_wrk(urls[name], name, HIGH_CONCURRENCY, min(duration, 2.0), script, load_cpus)
             results: list[WrkResult] = []
             for r in range(rounds):
+                # Odd rounds measure the gateways in reverse order, so a drift in the machine's load between the
+                # two measurements of a pair favours neither side over a run.
+                order = list(urls) if r % 2 == 0 else ["direct", *reversed([t for t in urls if t != "direct"])]
                 for connections in (1, HIGH_CONCURRENCY):
-                    for target in urls:
+                    for target in order:
                         res = run_wrk(urls[target], target, connections, duration, script, load_cpus, pids[target])
                         results.append(res)
                         print(f"round {r + 1}/{rounds}  {target:<8} c={connections:<3} {res.rps:9.0f} req/s  "
                               f"p50 {res.p50_ms:7.3f} ms  p99 {res.p99_ms:7.3f} ms  "
                               f"server CPU {res.cpu_us_per_request or 0:6.1f} us/req  errors {res.errors}", file=sys.stderr)
-            overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES)
+            overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES, bodies)
+    chars = sorted(sum(len(m["content"]) for m in b["messages"] if isinstance(m.get("content"), str)) for b in bodies)
     return summarize(results, overhead, duration=duration, rounds=rounds, pinned=gateway_cpus is not None,
+                     prompts={"source": str(prompts) if prompts else f"mix (seed {PROMPT_MIX_SEED})",
+                              "bodies": len(bodies), "chars_p10_p50_p90_max": [chars[len(chars) // 10], chars[len(chars) // 2],
+                                                                               chars[9 * len(chars) // 10], chars[-1]]},
                      baseline=str(baseline_src) if baseline_src else None, policy=policy,
                      baseline_policy=baseline_policy, policy_options=policy_options,
                      cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
@@ -387,6 +491,10 @@ def report(data: dict[str, Any]) -> str:
     ]
     if run.get("baseline"):
         lines.append(f"baseline: gateway from {run['baseline']}")
+    if run.get("prompts"):
+        p = run["prompts"]
+        lines.append(f"prompts: {p['bodies']} distinct bodies, {p['source']}; message characters p10/p50/p90/max "
+                     + "/".join(str(c) for c in p["chars_p10_p50_p90_max"]))
     lines.append(f"policy: gateway {run.get('policy', 'cheapest')}"
                  + (f" {json.dumps(run['policy_options'])}" if run.get("policy_options") else "")
                  + (f", baseline {run['baseline_policy']}" if run.get("baseline_policy") else ""))
@@ -432,11 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also measure a gateway (these sources, or --baseline's) with this policy, side by side")
     parser.add_argument("--policy-options", type=json.loads, default=None, metavar="JSON",
                         help="router.options for --policy, e.g. '{\"artifact\": \"/tmp/g.npz\"}'")
+    parser.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
+                        help="send the messages of an outcome data file (first 512 items) instead of the built-in mix")
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
     data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline, policy=args.policy,
-                     baseline_policy=args.baseline_policy, policy_options=args.policy_options)
+                     baseline_policy=args.baseline_policy, policy_options=args.policy_options, prompts=args.prompts)
     print(json.dumps(data, indent=2) if args.json else report(data))
     return 0
 

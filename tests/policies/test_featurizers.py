@@ -77,3 +77,49 @@ def test_idf_weights_rare_buckets_and_keeps_unit_norm() -> None:
     assert weight[cat] > weight[the] and abs(float(np.dot(vals, vals)) - 1.0) < 1e-5
     assert HashingFeaturizer.from_config(g.config(), g.arrays()).transform("the cat")[1].tolist() == \
         pytest.approx(vals.tolist(), rel=1e-3)
+
+
+def test_dense_list_only_counts_what_is_asked_for() -> None:
+    f = HashingFeaturizer()
+    text = "Q: A shop sells 3,000 pens at $2.50 each. How many are left?\n(A) 12\n(B) 30\nShow steps; f(x) = x^2."
+    full = f.dense_list(text)
+    assert full == f.dense(text).tolist()
+    cheap = [DENSE_NAMES.index(n) for n in ("log_chars", "digit_share", "questions", "math_markers", "bias")]
+    some = f.dense_list(text, only=cheap)
+    assert [some[i] for i in cheap] == [full[i] for i in cheap]
+    assert np.isnan(some[DENSE_NAMES.index("numbers")])  # not asked for: not counted
+    with_numbers = f.dense_list(text, only=[*cheap, DENSE_NAMES.index("numbers")])
+    assert with_numbers == full
+
+
+@pytest.mark.parametrize("text", [
+    "A. one\nB. two\n(c) three\nd) four\n\tE. no", "A.\nB. x", "(a)\n(b)\n(c) ", "x\nA.\n\nB.", "A.", "", "\n\n(B)\t",
+    "Intro. Then? Yes! End.\nNext line.", "..  ?\n!\n. ", "no sentence end",
+])
+def test_regex_rewrites_count_what_the_originals_count(text: str) -> None:
+    # The featurizer counts answer options and sentence ends with faster patterns; these are the originals.
+    import re
+
+    from tierroute.policies import featurizers
+
+    choices = len(re.findall(r"(?m)^\(?[A-Da-d][.)]\s", text))
+    assert len(featurizers._CHOICE_LINE.findall("\n" + text)) == choices
+    raw = text.lower().encode()
+    ends = sum(raw.count(p) for p in (b". ", b".\n", b"? ", b"?\n", b"! ", b"!\n"))
+    assert len(featurizers._SENTENCE_END.findall(raw)) == ends
+
+
+def test_bucket_counts_match_a_plain_unique() -> None:
+    # The 16-bit path reads buckets in place from the products' top bits; check it against the plain fold.
+    text = "the quick brown fox jumps over the lazy dog; the dog sleeps. 3,000 foxes! " * 5
+    for bits in (10, 15, 16, 18):
+        f = HashingFeaturizer(bits=bits, focus="all")
+        raw = text.lower().encode()
+        hashes = f._hashes(np.frombuffer(raw, dtype=np.uint8))
+        with np.errstate(over="ignore"):
+            plain = ((hashes * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)).astype(np.int64)
+        want_idx, want_counts = np.unique(plain, return_counts=True)
+        idx, vals, _ = f.transform(text)
+        assert idx.dtype == np.int64 and np.array_equal(idx, want_idx)
+        logs = np.log1p(want_counts.astype(np.float32))
+        assert np.array_equal(vals, logs / np.sqrt(np.dot(logs, logs)))

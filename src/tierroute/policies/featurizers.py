@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -32,6 +34,10 @@ _SALT_WORD = np.uint64(0x51ED270B)
 _SALT_BIGRAM = np.uint64(0x2545F491)
 _SALT_CHAR = np.uint64(0x6C8E9CF5)
 _CHAR_SALTS = tuple(np.uint64(0x6C8E9CF5 * k) for k in range(33))  # _SALT_CHAR * k, per n-gram length k
+_PLUS_ONE = np.arange(1, 257, dtype=np.uint64)  # byte -> byte + 1, as one lookup
+# Where the top 16 bits of each uint64 sit in its uint16 view: for 2**16 buckets or fewer, folding a hash into a
+# bucket reads them in place rather than shifting and casting the whole array.
+_TOP16 = 3 if sys.byteorder == "little" else 0
 # Word bytes of the lower-cased text: a-z, 0-9 and every byte of a non-ASCII character.
 _WORD_BYTE = np.array([48 <= b <= 57 or 97 <= b <= 122 or b >= 128 for b in range(256)], dtype=np.int8)
 # Routing texts longer than this are featurised from their head and tail halves only: difficulty signals sit
@@ -42,7 +48,10 @@ DEFAULT_MAX_CHARS = 2048
 # Upper bound on max_chars (UTF-8 can take 4 bytes a character): sizes the precomputed hash power tables.
 _MAX_MAX_CHARS = 16_384
 _UPPER = bytes(range(65, 91))
-_CHOICE = re.compile(r"(?m)^\(?[A-Da-d][.)]\s")
+# "A." / "(b)" answer options at the start of a line, counted on "\n" + text: a search for the newline literal
+# finds line starts much faster than a multi-line "^" tried at every position, and the lookahead consumes only
+# the newline, so each line start is counted once, as "(?m)^\(?[A-Da-d][.)]\s" counts it.
+_CHOICE_LINE = re.compile(r"\n(?=\(?[A-Da-d][.)]\s)")
 
 DENSE_NAMES: tuple[str, ...] = (
     "log_chars", "log_words", "newlines_per_kchar", "digit_share", "upper_share", "punct_share",
@@ -52,8 +61,14 @@ DENSE_NAMES: tuple[str, ...] = (
     "bias",
 )
 _DISTINCT_SCAN = 64
+# The structure features whose counting costs most; ``dense_list(text, only=...)`` skips them when none is asked for.
+_COSTLY = frozenset(DENSE_NAMES.index(name) for name in (
+    "upper_share", "punct_share", "choice_options", "mean_word_len", "numbers", "distinct_numbers", "longest_number",
+    "decimals", "sentences"))
 # Numbers are digit runs with inner "." or "," (2.5, 3,000); a decimal point sits between two digits.
 _NUMBER = re.compile(rb"\d+(?:[.,]\d+)*")
+# A sentence end: ".", "?" or "!" before a space or a newline (two such pairs never overlap).
+_SENTENCE_END = re.compile(rb"[.?!][ \n]")
 _DIGITS = bytes(range(48, 58))
 _LETTERS = bytes(range(97, 123))
 _PUNCT = bytes(range(33, 48)) + bytes(range(58, 65))
@@ -107,17 +122,22 @@ def _last_block(text: str) -> str:
 def _dedup(buckets: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Unique buckets (sorted) and their counts.
 
-    Up to 2**16 buckets, a 16-bit stable sort (numpy uses radix sort there) beats both a comparison sort and a
-    bincount over every bucket; above that, bincount's cost is the table size, sort's the number of hashes.
+    Up to 2**16 buckets, a 16-bit sort (``buckets`` may already be uint16) beats both a comparison sort of
+    int64 and a bincount over every bucket; above that, bincount's cost is the table size, sort's the number of
+    hashes. Method calls rather than the ``np.diff`` / ``np.flatnonzero`` wrappers: for a short prompt the
+    per-call overhead is most of the cost.
     """
-    if bits <= 16 and buckets.size:
-        ordered = np.sort(buckets.astype(np.uint16), kind="stable")
-        new = np.empty(ordered.size, dtype=bool)
-        new[0] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-        first = np.flatnonzero(new)
-        return ordered[first].astype(np.int64), np.diff(np.append(first, ordered.size))
-    if buckets.size * 16 < (1 << bits):
+    size = buckets.size
+    if not size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if bits <= 16:
+        ordered = np.sort(buckets.astype(np.uint16, copy=False))
+        bounds = np.empty(size + 1, dtype=bool)  # True where a run of equal buckets starts, and at the end
+        bounds[0] = bounds[size] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=bounds[1:size])
+        starts = bounds.nonzero()[0]
+        return ordered.take(starts[:-1]).astype(np.int64), starts[1:] - starts[:-1]
+    if size * 16 < (1 << bits):
         return np.unique(buckets, return_counts=True)
     counts = np.bincount(buckets, minlength=1 << bits)
     idx = np.flatnonzero(counts)
@@ -142,6 +162,9 @@ class HashingFeaturizer:
     idf: np.ndarray | None = field(default=None, repr=False, compare=False)
     _pow: np.ndarray = field(init=False, repr=False, compare=False)
     _inv_pow: np.ndarray = field(init=False, repr=False, compare=False)
+    _pow_before: np.ndarray = field(init=False, repr=False, compare=False)  # [i] = _pow[i - 1]: one gather per word
+    _salts: tuple[np.uint64, ...] = field(init=False, repr=False, compare=False)  # per entry of char_ngrams
+    _log1p: np.ndarray = field(init=False, repr=False, compare=False)  # float32 log1p of every possible count
 
     def __post_init__(self) -> None:
         if not 8 <= self.bits <= 24:
@@ -151,8 +174,16 @@ class HashingFeaturizer:
         if self.idf is not None and self.idf.shape != (self.dim,):
             raise ValueError(f"idf has shape {self.idf.shape}, expected ({self.dim},)")
         n = 4 * self.max_chars + 8
-        object.__setattr__(self, "_pow", _powers(int(_MUL), n))
+        powers = _powers(int(_MUL), n)
+        object.__setattr__(self, "_pow", powers)
         object.__setattr__(self, "_inv_pow", _powers(_inverse_mod_2_64(int(_MUL)), n))
+        object.__setattr__(self, "_pow_before", np.concatenate((np.zeros(1, np.uint64), powers[:-1])))
+        with np.errstate(over="ignore"):
+            salts = tuple(_CHAR_SALTS[k] if k < len(_CHAR_SALTS) else _SALT_CHAR * np.uint64(k) for k in self.char_ngrams)
+        object.__setattr__(self, "_salts", salts)
+        # A text has at most n bytes (the power tables' length), so no bucket counts more than n per n-gram kind.
+        most = n * (len(self.char_ngrams) + 2)
+        object.__setattr__(self, "_log1p", np.log1p(np.arange(most + 1, dtype=np.float32)))
 
     @property
     def dim(self) -> int:
@@ -192,63 +223,91 @@ class HashingFeaturizer:
                    max_chars=int(cfg.get("max_chars", _MAX_MAX_CHARS)))  # type: ignore[call-overload]
 
     def _hashes(self, data: np.ndarray) -> np.ndarray:
-        """All n-gram hashes of a lower-cased byte array (uint64, before folding into buckets)."""
+        """All n-gram hashes of a lower-cased byte array (uint64, before folding into buckets), in one buffer.
+
+        uint64 array arithmetic wraps silently (only numpy scalars warn), which is the modulus we want. Each
+        kind is written in place into its slice of one array: for a short prompt the cost is the number of
+        numpy calls, not the arithmetic.
+        """
         n = data.size
-        parts: list[np.ndarray] = []
-        with np.errstate(over="ignore"):
-            b = data.astype(np.uint64) + np.uint64(1)
-            # prefix[i] = sum_{j<i} b[j] * MUL^-j, so hash(s, e) = MUL^(e-1) * (prefix[e] - prefix[s])
-            prefix = np.zeros(n + 1, dtype=np.uint64)
-            np.cumsum(b * self._inv_pow[:n], out=prefix[1:])
-            for k in self.char_ngrams:
-                if n >= k:
-                    h = (prefix[k:] - prefix[:-k]) * self._pow[k - 1:n]
-                    parts.append(h ^ (_CHAR_SALTS[k] if k < len(_CHAR_SALTS) else _SALT_CHAR * np.uint64(k)))
-            # 1 inside a word (a-z, 0-9, any non-ASCII byte), padded with 0 at both ends: +1/-1 steps mark words.
-            padded = np.zeros(n + 2, dtype=np.int8)
-            padded[1:-1] = _WORD_BYTE[data]
-            edges = np.flatnonzero(np.diff(padded))
+        # prefix[i] = sum_{j<i} (data[j] + 1) * MUL^-j, so hash(s, e) = MUL^(e-1) * (prefix[e] - prefix[s])
+        prefix = np.zeros(n + 1, dtype=np.uint64)
+        running = prefix[1:]
+        np.multiply(_PLUS_ONE.take(data), self._inv_pow[:n], out=running)
+        np.add.accumulate(running, out=running)
+        # 1 inside a word (a-z, 0-9, any non-ASCII byte), padded with 0 at both ends: changes mark word edges.
+        padded = np.zeros(n + 2, dtype=np.int8)
+        _WORD_BYTE.take(data, out=padded[1:-1])
+        edges = (padded[1:] != padded[:-1]).nonzero()[0]
+        words = edges.size // 2
+        sizes = [n - k + 1 if n >= k else 0 for k in self.char_ngrams]
+        bigrams = words - 1 if self.word_bigrams and words > 1 else 0
+        out = np.empty(sum(sizes) + words + bigrams, dtype=np.uint64)
+        at = 0
+        for k, size, salt in zip(self.char_ngrams, sizes, self._salts):
+            if size:
+                h = out[at:at + size]
+                np.subtract(prefix[k:], prefix[:-k], out=h)
+                np.multiply(h, self._pow[k - 1:n], out=h)
+                np.bitwise_xor(h, salt, out=h)
+                at += size
+        if words:
             starts, ends = edges[0::2], edges[1::2]
-            if starts.size:
-                wh = (prefix[ends] - prefix[starts]) * self._pow[ends - 1]
-                parts.append(wh ^ _SALT_WORD)
-                if self.word_bigrams and wh.size > 1:
-                    parts.append((wh[:-1] * _MIX + wh[1:]) ^ _SALT_BIGRAM)
-        if not parts:
-            return np.zeros(0, dtype=np.uint64)
-        return np.concatenate(parts)
+            wh = out[at:at + words]
+            np.subtract(prefix.take(ends), prefix.take(starts), out=wh)
+            np.multiply(wh, self._pow_before.take(ends), out=wh)
+            if bigrams:
+                bg = out[at + words:]
+                np.multiply(wh[:-1], _MIX, out=bg)
+                np.add(bg, wh[1:], out=bg)
+                np.bitwise_xor(bg, _SALT_BIGRAM, out=bg)
+            np.bitwise_xor(wh, _SALT_WORD, out=wh)
+        return out
 
     def _bucket(self, h: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            mixed = h * _MIX
+        """Fold hashes into ``2**bits`` buckets: the top bits of ``h * MIX``. Overwrites ``h``.
+
+        Up to 16 bits the result is a uint16 view of the products' top halves (``_dedup`` sorts 16-bit keys),
+        above that int64.
+        """
+        mixed = np.multiply(h, _MIX, out=h)
+        if self.bits <= 16:
+            top = mixed.view(np.uint16)[_TOP16::4]
+            return top if self.bits == 16 else top >> np.uint16(16 - self.bits)
         return (mixed >> np.uint64(64 - self.bits)).astype(np.int64)
 
     def transform(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Featurise one routing text: ``(indices int64, values float32, dense float32)``."""
         text, full = _bounded(text, self.focus, self.max_chars)
         raw = text.lower().encode("utf-8", "ignore")
-        data = np.frombuffer(raw, dtype=np.uint8)
-        buckets = self._bucket(self._hashes(data))
-        idx, counts = _dedup(buckets, self.bits)
-        vals = np.log1p(counts.astype(np.float32))
+        idx, counts = _dedup(self._bucket(self._hashes(np.frombuffer(raw, dtype=np.uint8))), self.bits)
+        vals = self._log1p.take(counts)  # == np.log1p(counts.astype(np.float32)), looked up
         if self.idf is not None:
-            vals *= self.idf[idx]
-        norm = float(np.sqrt(np.dot(vals, vals)))
-        if norm > 0:
-            vals /= norm
+            vals *= self.idf.take(idx)
+        square = float(vals.dot(vals))
+        if square > 0:
+            # sqrt in float64 then rounded to float32 (as numpy rounds a Python float divisor of a float32 array)
+            # is exactly the float32 sqrt: double rounding is innocuous for square roots.
+            vals /= math.sqrt(square)
         return idx, vals, np.array(_dense_values(text, raw, full), dtype=np.float32)
 
     def dense(self, text: str) -> np.ndarray:
         """The structure features alone (all the untrained router reads): no n-gram hashing."""
         return np.array(self.dense_list(text), dtype=np.float32)
 
-    def dense_list(self, text: str) -> list[float]:
+    def dense_list(self, text: str, only: Collection[int] | None = None) -> list[float]:
         """``dense(text)`` as plain floats (each rounded to float32 exactly as ``dense`` stores it).
 
-        For the untrained router's hot path: a few products over 18 numbers cost less without numpy.
+        For the untrained router's hot path: a few products over 18 numbers cost less without numpy. With
+        ``only`` (indices into ``DENSE_NAMES``), the costliest features (regexes, letter counts) are left out
+        unless one of them is asked for: those not asked for may be NaN.
         """
         text, full = _bounded(text, self.focus, self.max_chars)
-        return array("f", _dense_values(text, text.lower().encode("utf-8", "ignore"), full)).tolist()
+        costly = only is None or not _COSTLY.isdisjoint(only)
+        # The cheap features count digits, spaces and punctuation only: for ASCII text lower-casing (a copy) changes
+        # none of them, nor the length.
+        raw = text.encode("ascii") if not costly and text.isascii() else text.lower().encode("utf-8", "ignore")
+        return array("f", _dense_values(text, raw, full, costly)).tolist()
 
     def transform_many(self, texts: list[str]) -> tuple[object, np.ndarray]:
         """Featurise a corpus for training: ``(scipy CSR matrix n x dim, dense n x n_dense)``.
@@ -275,12 +334,13 @@ class HashingFeaturizer:
         return x, dense
 
 
-def _dense_values(text: str, raw: bytes, full_chars: int) -> list[float]:
+def _dense_values(text: str, raw: bytes, full_chars: int, costly: bool = True) -> list[float]:
     """Structure features (``DENSE_NAMES``), each scaled to roughly [0, 1] so one regulariser suits them all.
 
     ``raw`` is the (bounded) lower-cased text as UTF-8. Counted with ``bytes.count`` / ``bytes.translate`` and
     a few regexes: a few dozen C calls, no per-call numpy overhead, which is what a short prompt's cost is made
-    of. The two length features are scaled back up to the focused text's full length.
+    of. The two length features are scaled back up to the focused text's full length. Without ``costly`` the
+    features in ``_COSTLY`` are NaN.
     """
     size = len(raw)
     n = max(size, 1)
@@ -288,33 +348,41 @@ def _dense_values(text: str, raw: bytes, full_chars: int) -> list[float]:
     spaces, newlines = raw.count(b" "), raw.count(b"\n")
     digits = size - len(raw.translate(None, _DIGITS))
     code_marks = size - len(raw.translate(None, b"{};")) + 4 * raw.count(b"```")
-    head = text[:300].encode("ascii", "ignore")
-    upper = (len(head) - len(head.translate(None, _UPPER))) / max(min(len(text), 300), 1)
     words = spaces + newlines + 1
-    # Numbers need digits: a prompt without any skips both regexes. Every "." inside a number sits between two
-    # digits (see _NUMBER), so the numbers' dots are exactly the decimal points.
-    numbers = _NUMBER.findall(raw) if digits else []
-    decimals = b"".join(numbers).count(b".") if numbers else 0
-    sentences = (raw.count(b". ") + raw.count(b".\n") + raw.count(b"? ") + raw.count(b"?\n") + raw.count(b"! ")
-                 + raw.count(b"!\n") + 1)
+    if costly:
+        head = text[:300].encode("ascii", "ignore")
+        upper = (len(head) - len(head.translate(None, _UPPER))) / max(min(len(text), 300), 1)
+        punct = (size - len(raw.translate(None, _PUNCT))) / n
+        choices = min(len(_CHOICE_LINE.findall("\n" + text[-1500:])), 8) / 8.0
+        word_len = (size - len(raw.translate(None, _LETTERS))) / words / 10.0
+        # Numbers need digits: a prompt without any skips the regex. Every "." inside a number sits between two
+        # digits (see _NUMBER), so the numbers' dots are exactly the decimal points.
+        numbers = _NUMBER.findall(raw) if digits else []
+        number_values = (
+            min(len(numbers), 20) / 20.0,
+            # the feature saturates at 20, so the first numbers decide it and a number-dense prompt stays cheap
+            min(len(set(numbers[:_DISTINCT_SCAN])), 20) / 20.0,
+            min(max(map(len, numbers)), 10) / 10.0 if numbers else 0.0,
+            min(b"".join(numbers).count(b".") if numbers else 0, 5) / 5.0,
+        )
+        sentences = min(len(_SENTENCE_END.findall(raw)) + 1, 20) / 20.0
+    else:
+        upper = punct = choices = word_len = sentences = math.nan
+        number_values = (math.nan,) * 4
     return [
         math.log1p(n * scale) / 10.0,
         math.log1p(words * scale) / 8.0,
         min(newlines * 1000.0 / n, 50.0) / 50.0,
         digits / n,
         upper,
-        (size - len(raw.translate(None, _PUNCT))) / n,
+        punct,
         min(raw.count(b"?"), 10) / 10.0,
         min(size - len(raw.translate(None, b"=+^*/<>")), 50) / 50.0,
         min(code_marks, 20) / 20.0,
-        min(len(_CHOICE.findall(text[-1500:])), 8) / 8.0,
-        (size - len(raw.translate(None, _LETTERS))) / words / 10.0,
-        min(len(numbers), 20) / 20.0,
-        # the feature saturates at 20, so the first numbers decide it and a number-dense prompt stays cheap
-        min(len(set(numbers[:_DISTINCT_SCAN])), 20) / 20.0,
-        min(max(map(len, numbers)), 10) / 10.0 if numbers else 0.0,
-        min(decimals, 5) / 5.0,
+        choices,
+        word_len,
+        *number_values,
         min(size - len(raw.translate(None, b"%$")), 5) / 5.0,
-        min(sentences, 20) / 20.0,
+        sentences,
         1.0,
     ]

