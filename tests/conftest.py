@@ -17,6 +17,7 @@ from tierroute.ledger import SQLiteLedger
 from tierroute.router import Router
 from tierroute.server import create_app
 
+from .fakes.openai_embeddings import FakeEmbeddings
 from .fakes.openai_upstream import FakeOpenAI
 
 # Redis and PostgreSQL fixtures (skipped, or failed under TIERROUTE_REQUIRE_SERVICES=1, when missing).
@@ -35,6 +36,19 @@ def fake_upstream(fake_upstream_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     fake_upstream_server.reset()
     yield fake_upstream_server
     fake_upstream_server.reset()
+
+
+@pytest.fixture(scope="session")
+def embeddings_server() -> FakeEmbeddings:
+    return FakeEmbeddings().start()
+
+
+@pytest.fixture
+def embeddings(embeddings_server: FakeEmbeddings) -> Iterator[FakeEmbeddings]:
+    """An OpenAI-compatible ``/v1/embeddings`` server on loopback, its behaviour reset around each test."""
+    embeddings_server.reset()
+    yield embeddings_server
+    embeddings_server.reset()
 
 
 def fake_settings(upstream_url: str, tmp_path: Path, **overrides: Any) -> Settings:

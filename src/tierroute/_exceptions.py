@@ -12,6 +12,7 @@ Every error the library raises, and every upstream failure a provider sees, is o
     │   ├── PayloadTooLarge            body above the configured limit (413)
     │   └── LimitExceeded              a budget, rate limit or loop guard refused it (429)
     ├── StateUnavailable               the shared limits store is unreachable and fails closed (503)
+    ├── EncoderError                   an optional sentence encoder cannot be built or failed (routing falls back)
     └── UpstreamError                  a provider failed to answer (HTTP 5xx to the caller)
         ├── UpstreamRateLimited        429 from the provider, with retry_after_seconds
         ├── UpstreamTimeout            connect, first-token or total timeout (504)
@@ -120,6 +121,13 @@ class StateUnavailable(TierrouteError):
     http_status = 503
     error_type = "server_error"
     code = "limits_unavailable"
+
+
+class EncoderError(TierrouteError):
+    """A sentence encoder cannot be built (missing extra, bad settings) or failed to encode (endpoint down, bad
+    answer). The gateway never surfaces it to a client: a request whose embedding fails is routed on priors."""
+
+    error_type = "encoder_error"
 
 
 class UpstreamError(TierrouteError):

@@ -121,6 +121,8 @@ class Router:
         self._request_id = request_id
         self._baseline = self.catalog.strongest()
         self._sync = LoopThread()
+        # An encoder-backed learned policy embeds the prompt before deciding, off the event loop; others: None.
+        self._prepare = getattr(self.policy, "prepare", None)
 
     @staticmethod
     def _build_intents(settings: Settings) -> Any:
@@ -155,6 +157,8 @@ class Router:
                 ranked=(Ranked(model=model, expected_cost_usd=expected_cost_usd(features, model), predicted_quality=model.quality),),
                 reason="requested", policy="none")
         else:
+            if self._prepare is not None:
+                features = await self._prepare(features)
             decision = self.policy.decide(features, eligible, state)
             decision = self._shift_for_limits(replace(decision, reason=f"{resolved_as}: {decision.reason}"), state, runaway)
         return Plan(request_id=self._request_id(), body=body, features=features,
@@ -414,6 +418,9 @@ class Router:
 
     # -- lifecycle and sync API ----------------------------------------------------------------------
     async def aclose(self) -> None:
+        close_policy = getattr(self.policy, "aclose", None)  # an encoder-backed learned policy holds resources
+        if close_policy is not None:
+            await close_policy()
         for provider in self.providers.values():
             await provider.aclose()
         for guard in self.guards:

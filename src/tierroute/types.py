@@ -68,6 +68,9 @@ class RequestFeatures:
     max_cost_usd: float | None = None
     timeout_seconds: float | None = None
     client_request_id: str | None = None
+    # The learned policy's sentence embedding of ``text`` (a float32 array; empty when its encoder failed),
+    # computed by the router off the event loop before ``decide``; None when the policy has no encoder.
+    embedding: Any = None
 
 
 @dataclass(frozen=True, slots=True)

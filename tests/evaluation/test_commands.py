@@ -62,3 +62,10 @@ def test_bad_data_is_a_clean_error(tmp_path: Path) -> None:
 def test_eval_needs_exactly_one_mode(arc: tuple[Path, Path]) -> None:
     res = CliRunner().invoke(eval_command, ["--data", str(arc[1])])
     assert res.exit_code != 0 and "exactly one of" in res.output
+
+
+def test_cv_without_fold_fields_hashes_ids_and_says_so(arc: tuple[Path, Path]) -> None:
+    res = CliRunner().invoke(eval_command, ["--cv", "3", "--fast", "--bits", "12", "--data", str(arc[1])])
+    assert res.exit_code == 0, res.output
+    assert "no item has a 'fold' field: 3 folds from a stable hash of each id" in res.output
+    assert "gap closed" in res.output

@@ -32,9 +32,25 @@ def test_malformed_lines_name_file_line_and_field(tmp_path: Path, line: str, whe
 
 def test_models_must_match_across_items(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
-    path.write_text(GOOD + "\n" + GOOD.replace('"m2"', '"m3"') + "\n")
-    with pytest.raises(OutcomeDataError, match="models differ"):
+    path.write_text(GOOD + "\n\n" + GOOD.replace('"m2"', '"m3"') + "\n")
+    with pytest.raises(OutcomeDataError) as exc:
         load_outcomes(path)
+    assert f"{path}:3: outcomes:" in exc.value.message and "missing ['m2'], extra ['m3']" in exc.value.message
+
+
+def test_a_model_missing_from_a_later_file_names_that_file(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(GOOD + "\n")
+    second.write_text(GOOD.replace(', "m2": {"score": 0}', "") + "\n")
+    with pytest.raises(OutcomeDataError, match=r"b\.jsonl:1: outcomes: .*missing \['m2'\]"):
+        load_outcomes([first, second])
+
+
+def test_continuous_scores_and_a_single_model_load(tmp_path: Path) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text(GOOD.replace(', "m2": {"score": 0}', "").replace('"score": 1.0', '"score": 0.37') + "\n")
+    data = load_outcomes(path)
+    assert data.models == ("m1",) and data.scores.tolist() == [[0.37]] and not data.has_costs
 
 
 def test_data_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

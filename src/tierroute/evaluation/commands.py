@@ -16,6 +16,7 @@ from .._exceptions import TierrouteError
 from ..policies.artifact import ArtifactError, load_artifact, save_artifact
 from ..policies.calibration import Goal
 from .data import load_outcomes
+from .encoder_options import Encoder, encoder_options
 from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
 
@@ -63,23 +64,25 @@ def _progress(enabled: bool) -> Any:
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
+@encoder_options
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
-                  as_json: bool, quiet: bool) -> None:
+                  as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     _require_train_extra()
     try:
         data = load_outcomes(list(data_files))
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
                       "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
-                      + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")}
+                      + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")
+                      + (f" --encoder {encoder.kind} ({encoder.model})" if encoder else "")}
         artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
                                      provenance=provenance, progress=_progress(not quiet and not as_json),
-                                     **_search(fast))
+                                     encoder=encoder, **_search(fast))
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
     summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c, "weighting": rep.weighting,
-               "second_stage": rep.second_stage,
+               "second_stage": rep.second_stage, "shrink": rep.shrink,
                "seconds": round(rep.seconds, 2), "goal": str(goal),
                "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
                "heldout_operating_point": rep.operating_point, "calibration": rep.calibration}
@@ -88,7 +91,8 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         return
     click.echo(f"wrote {out_path} ({size / 1024:.0f} KiB) from {len(data)} items x {len(data.models)} models "
                f"in {rep.seconds:.1f}s ({rep.weighting}, C={rep.c}"
-               f"{', + second stage' if rep.second_stage else ''})")
+               f"{', + second stage' if rep.second_stage else ''}"
+               f"{f', shrink {rep.shrink:g}' if rep.shrink != 1.0 else ''})")
     op = rep.operating_point
     click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
@@ -113,12 +117,16 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 goal: Goal, focus: str, bits: int, fast: bool, decisions_path: str | None, plot_path: str | None, as_json: bool) -> None:
+                 goal: Goal, focus: str, bits: int, fast: bool, decisions_path: str | None, plot_path: str | None, as_json: bool,
+                 encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None])
     if modes != 1:
         raise click.UsageError("give exactly one of --router, --train FILE, or --cv K")
+    if router_path is not None and encoder is not None:
+        raise click.UsageError("--encoder is for training; a --router file brings its own encoder")
     _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
     progress = _progress(not as_json)
     try:
@@ -128,12 +136,12 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
             replay = replay_artifact(load_artifact(router_path), data)
         elif train_files:
             replay = train_test(load_outcomes(list(train_files)), data, goal=goal, focus=focus, bits=bits,
-                                progress=progress, **_search(fast))
+                                progress=progress, encoder=encoder, **_search(fast))
         else:
-            folds = sorted(set(data.folds.tolist()))
-            if cv is not None and len(folds) != cv:
-                raise click.UsageError(f"--cv {cv}: the data has {len(folds)} folds ({folds})")
-            replay = cross_validate(data, goal=goal, focus=focus, bits=bits, progress=progress, **_search(fast))
+            replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
+                                    **_search(fast))
+            for note in replay.notes:
+                click.echo(f"note: {note}", err=True)
     except (TierrouteError, ArtifactError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
     metrics = report(replay)

@@ -132,12 +132,15 @@ def _parse_line(raw: bytes, path: Path, line: int) -> OutcomeItem:
 
 def read_items(path: str | Path) -> list[OutcomeItem]:
     """Parse one JSONL file; blank lines are skipped, anything else malformed raises ``OutcomeDataError``."""
-    path = Path(path)
+    return [item for _, item in _read_numbered(Path(path))]
+
+
+def _read_numbered(path: Path) -> list[tuple[int, OutcomeItem]]:
     try:
         lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise OutcomeDataError(f"{path}: cannot read outcome data ({exc.strerror or exc})") from None
-    return [_parse_line(raw, path, n) for n, raw in enumerate(lines, start=1) if raw.strip()]
+    return [(n, _parse_line(raw, path, n)) for n, raw in enumerate(lines, start=1) if raw.strip()]
 
 
 def to_outcome_set(items: Iterable[OutcomeItem], *, where: str = "data") -> OutcomeSet:
@@ -161,6 +164,14 @@ def load_outcomes(paths: str | Path | Sequence[str | Path]) -> OutcomeSet:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     items: list[OutcomeItem] = []
+    first: tuple[Path, int, set[str]] | None = None
     for p in paths:
-        items.extend(read_items(p))
+        for line, item in _read_numbered(Path(p)):
+            if first is None:
+                first = (Path(p), line, set(item.scores))
+            elif set(item.scores) != first[2]:
+                missing, extra = sorted(first[2] - set(item.scores)), sorted(set(item.scores) - first[2])
+                raise _fail(Path(p), line, "outcomes", f"every item must score the same models as {first[0]}:{first[1]}"
+                            f" (missing {missing}, extra {extra}); drop those models or those items")
+            items.append(item)
     return to_outcome_set(items, where=", ".join(str(p) for p in paths))

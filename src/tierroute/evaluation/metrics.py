@@ -19,6 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..policies.objective import Objective, choose_many
+
+# Wide enough that the dear end is pure quality (0) and the cheap end is the cheapest model alone: lambda x the
+# smallest relative price step must exceed any predicted quality difference, or the curve never reaches the
+# cheap end and loses to the zero router there (RouterBench ARC: price steps of 1% of the dearest model).
+LAMBDA_SWEEP = np.concatenate(([0.0], np.geomspace(1e-3, 1e4, 120)))
+
 
 def quality_by_strong_share(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
     """Average quality when the top-k items by ``router_score`` go to strong, for k = 0..n (tie-aware)."""
@@ -120,6 +127,21 @@ def oracle_points(scores: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -
         utility = scores - lam * costs / scale - 1e-9 * costs / scale  # cheaper wins exact ties
         pick = np.argmax(utility, axis=1)
         rows = np.arange(scores.shape[0])
+        points.append((float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
+    return points
+
+
+def lambda_points(pred: np.ndarray, mean_costs: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                  lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> list[tuple[float, float]]:
+    """A router's (mean cost, mean quality) at each ``lambda``: what ``choose_many`` picks from ``pred``.
+
+    Every point is reachable by configuration (``Objective("lambda", value)``); the hull between two of them is
+    reachable by sending a random share of requests to each setting, as for the zero router's mixes.
+    """
+    rows = np.arange(scores.shape[0])
+    points = []
+    for lam in lambdas:
+        pick = choose_many(pred, mean_costs, Objective("lambda", float(lam)))
         points.append((float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
     return points
 

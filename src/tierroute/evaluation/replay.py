@@ -6,6 +6,7 @@ what evaluation reports is what the gateway would have decided.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +17,8 @@ from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
 from ..policies.objective import Objective, choose_many
 from .data import OutcomeDataError, OutcomeSet
-from .metrics import cost_quality_report, two_model_report
+from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, two_model_report
 from .train import DEFAULT_GOAL, Progress, expected_costs, featurize, train_router
-
-# Wide enough that the dear end is pure quality (0) and the cheap end is the cheapest model alone: lambda x the
-# smallest relative price step must exceed any predicted quality difference, or the curve never reaches the
-# cheap end and loses to the zero router there (RouterBench ARC: price steps of 1% of the dearest model).
-LAMBDA_SWEEP = np.concatenate(([0.0], np.geomspace(1e-3, 1e4, 120)))
 
 
 @dataclass
@@ -63,12 +59,35 @@ def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL
     return replay_artifact(artifact, test)
 
 
-def cross_validate(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, progress: Progress | None = None,
-                   **train_kwargs: Any) -> Replay:
-    """k-fold CV over the ``fold`` field: each fold is predicted by a router trained on the others."""
+def cv_folds(data: OutcomeSet, k: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Outer fold per item: the ``fold`` field, or with ``k`` and no item carrying one, a stable hash of the id.
+
+    Some items with a fold and some without, or a number of distinct folds other than ``k``, is an error: either
+    would silently evaluate something other than what was asked for.
+    """
     folds = data.folds
-    if (folds < 0).any():
-        raise OutcomeDataError("--cv needs a 'fold' field on every item")
+    missing = folds < 0
+    if missing.all() and k is not None:
+        if k < 2:
+            raise OutcomeDataError(f"--cv {k}: need at least 2 folds")
+        hashed = np.array([zlib.crc32(f"fold:{it.id}".encode()) % k for it in data.items])
+        return hashed, [f"no item has a 'fold' field: {k} folds from a stable hash of each id"]
+    if missing.any():
+        first = data.items[int(np.flatnonzero(missing)[0])].id
+        raise OutcomeDataError(f"cross-validation: {int(missing.sum())} of {len(data)} items have no 'fold' field "
+                               f"(first: {first!r}); give every item one, or none (folds are then hashed from the ids)")
+    distinct = sorted(set(folds.tolist()))
+    if k is not None and len(distinct) != k:
+        raise OutcomeDataError(f"--cv {k}: the data has {len(distinct)} folds ({distinct})")
+    if len(distinct) < 2:
+        raise OutcomeDataError(f"cross-validation needs at least 2 folds, the data has {distinct}")
+    return folds, []
+
+
+def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAULT_GOAL,
+                   progress: Progress | None = None, **train_kwargs: Any) -> Replay:
+    """k-fold CV over the ``fold`` field (``cv_folds``): each fold is predicted by a router trained on the others."""
+    folds, notes = cv_folds(data, k)
     pred = np.zeros_like(data.scores)
     values = []
     for k in np.unique(folds):
@@ -80,7 +99,7 @@ def cross_validate(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, progress: Pro
         values.append(artifact.objective)
     # Report the operating point as the mean of the per-fold calibrated knobs (each tuned on its own train part).
     objective = Objective(values[0].mode, float(np.mean([v.value for v in values])))
-    return Replay(data, pred, expected_costs(data), objective)
+    return Replay(data, pred, expected_costs(data), objective, notes)
 
 
 def strong_weak(data: OutcomeSet) -> tuple[int, int]:
@@ -122,12 +141,7 @@ def router_score(pred: np.ndarray, data: OutcomeSet) -> np.ndarray:
 
 def router_points(replay: Replay, lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> list[tuple[float, float]]:
     """(mean cost, mean quality) of the router at each lambda on the sweep."""
-    data, rows = replay.data, np.arange(len(replay.data))
-    points = []
-    for lam in lambdas:
-        pick = choose_many(replay.pred, replay.mean_costs, Objective("lambda", float(lam)))
-        points.append((float(data.costs[rows, pick].mean()), float(data.scores[rows, pick].mean())))
-    return points
+    return lambda_points(replay.pred, replay.mean_costs, replay.data.scores, replay.data.costs, lambdas)
 
 
 def decisions(replay: Replay) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Train a router from outcome data: featurise, pick regularisation by inner CV, calibrate, fit, package.
 
-Everything tuned here (regularisation ``C``, Platt scaling, the operating point for the user's goal) is chosen
-on out-of-fold predictions *within the training data*, so evaluating on a held-out split stays honest.
+Everything tuned here (n-gram weighting, regularisation ``C``, the second stage, Platt scaling, the shrink toward
+base rates, the operating point for the user's goal) is chosen on out-of-fold predictions *within the training
+data*, so evaluating on a held-out split stays honest.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,19 +19,29 @@ import numpy as np
 from ..chat_request import routing_text
 from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, calibrate_operating_point, ece, fit_platt
+from ..policies.encoders import Encoder
+from ..policies.encoders.featurizer import EmbeddingFeaturizer
 from ..policies.featurizers import Focus, HashingFeaturizer
-from ..policies.predictors.base import QualityPredictor
-from ..policies.predictors.linear import fit_linear
+from ..policies.predictors.base import QualityPredictor, sigmoid
+from ..policies.predictors.linear import LinearPredictor, fit_linear
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
 from .data import OutcomeSet
+from .metrics import aiq, lambda_points, two_model_report, upper_hull
 
 Progress = Callable[[str], None]
-DEFAULT_C_GRID: tuple[float, ...] = (0.3, 1.0)
+DEFAULT_C_GRID: tuple[float, ...] = (0.3, 0.5, 1.0)
 # n-gram weightings tried by inner CV: "tf" (log counts) or "idf" (log counts x idf, fitted on training prompts).
 DEFAULT_WEIGHTINGS: tuple[str, ...] = ("tf", "idf")
 DEFAULT_BITS = 16
 DEFAULT_GOAL = Goal("quality", 0.95)
 INNER_FOLDS = 3
+# Strengths tried for pulling predictions toward each model's base rate when many priced models are routed
+# (1 = as predicted, 0 = base rates, which is the zero router): over-confident predictions buy dear models for
+# nothing, and inner CV on AIQ decides how much of the per-item signal to trust.
+SHRINK_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Weight of the trees when the second stage is blended with the linear stage (one fixed average, not a grid:
+# every extra choice made on the same out-of-fold predictions adds selection noise).
+BLEND = 0.5
 
 
 def item_text(messages: Sequence[dict[str, Any]]) -> str:
@@ -70,7 +81,8 @@ class TrainReport:
     c: float
     weighting: str
     second_stage: bool
-    cv_brier: dict[str, float]
+    shrink: float
+    cv_table: dict[str, dict[str, float]]
     calibration: dict[str, dict[str, float]]
     operating_point: dict[str, float]
     seconds: float
@@ -104,52 +116,178 @@ def _oof_logits(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str
     return out
 
 
+def routing_score(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tuple[str, float]:
+    """The routing figure a user judges a router by, computed on out-of-fold predictions (higher is better).
+
+    Two models: APGR of predicted strong - weak quality. Three or more with recorded costs: AIQ over the lambda
+    sweep (gap closed is AIQ shifted and scaled by constants of the data, so it ranks the same). Otherwise
+    (no costs, or one model) there is no routing curve to score, so the figure is minus the Brier score.
+    """
+    metric = routing_metric(scores, costs)
+    if metric == "apgr":
+        strong = int(np.argmax(scores.mean(axis=0)))
+        weak = 1 - strong
+        return metric, two_model_report(pred[:, strong] - pred[:, weak], scores[:, strong], scores[:, weak]).apgr
+    if metric == "aiq":
+        mean_costs = costs.mean(axis=0)
+        hull = upper_hull(lambda_points(pred, mean_costs, scores, costs))
+        return metric, aiq(hull, float(mean_costs.min()), float(mean_costs.max()))
+    return metric, -brier(pred, scores)
+
+
+def routing_metric(scores: np.ndarray, costs: np.ndarray) -> str:
+    """Which figure ``routing_score`` computes for data of this shape: "apgr", "aiq" or "-brier"."""
+    if scores.shape[1] == 2:
+        return "apgr"
+    return "aiq" if scores.shape[1] > 2 and np.isfinite(costs).all() else "-brier"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One configuration's out-of-fold predictions as a weighted sum of stage outputs, and its Brier score."""
+
+    weighting: str
+    c: float
+    stage: str  # "linear", "stacked" or "blend"
+    parts: tuple[tuple[float, np.ndarray], ...]  # (weight, out-of-fold probabilities) per stage
+    brier: float
+
+    @property
+    def oof(self) -> np.ndarray:
+        return sum(w * p for w, p in self.parts)  # type: ignore[return-value]
+
+    def shrunk(self, base_logit: np.ndarray, strength: float) -> np.ndarray:
+        """Out-of-fold predictions with each stage shrunk as ``_shrunk_predictor`` shrinks the fitted one."""
+        return sum(w * _shrink(p, base_logit, strength) for w, p in self.parts)  # type: ignore[return-value]
+
+
+def _candidate(weighting: str, c: float, stage: str, parts: tuple[tuple[float, np.ndarray], ...],
+               data: OutcomeSet) -> _Candidate:
+    return _Candidate(weighting, c, stage, parts, brier(sum(w * p for w, p in parts), data.scores))
+
+
+def _choose(candidates: Sequence[_Candidate], data: OutcomeSet) -> _Candidate:
+    """The lowest Brier, unless others are within one standard error of it: then the best routing metric.
+
+    The standard error is that of the paired per-item difference in squared error, so a candidate counts as
+    tied only when the data cannot tell the two apart (on GSM8K's 1,300 items tf and idf sometimes are, on
+    MMLU's 14,000 no pair was). Among tied candidates Brier says nothing; the routing metric is what matters.
+    """
+    best = min(candidates, key=lambda cand: cand.brier)
+    errors = {id(cand): ((cand.oof - data.scores) ** 2).mean(axis=1) for cand in candidates}
+    n = len(data)
+    tied = [cand for cand in candidates
+            if cand.brier - best.brier <= np.std(errors[id(cand)] - errors[id(best)]) / np.sqrt(n)]
+    if len(tied) == 1:
+        return best
+    return max(tied, key=lambda cand: (routing_score(cand.oof, data.scores, data.costs)[1], -cand.brier))
+
+
 def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
                   c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
                   second_stage: bool = True, progress: Progress | None = None,
-                  ) -> tuple[HashingFeaturizer, QualityPredictor, np.ndarray, float, str, dict[str, float]]:
-    """Choose the n-gram weighting and C by inner-CV Brier, Platt-calibrate out of fold, fit on everything.
+                  ) -> FittedPredictor:
+    """Choose the n-gram weighting, C and the stage by inner-CV Brier, the shrink by inner-CV routing metric.
 
-    With ``second_stage``, also cross-fit boosted trees over the out-of-fold logits (``predictors.stacked``) and
-    keep them only if their inner-CV Brier beats the calibrated linear stage's.
+    Every (weighting, C) gets out-of-fold logits and a Platt step fitted on them; the lowest Brier wins, with
+    ties (within one standard error) broken by the routing metric (``_choose``). With
+    ``second_stage``, boosted trees are cross-fitted on the winner's out-of-fold logits (``predictors.stacked``),
+    and the trees alone or an equal blend of trees and linear stage replace it if their Brier is lower. With
+    costs and three or more models, predictions are then pulled toward each model's training mean by the
+    strength in ``SHRINK_GRID`` with the best inner-CV AIQ (``routing_score``). The table records Brier and
+    the routing metric of every candidate.
 
-    Returns the (possibly idf-weighted) featurizer, the predictor, its out-of-fold predictions (for operating
-    points), C, the weighting and the CV table.
+    Why Brier rather than the routing metric for the configuration: measured both ways (docs/routing-quality.md),
+    choosing by inner-CV APGR or AIQ was noisier and lost on MMLU and ARC; Brier, a proper score of every
+    prediction, ranks configurations more stably. Shrinkage, by contrast, barely moves Brier but decides whether
+    the lambda sweep buys dear models on over-confident predictions, so only the routing metric can choose it.
     """
     folds = inner_folds(data)
-    table: dict[str, float] = {}
+    metric = routing_metric(data.scores, data.costs)
+    linear: list[_Candidate] = []
     logits_by: dict[tuple[str, float], np.ndarray] = {}
+    platt_by: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
     for weighting in weightings:
         for c in c_grid:
             if progress:
                 progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
             logits = _oof_logits(x, dense, data.scores, data.models, folds, c,
                                  featurizer if weighting == "idf" else None)
-            logits_by[(weighting, c)] = logits
-            table[f"{weighting} C={c:g}"] = brier(1 / (1 + np.exp(-logits)), data.scores)
-    best_w, best_c = min(logits_by, key=lambda key: table[f"{key[0]} C={key[1]:g}"])
-    logits = logits_by[(best_w, best_c)]
-    platt = [fit_platt(logits[:, j], data.scores[:, j]) for j in range(len(data.models))]
-    scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
-    oof = 1 / (1 + np.exp(-(scale * logits + shift)))
-    table["linear (chosen, Platt)"] = brier(oof, data.scores)
+            platt = [fit_platt(logits[:, j], data.scores[:, j]) for j in range(len(data.models))]
+            scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
+            logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
+            linear.append(_candidate(weighting, c, "linear", ((1.0, sigmoid(scale * logits + shift)),), data))
+    best = _choose(linear, data)
+    candidates = list(linear)
     trees = None
     if second_stage:
         if progress:
-            progress(f"inner {INNER_FOLDS}-fold CV, second stage")
-        stacked_oof, candidate = _cross_fit_trees(logits, dense, data.scores, folds)
-        table["second stage"] = brier(stacked_oof, data.scores)
-        if table["second stage"] < table["linear (chosen, Platt)"]:
-            trees, oof = candidate, stacked_oof
-    if best_w == "idf":
+            progress(f"inner {INNER_FOLDS}-fold CV, second stage on {best.weighting}, C={best.c:g}")
+        stacked_oof, fitted = _cross_fit_trees(logits_by[(best.weighting, best.c)], dense, data.scores, folds)
+        linear_oof = best.oof
+        stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
+                   _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)), data)]
+        candidates += stacked
+        challenger = min(stacked, key=lambda cand: cand.brier)
+        if challenger.brier < best.brier:
+            trees, best = fitted, challenger
+    table = {f"{cand.weighting} C={cand.c:g}" + ("" if cand.stage == "linear" else f" {cand.stage}"):
+             {"brier": cand.brier, metric: routing_score(cand.oof, data.scores, data.costs)[1]} for cand in candidates}
+    x_final = x
+    if best.weighting == "idf":
         featurizer = featurizer.with_idf(x)
         assert featurizer.idf is not None
-        x = apply_idf(x, featurizer.idf)
+        x_final = apply_idf(x, featurizer.idf)
     if progress:
-        progress(f"final fit on {len(data)} items, {best_w}, C={best_c}")
-    linear = fit_linear(x, dense, data.scores, data.models, c=best_c)
-    predictor: QualityPredictor = linear.with_platt(scale, shift) if trees is None else StackedPredictor(linear, trees)
-    return featurizer, predictor, oof, best_c, best_w, table
+        progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}")
+    first = fit_linear(x_final, dense, data.scores, data.models, c=best.c).with_platt(*platt_by[(best.weighting, best.c)])
+    predictor: QualityPredictor = (first if trees is None
+                                   else StackedPredictor(first, trees, BLEND if best.stage == "blend" else 1.0))
+    oof, strength = best.oof, 1.0
+    if metric == "aiq":
+        base = _logit(np.clip(data.scores.mean(axis=0), 1e-3, 1 - 1e-3))
+        by_strength = {g: best.shrunk(base, g) for g in SHRINK_GRID}
+        scored = {g: routing_score(p, data.scores, data.costs)[1] for g, p in by_strength.items()}
+        strength = max(SHRINK_GRID, key=lambda g: (scored[g], g))  # ties keep the less shrunk predictions
+        table.update({f"shrink {g:g}": {metric: v} for g, v in scored.items()})
+        oof, predictor = by_strength[strength], _shrunk_predictor(predictor, base, strength)
+    return FittedPredictor(featurizer, predictor, oof, best.c, best.weighting, strength, table)
+
+
+@dataclass(frozen=True)
+class FittedPredictor:
+    """What ``fit_predictor`` chose and fitted: the (possibly idf-weighted) featurizer, the predictor, its
+    out-of-fold predictions (for operating points), C, weighting, shrink strength (1 = none) and the CV table."""
+
+    featurizer: HashingFeaturizer
+    predictor: QualityPredictor
+    oof: np.ndarray
+    c: float
+    weighting: str
+    shrink: float
+    table: dict[str, dict[str, float]]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+def _shrink(pred: np.ndarray, base_logit: np.ndarray, strength: float) -> np.ndarray:
+    """Predictions pulled toward per-model base rates on the logit scale: 1 keeps them, 0 is the base rate."""
+    return sigmoid(strength * _logit(np.clip(pred, 1e-6, 1 - 1e-6)) + (1 - strength) * base_logit)
+
+
+def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, strength: float) -> QualityPredictor:
+    """The same shrink folded into the predictor's last affine step (Platt for linear, tree sum for stacked)."""
+    if strength == 1.0:
+        return predictor
+    if isinstance(predictor, StackedPredictor):
+        trees = replace(predictor.trees, value=strength * predictor.trees.value,
+                        baseline=strength * predictor.trees.baseline + (1 - strength) * base_logit)
+        first = _shrunk_predictor(predictor.first, base_logit, strength)  # the blend's linear part
+        return replace(predictor, first=first, trees=trees)
+    assert isinstance(predictor, LinearPredictor)
+    return predictor.with_platt(strength * predictor.scale, strength * predictor.shift + (1 - strength) * base_logit)
 
 
 def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
@@ -166,27 +304,34 @@ def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
                  c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
                  second_stage: bool = True, provenance: dict[str, Any] | None = None,
-                 progress: Progress | None = None) -> tuple[RouterArtifact, TrainReport]:
-    """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold."""
+                 progress: Progress | None = None, encoder: Encoder | None = None) -> tuple[RouterArtifact, TrainReport]:
+    """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold.
+
+    With ``encoder``, each prompt's sentence embedding joins the dense features (``EmbeddingFeaturizer``)."""
     start = time.perf_counter()
-    featurizer = HashingFeaturizer(bits=bits, focus=focus)
+    featurizer: Any = HashingFeaturizer(bits=bits, focus=focus)
+    if encoder is not None:
+        featurizer = EmbeddingFeaturizer(featurizer, encoder)
     if progress:
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
-    featurizer, predictor, oof, c, weighting, table = fit_predictor(
-        x, dense, data, featurizer, c_grid=c_grid, weightings=weightings, second_stage=second_stage,
-        progress=progress)
+    fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
+                           second_stage=second_stage, progress=progress)
+    featurizer, predictor, oof, c, weighting, table = (fitted.featurizer, fitted.predictor, fitted.oof, fitted.c,
+                                                       fitted.weighting, fitted.table)
     mean_costs = expected_costs(data)
     objective, achieved = calibrate_operating_point(oof, data.scores, _cost_matrix(data, mean_costs), goal)
     calibration = {m: {"brier": brier(oof[:, j], data.scores[:, j]), "ece": ece(oof[:, j], data.scores[:, j])}
                    for j, m in enumerate(data.models)}
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
-               "weighting": weighting, "second_stage": predictor.kind == "stacked", "cv_brier": table}
+               "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
+               "cv": table}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
-    return artifact, TrainReport(c, weighting, predictor.kind == "stacked", table, calibration, achieved, time.perf_counter() - start)
+    return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
+                                 time.perf_counter() - start)
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .encoders import EncoderError, build_encoder
+from .encoders.featurizer import EmbeddingFeaturizer
 from .featurizers import HashingFeaturizer
 from .objective import Objective
 from .predictors.base import QualityPredictor, predictor_from_arrays
@@ -32,7 +34,7 @@ class ArtifactError(ValueError):
 class RouterArtifact:
     """Everything a trained router needs at inference, plus where it came from."""
 
-    featurizer: HashingFeaturizer
+    featurizer: HashingFeaturizer | EmbeddingFeaturizer
     predictor: QualityPredictor
     objective: Objective
     mean_costs: dict[str, float] = field(default_factory=dict)
@@ -67,8 +69,13 @@ def save_artifact(artifact: RouterArtifact, path: str | Path) -> int:
     return len(data)
 
 
-def load_artifact(path: str | Path) -> RouterArtifact:
-    """Read a router file written by :func:`save_artifact`; raises :class:`ArtifactError` with the reason."""
+def load_artifact(path: str | Path, *, encoder_options: dict[str, Any] | None = None) -> RouterArtifact:
+    """Read a router file written by :func:`save_artifact`; raises :class:`ArtifactError` with the reason.
+
+    A router trained with a sentence encoder gets it rebuilt here (the local model loads now, not on the first
+    request); ``encoder_options`` (``base_url``, ``api_key``, ``timeout_seconds``) point an endpoint encoder at
+    this deployment's server.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -86,10 +93,22 @@ def load_artifact(path: str | Path) -> RouterArtifact:
     if meta.get("version") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: router file version {meta.get('version')} is not supported (want {FORMAT_VERSION})")
     try:
-        featurizer = HashingFeaturizer.from_config(meta["featurizer"], farrays)
+        featurizer = _featurizer(meta["featurizer"], farrays, encoder_options or {})
         predictor = predictor_from_arrays(meta["predictor"], arrays)
         objective = Objective(mode=meta["objective"]["mode"], value=float(meta["objective"]["value"]))
+    except EncoderError as exc:
+        raise ArtifactError(f"{path}: {exc.message}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path}: malformed router file ({exc})") from None
     return RouterArtifact(featurizer, predictor, objective, dict(meta.get("mean_costs") or {}),
                           dict(meta.get("provenance") or {}), dict(meta.get("heldout") or {}))
+
+
+def _featurizer(config: dict[str, Any], arrays: dict[str, np.ndarray],
+                encoder_options: dict[str, Any]) -> HashingFeaturizer | EmbeddingFeaturizer:
+    if config.get("kind") == EmbeddingFeaturizer.KIND:
+        return EmbeddingFeaturizer(HashingFeaturizer.from_config(config["hashing"], arrays),
+                                   build_encoder(config["encoder"], **encoder_options))
+    if encoder_options:
+        raise EncoderError("encoder options were given, but this router was trained without an encoder")
+    return HashingFeaturizer.from_config(config, arrays)

@@ -10,8 +10,10 @@ Everything the decision used is returned in ``Decision.details`` so ``tierroute 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,6 +22,7 @@ from .._exceptions import ConfigError
 from ..types import Decision, ModelSpec, Ranked, RequestFeatures, StateSnapshot
 from .artifact import ArtifactError, load_artifact
 from .base import expected_cost_usd
+from .encoders.featurizer import EmbeddingFeaturizer
 from .featurizers import HashingFeaturizer
 from .objective import Objective, rank
 from .predictors.base import QualityPredictor
@@ -29,6 +32,18 @@ from .predictors.prior import PriorPredictor
 # "price of the dearest candidate" (see docs/routing-quality.md, "Default router").
 DEFAULT_OBJECTIVE = Objective("lambda", 0.3)
 TOP_IN_DETAILS = 3
+_NO_EMBEDDING: tuple[float, ...] = ()  # RequestFeatures.embedding when the encoder failed: route on the priors
+log = logging.getLogger("tierroute.policies")
+
+
+class EncoderOptions(BaseModel):
+    """``router.options.encoder``: where this deployment reaches an endpoint encoder the artifact was trained with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="embeddings endpoint base URL; absent: the one used in training")
+    api_key: str | None = Field(None, description="endpoint key, e.g. ${EMBEDDINGS_API_KEY}")
+    timeout_seconds: float | None = Field(None, gt=0, description="per-request limit (default 5 s)")
 
 
 class LearnedOptions(BaseModel):
@@ -41,6 +56,7 @@ class LearnedOptions(BaseModel):
     margin: float | None = Field(None, ge=0, le=1, description="cheapest model within this of the best prediction")
     quality_target: float | None = Field(None, ge=0, le=1, description="cheapest model predicted at least this good")
     model_map: dict[str, str] = Field(default_factory=dict, description="artifact model name -> catalog id")
+    encoder: EncoderOptions | None = Field(None, description="endpoint encoder settings (artifact trained with one)")
 
     @model_validator(mode="after")
     def _one_objective(self) -> LearnedOptions:
@@ -63,13 +79,20 @@ class LearnedOptions(BaseModel):
 class LearnedPolicy:
     """Maximise predicted quality against expected cost; pure given (features, candidates, state)."""
 
-    featurizer: HashingFeaturizer
+    featurizer: HashingFeaturizer | EmbeddingFeaturizer
     objective: Objective
     predictor: QualityPredictor | None = None
     # catalog id -> column of the predictor's output
     columns: Mapping[str, int] = field(default_factory=dict)
     prior: PriorPredictor = field(default_factory=PriorPredictor)
     name: str = "learned"
+    _prior_features: Callable[[str], list[float]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The priors read a handful of structure features: counting only those skips the regexes and letter
+        # counts, most of what the untrained router costs on a long prompt.
+        hashing = self.featurizer.hashing if isinstance(self.featurizer, EmbeddingFeaturizer) else self.featurizer
+        object.__setattr__(self, "_prior_features", partial(hashing.dense_list, only=self.prior.reads))
 
     def decide(self, features: RequestFeatures, candidates: Sequence[ModelSpec], state: StateSnapshot) -> Decision:
         # Plain Python floats throughout: a decision ranks a handful of candidates, where numpy's per-call
@@ -77,14 +100,17 @@ class LearnedPolicy:
         columns = self.columns
         unknown = [m.id for m in candidates if m.id not in columns]
         use_predictor = self.predictor is not None and len(unknown) < len(candidates)
-        if use_predictor:
+        embedding = features.embedding
+        encoder_down = embedding is not None and len(embedding) == 0
+        if use_predictor and not encoder_down:
             assert self.predictor is not None
-            idx, vals, dense = self.featurizer.transform(features.text)
+            idx, vals, dense = (self.featurizer.transform(features.text) if embedding is None
+                                else self.featurizer.transform(features.text, embedding))  # type: ignore[call-arg]
             difficulty = self.prior.difficulty(dense.tolist())
         else:  # priors only read the structure features: skip n-gram hashing entirely
-            difficulty = self.prior.difficulty(self.featurizer.dense_list(features.text))
+            difficulty = self.prior.difficulty(self._prior_features(features.text))
         quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
-        if use_predictor:
+        if use_predictor and not encoder_down:
             predicted = self.predictor.predict(idx, vals, dense).tolist()
             for i, m in enumerate(candidates):
                 col = columns.get(m.id)
@@ -95,9 +121,33 @@ class LearnedPolicy:
         shifted = objective is not self.objective and objective != self.objective
         order, utility = rank(quality, cost, objective)
         ranked = tuple([Ranked(candidates[i], cost[i], quality[i], utility[i]) for i in order])
-        return Decision(ranked=ranked, reason=self._reason(ranked[0], objective, shifted, state, unknown, len(candidates)),
+        encoder_failed = encoder_down and use_predictor
+        reason = self._reason(ranked[0], objective, shifted, state, [] if encoder_failed else unknown, len(candidates))
+        if encoder_failed:
+            reason += "; the encoder failed, used catalog priors"
+        return Decision(ranked=ranked, reason=reason,
                         policy=self.name,
                         details=_Details(ranked, objective, shifted, difficulty, unknown, self.predictor is not None))
+
+    @property
+    def prepare(self) -> Callable[[RequestFeatures], Awaitable[RequestFeatures]] | None:
+        """What the router awaits before :meth:`decide`: the prompt's embedding, computed without blocking the
+        event loop. None without an encoder, so the router skips the step at no cost."""
+        return self._embed if isinstance(self.featurizer, EmbeddingFeaturizer) else None
+
+    async def aclose(self) -> None:
+        """Release the encoder (an endpoint's connection, the local model's worker thread), if there is one."""
+        if isinstance(self.featurizer, EmbeddingFeaturizer):
+            await self.featurizer.encoder.aclose()
+
+    async def _embed(self, features: RequestFeatures) -> RequestFeatures:
+        assert isinstance(self.featurizer, EmbeddingFeaturizer)
+        try:
+            embedding: Any = await self.featurizer.aembed(features.text)
+        except Exception as exc:  # noqa: BLE001 - an optional input must not fail the request: fall back to priors
+            log.warning("encoder failed, routing this request on catalog priors: %s", getattr(exc, "message", exc))
+            embedding = _NO_EMBEDDING
+        return replace(features, embedding=embedding)
 
     def _reason(self, best: Ranked, objective: Objective, shifted: bool, state: StateSnapshot, unknown: list[str],
                 n: int) -> str:
@@ -189,9 +239,13 @@ def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]
             raise ConfigError(f"router.options.model_map.{source}: {target!r} is not a model in the catalog",
                               param=f"router.options.model_map.{source}")
     if opts.artifact is None:
+        if opts.encoder is not None:
+            raise ConfigError("router.options.encoder: an encoder needs an artifact trained with one",
+                              param="router.options.encoder")
         return LearnedPolicy(featurizer=HashingFeaturizer(), objective=opts.objective() or DEFAULT_OBJECTIVE)
     try:
-        artifact = load_artifact(opts.artifact)
+        artifact = load_artifact(opts.artifact, encoder_options=opts.encoder.model_dump(exclude_none=True)
+                                 if opts.encoder is not None else None)
     except ArtifactError as exc:
         raise ConfigError(f"router.options.artifact: {exc}", param="router.options.artifact") from None
     unknown_sources = sorted(set(opts.model_map) - set(artifact.models))
