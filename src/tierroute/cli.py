@@ -203,7 +203,8 @@ def route(prompt: str, config: str | None, model: str, system: str | None, max_t
         _echo_json(data)
         return
     click.echo(f"chosen: {data['chosen']}   ({data['reason']})")
-    click.echo(f"prompt tokens (estimate): {data['prompt_tokens_estimate']}   resolved as: {data['resolved_as']}")
+    click.echo(f"prompt tokens (estimate): {data['prompt_tokens_estimate']}   resolved as: {data['resolved_as']}"
+               f"   policy: {data['policy']}")
     if "intent" in data:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(data["intent"]["scores"].items(), key=lambda kv: -kv[1]))
         click.echo(f"intent: {data['intent']['match'] or 'no intent matched'} (threshold "

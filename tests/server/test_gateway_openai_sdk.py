@@ -12,13 +12,14 @@ def client(gw, key: str = "unused") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0, timeout=10)
 
 
-def test_auto_routes_to_cheapest_of_default_tier_and_says_why(gateway, fake_upstream):
+def test_auto_routes_an_easy_prompt_to_the_cheap_model_and_says_why(gateway, fake_upstream):
     raw = client(gateway).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "Say hello"}])
     completion = raw.parse()
     assert completion.choices[0].message.content == "Hello from the fake upstream."
     assert raw.headers["x-tierroute-model"] == "small"
     assert "tier general" in raw.headers["x-tierroute-reason"]
+    assert "untrained default" in raw.headers["x-tierroute-reason"]  # the default policy: learned, no artifact
     assert float(raw.headers["x-tierroute-overhead-ms"]) >= 0
     # 11 prompt + 5 completion tokens at $0.1/$0.2 per million
     assert float(raw.headers["x-tierroute-cost-usd"]) == pytest.approx((11 * 0.1 + 5 * 0.2) / 1e6)
