@@ -13,7 +13,11 @@ import pytest
 import uvicorn
 
 from tierroute.config import Settings, parse_settings
+from tierroute.evaluation.data import data_dir, load_outcomes
+from tierroute.evaluation.train import train_router
 from tierroute.ledger import SQLiteLedger
+from tierroute.policies.artifact import save_artifact
+from tierroute.policies.encoders.endpoint import EndpointEncoder
 from tierroute.router import Router
 from tierroute.server import create_app
 
@@ -49,6 +53,17 @@ def embeddings(embeddings_server: FakeEmbeddings) -> Iterator[FakeEmbeddings]:
     embeddings_server.reset()
     yield embeddings_server
     embeddings_server.reset()
+
+
+@pytest.fixture(scope="session")
+def encoder_router(embeddings_server: FakeEmbeddings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A router file trained (fast settings, 300 GSM8K items) with the fake endpoint encoder's embeddings."""
+    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl").subset(list(range(300)))
+    enc = EndpointEncoder(base_url=f"{embeddings_server.url}/v1", model="fake-embed")
+    artifact, _ = train_router(data, bits=12, c_grid=(1.0,), weightings=("tf",), second_stage=False, encoder=enc)
+    path = tmp_path_factory.mktemp("enc-router") / "router.npz"
+    save_artifact(artifact, path)
+    return path
 
 
 def fake_settings(upstream_url: str, tmp_path: Path, **overrides: Any) -> Settings:

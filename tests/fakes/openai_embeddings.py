@@ -8,14 +8,14 @@ raw body, a wrong dimension or a delay, and read back the requests.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .loopback import serve_in_thread
 
 
 @dataclass
@@ -48,23 +48,12 @@ class FakeEmbeddings:
         self.headers.clear()
 
     def start(self) -> FakeEmbeddings:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
+        def build() -> web.Application:
             app = web.Application()
             app.router.add_post("/v1/embeddings", self._embeddings)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-            ready.set()
-            loop.run_forever()
+            return app
 
-        threading.Thread(target=run, daemon=True, name="fake-embeddings").start()
-        ready.wait(10)
+        self.url = serve_in_thread(build, "fake-embeddings")
         return self
 
     async def _embeddings(self, request: web.Request) -> web.Response:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .loopback import serve_in_thread
 
 
 @dataclass
@@ -54,27 +54,13 @@ class FakeOpenAI:
 
     # -- server -------------------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
+        def build() -> web.Application:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_get("/v1/models", self._models)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-            ready.set()
-            loop.run_forever()
+            return app
 
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
-        self._thread.start()
-        ready.wait(10)
+        self.url = serve_in_thread(build, "fake-openai")
         return self
 
     async def _models(self, request: web.Request) -> web.Response:

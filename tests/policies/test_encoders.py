@@ -99,16 +99,6 @@ def test_cache_encodes_each_text_once(fake: FakeEmbeddings, tmp_path: Path) -> N
     assert len(fake.requests) == 2  # keyed by model too
 
 
-@pytest.fixture(scope="module")
-def encoder_router(embeddings_server: FakeEmbeddings, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl").subset(np.arange(300))
-    enc = EndpointEncoder(base_url=f"{embeddings_server.url}/v1", model="fake-embed")
-    artifact, _ = train_router(data, bits=12, c_grid=(1.0,), weightings=("tf",), second_stage=False, encoder=enc)
-    path = tmp_path_factory.mktemp("enc-router") / "r.npz"
-    save_artifact(artifact, path)
-    return path
-
-
 def test_embedding_featurizer_round_trips_through_a_router_file(fake: FakeEmbeddings, encoder_router: Path) -> None:
     art = load_artifact(encoder_router)
     assert isinstance(art.featurizer, EmbeddingFeaturizer)

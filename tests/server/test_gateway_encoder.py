@@ -9,14 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
-
-from tierroute.evaluation.data import data_dir, load_outcomes
-from tierroute.evaluation.train import train_router
-from tierroute.policies.artifact import save_artifact
-from tierroute.policies.encoders.endpoint import EndpointEncoder
 
 from ..fakes.openai_embeddings import FakeEmbeddings
 
@@ -24,18 +18,8 @@ MODEL_MAP = {"gpt-4-1106-preview": "big", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 QUESTION = "Janet has 16 eggs. She eats 3 and bakes muffins with 4. She sells the rest at $2 each. How much does she make?"
 
 
-@pytest.fixture(scope="module")
-def router_file(embeddings_server: FakeEmbeddings, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl").subset(np.arange(300))
-    enc = EndpointEncoder(base_url=f"{embeddings_server.url}/v1", model="fake-embed")
-    artifact, _ = train_router(data, bits=12, c_grid=(1.0,), weightings=("tf",), second_stage=False, encoder=enc)
-    path = tmp_path_factory.mktemp("gw-enc") / "router.npz"
-    save_artifact(artifact, path)
-    return path
-
-
-def _gateway(gateway_factory: Any, router_file: Path, embeddings: FakeEmbeddings, **encoder: Any) -> Any:
-    options = {"artifact": str(router_file), "model_map": MODEL_MAP,
+def _gateway(gateway_factory: Any, encoder_router: Path, embeddings: FakeEmbeddings, **encoder: Any) -> Any:
+    options = {"artifact": str(encoder_router), "model_map": MODEL_MAP,
                "encoder": {"base_url": f"{embeddings.url}/v1", "api_key": "sk-embed", **encoder}}
     return gateway_factory(router={"policy": "learned", "options": options})
 
@@ -54,8 +38,8 @@ def _ask(gw: Any) -> tuple[int, Any, dict[str, str]]:
     return _get(gw, "POST", "/v1/chat/completions", {"model": "auto", "messages": [{"role": "user", "content": QUESTION}]})
 
 
-def test_routes_with_the_embedding_of_the_prompt(gateway_factory: Any, router_file: Path, embeddings: FakeEmbeddings) -> None:
-    gw = _gateway(gateway_factory, router_file, embeddings)
+def test_routes_with_the_embedding_of_the_prompt(gateway_factory: Any, encoder_router: Path, embeddings: FakeEmbeddings) -> None:
+    gw = _gateway(gateway_factory, encoder_router, embeddings)
     status, data, headers = _ask(gw)
     assert status == 200, data
     assert headers["x-tierroute-model"] in {"big", "mid", "small"}
@@ -68,9 +52,9 @@ def test_routes_with_the_embedding_of_the_prompt(gateway_factory: Any, router_fi
     assert len(embeddings.requests) == 1
 
 
-def test_a_slow_encoder_does_not_block_the_event_loop(gateway_factory: Any, router_file: Path,
+def test_a_slow_encoder_does_not_block_the_event_loop(gateway_factory: Any, encoder_router: Path,
                                                       embeddings: FakeEmbeddings) -> None:
-    gw = _gateway(gateway_factory, router_file, embeddings)
+    gw = _gateway(gateway_factory, encoder_router, embeddings)
     embeddings.behaviour.delay_seconds = 0.6
     result: list[Any] = []
     slow = threading.Thread(target=lambda: result.append(_ask(gw)))
@@ -86,9 +70,9 @@ def test_a_slow_encoder_does_not_block_the_event_loop(gateway_factory: Any, rout
 
 
 @pytest.mark.parametrize("behaviour", [{"status": 503}, {"delay_seconds": 1.0}])
-def test_encoder_failure_routes_on_priors_and_says_so(gateway_factory: Any, router_file: Path,
+def test_encoder_failure_routes_on_priors_and_says_so(gateway_factory: Any, encoder_router: Path,
                                                       embeddings: FakeEmbeddings, behaviour: dict) -> None:
-    gw = _gateway(gateway_factory, router_file, embeddings, timeout_seconds=0.2)
+    gw = _gateway(gateway_factory, encoder_router, embeddings, timeout_seconds=0.2)
     for key, value in behaviour.items():
         setattr(embeddings.behaviour, key, value)
     status, data, headers = _ask(gw)
@@ -96,12 +80,12 @@ def test_encoder_failure_routes_on_priors_and_says_so(gateway_factory: Any, rout
     assert "the encoder failed, used catalog priors" in headers["x-tierroute-reason"]
 
 
-async def test_closing_the_router_closes_its_encoder(router_file: Path, embeddings: FakeEmbeddings, tmp_path: Path) -> None:
+async def test_closing_the_router_closes_its_encoder(encoder_router: Path, embeddings: FakeEmbeddings, tmp_path: Path) -> None:
     from tierroute.router import Router
 
     from ..conftest import fake_settings
 
-    options = {"artifact": str(router_file), "model_map": MODEL_MAP, "encoder": {"base_url": f"{embeddings.url}/v1"}}
+    options = {"artifact": str(encoder_router), "model_map": MODEL_MAP, "encoder": {"base_url": f"{embeddings.url}/v1"}}
     router = Router(fake_settings("http://127.0.0.1:9", tmp_path, router={"policy": "learned", "options": options}))
     plan = await router.plan({"model": "auto", "messages": [{"role": "user", "content": QUESTION}]})
     assert plan.features.embedding is not None and len(plan.features.embedding) == 16
