@@ -35,14 +35,18 @@ class LinearPredictor:
         # take() gathers the prompt's rows several times faster than fancy indexing a 2-d array (same values).
         return vals @ self.weights.take(idx, axis=0) + dense @ self.dense_weights + self.bias
 
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities from this stage's logits, through its Platt step."""
+        return sigmoid(self.scale * logits + self.shift)
+
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
-        return sigmoid(self.scale * self.logits(idx, vals, dense) + self.shift)
+        return self.calibrated(self.logits(idx, vals, dense))
 
     def logits_many(self, x: Any, dense: np.ndarray) -> np.ndarray:
         return np.asarray(x @ self.weights) + dense @ self.dense_weights + self.bias
 
     def predict_many(self, x: Any, dense: np.ndarray) -> np.ndarray:
-        return sigmoid(self.scale * self.logits_many(x, dense) + self.shift)
+        return self.calibrated(self.logits_many(x, dense))
 
     def with_platt(self, scale: np.ndarray, shift: np.ndarray) -> LinearPredictor:
         return LinearPredictor(self.models, self.weights, self.dense_weights, self.bias,

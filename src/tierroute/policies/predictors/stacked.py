@@ -111,17 +111,17 @@ class StackedPredictor:
 
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
         logits = self.first.logits(idx, vals, dense)
-        p = sigmoid(self.trees.raw(np.concatenate((logits, dense))))
-        if self.blend == 1.0:
-            return p
-        return self.blend * p + (1.0 - self.blend) * sigmoid(self.first.scale * logits + self.first.shift)
+        return self._blended(sigmoid(self.trees.raw(np.concatenate((logits, dense)))), logits)
 
     def predict_many(self, x: Any, dense: np.ndarray) -> np.ndarray:
         logits = self.first.logits_many(x, dense)
-        p = sigmoid(self.trees.raw_many(stage_two_inputs(logits, dense)))
+        return self._blended(sigmoid(self.trees.raw_many(stage_two_inputs(logits, dense))), logits)
+
+    def _blended(self, trees: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The trees' probabilities, averaged with the first stage's by ``blend`` when it is below 1."""
         if self.blend == 1.0:
-            return p
-        return self.blend * p + (1.0 - self.blend) * sigmoid(self.first.scale * logits + self.first.shift)
+            return trees
+        return self.blend * trees + (1.0 - self.blend) * self.first.calibrated(logits)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         _, first_arrays = self.first.to_arrays()
