@@ -2,12 +2,13 @@
 gateway benchmark's mix of 512 prompts (``bench_gateway.prompt_mix``: what a gateway decides on).
 
 Compares the trivial CheapestPolicy with the learned policy (untrained default, and a trained artifact if
-``--router`` is given, repeatable). Run: ``python bench/bench_routing.py [--router ROUTER.npz ...] [--n 2000]``.
+``--router`` is given, repeatable, with and without the compiled kernels when they are built). Run: ``python bench/bench_routing.py [--router ROUTER.npz ...] [--n 2000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from bench_gateway import prompt_mix  # noqa: E402
 
 from tierroute.policies.artifact import load_artifact  # noqa: E402
 from tierroute.policies.cheapest import CheapestPolicy  # noqa: E402
+from tierroute.policies.kernels import ENV_SWITCH, load_kernels  # noqa: E402
 from tierroute.policies.learned import build_learned_policy  # noqa: E402
 from tierroute.types import ModelSpec, RequestFeatures, StateSnapshot  # noqa: E402
 
@@ -66,22 +68,31 @@ def main() -> None:
                         help="trained router .npz (repeatable; model names mapped onto the bench candidates)")
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    policies: list[tuple[str, object]] = [("cheapest", CheapestPolicy()), ("learned (default, untrained)",
-                                                                          build_learned_policy({}, CANDIDATES))]
+    policies: list[tuple[str, object]] = [("cheapest", CheapestPolicy())]
+    routers: list[tuple[str | None, dict[str, str]]] = [(None, {})]
     for path in args.router:
         names = load_artifact(path).models
-        mapping = {name: "mixtral" for name in names if "mixtral-8x7b" in name.lower()}
-        policy = build_learned_policy({"artifact": path, "model_map": mapping}, CANDIDATES)
-        assert policy.predictor is not None
-        label = f"{policy.predictor.kind}, {len(policy.predictor.models)} models, 2^{policy.featurizer.bits}"
-        policies.append((f"trained ({label})", policy))
+        routers.append((path, {name: "mixtral" for name in names if "mixtral-8x7b" in name.lower()}))
+    for path, mapping in routers:
+        for native in ((True, False) if load_kernels() is not None else (False,)):
+            # Policies read the switch when they are built: the same router with and without the compiled kernels.
+            os.environ[ENV_SWITCH] = "1" if native else "0"
+            options = {"artifact": path, "model_map": mapping} if path else {}
+            policy = build_learned_policy(options, CANDIDATES)
+            os.environ.pop(ENV_SWITCH)
+            how = "compiled" if native else "numpy"
+            if policy.predictor is None:
+                policies.append((f"learned (default, untrained, {how})", policy))
+            else:
+                policies.append((f"trained ({policy.predictor.kind}, {len(policy.predictor.models)} models, "
+                                 f"2^{policy.featurizer.bits}, {how})", policy))
     mix = [body["messages"][-1]["content"] for body in prompt_mix()]
-    print(f"{'policy':40s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s} {'mix mean us':>12s}")
+    print(f"{'policy':58s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s} {'mix mean us':>12s}")
     for name, policy in policies:
         for label, text in (("short (20 tok)", SHORT), (f"long ({len(LONG) // 4} tok)", LONG)):
             p50, p99 = measure(policy, text, args.n)
-            print(f"{name:40s} {label:>16s} {p50:8.0f} {p99:8.0f}")
-        print(f"{name:40s} {'mix of ' + str(len(mix)):>16s} {'':>8s} {'':>8s} {measure_mix(policy, mix):12.1f}")
+            print(f"{name:58s} {label:>16s} {p50:8.0f} {p99:8.0f}")
+        print(f"{name:58s} {'mix of ' + str(len(mix)):>16s} {'':>8s} {'':>8s} {measure_mix(policy, mix):12.1f}")
 
 
 if __name__ == "__main__":

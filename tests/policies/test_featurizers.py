@@ -79,7 +79,8 @@ def test_idf_weights_rare_buckets_and_keeps_unit_norm() -> None:
         pytest.approx(vals.tolist(), rel=1e-3)
 
 
-def test_dense_list_only_counts_what_is_asked_for() -> None:
+def test_dense_list_only_counts_what_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERROUTE_NATIVE", "0")  # the compiled kernels count every feature in one pass anyway
     f = HashingFeaturizer()
     text = "Q: A shop sells 3,000 pens at $2.50 each. How many are left?\n(A) 12\n(B) 30\nShow steps; f(x) = x^2."
     full = f.dense_list(text)

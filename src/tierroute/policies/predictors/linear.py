@@ -11,11 +11,12 @@ fitted on out-of-fold logits, keeps probabilities calibrated after regularisatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..kernels import load_kernels, scorer_predict
 from .base import sigmoid
 
 
@@ -30,6 +31,16 @@ class LinearPredictor:
     scale: np.ndarray  # (n_models,) Platt slope on the logit
     shift: np.ndarray  # (n_models,) Platt intercept
     kind: str = "linear"
+    _scorer: Any = field(init=False, repr=False, compare=False)  # the compiled predict (kernels); None: numpy
+
+    def __post_init__(self) -> None:
+        kernels = load_kernels()
+        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(*self.native_arrays(), None, 1.0))
+
+    def native_arrays(self) -> tuple[np.ndarray, ...]:
+        """(weights, dense_weights, bias, scale, shift) in the dtypes the compiled ``Scorer`` reads."""
+        return (np.ascontiguousarray(self.weights, np.float32), np.ascontiguousarray(self.dense_weights, np.float32),
+                *(np.ascontiguousarray(a, np.float64) for a in (self.bias, self.scale, self.shift)))
 
     def logits(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
         # take() gathers the prompt's rows several times faster than fancy indexing a 2-d array (same values).
@@ -40,6 +51,8 @@ class LinearPredictor:
         return sigmoid(self.scale * logits + self.shift)
 
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        if self._scorer is not None:
+            return scorer_predict(self._scorer, len(self.models), idx, vals, dense)
         return self.calibrated(self.logits(idx, vals, dense))
 
     def logits_many(self, x: Any, dense: np.ndarray) -> np.ndarray:

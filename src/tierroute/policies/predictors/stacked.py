@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import load_kernels, scorer_predict
 from .base import sigmoid
 from .linear import LinearPredictor
 
@@ -50,6 +51,13 @@ class TreeEnsemble:
         roots = first.ravel()
         object.__setattr__(self, "_flat", (feature, threshold, left, right, value, roots, feature.take(roots),
                                            threshold.take(roots), left.take(roots), right.take(roots)))
+
+    def native_arrays(self) -> tuple[Any, ...]:
+        """(feature, threshold, left, right, value, baseline, depth) in the dtypes the compiled ``Scorer`` reads."""
+        ints, floats = (self.feature, self.left, self.right), (self.threshold, self.value, self.baseline)
+        feature, left, right = (np.ascontiguousarray(a, np.int32) for a in ints)
+        threshold, value, baseline = (np.ascontiguousarray(a, np.float64) for a in floats)
+        return feature, threshold, left, right, value, baseline, self.depth
 
     def raw(self, f: np.ndarray) -> np.ndarray:
         """Raw scores (logits) for one feature vector ``f``: shape ``(n_models,)``."""
@@ -104,12 +112,20 @@ class StackedPredictor:
     trees: TreeEnsemble
     blend: float = 1.0
     kind: str = "stacked"
+    _scorer: Any = field(init=False, repr=False, compare=False)  # the compiled predict (kernels); None: numpy
+
+    def __post_init__(self) -> None:
+        kernels = load_kernels()
+        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(
+            *self.first.native_arrays(), self.trees.native_arrays(), float(self.blend)))
 
     @property
     def models(self) -> tuple[str, ...]:
         return self.first.models
 
     def predict(self, idx: np.ndarray, vals: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        if self._scorer is not None:
+            return scorer_predict(self._scorer, len(self.models), idx, vals, dense)
         logits = self.first.logits(idx, vals, dense)
         return self._blended(sigmoid(self.trees.raw(np.concatenate((logits, dense)))), logits)
 
