@@ -92,3 +92,23 @@ def test_trained_policy_maps_models_and_degrades_for_unknown(small_router: Path)
     assert mixed.details["unknown_to_router"] == ["mid"] and "not in the trained router" in mixed.reason
     only_unknown = policy.decide(HARD, [MID], StateSnapshot())
     assert "no candidate is in the trained router" in only_unknown.reason
+
+
+def test_a_trained_router_without_the_compiled_kernels_says_so_at_start_up(
+        small_router: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    options = {"artifact": str(small_router), "model_map": {"gpt-4-1106-preview": "strong",
+                                                            "mistralai/Mixtral-8x7B-Instruct-v0.1": "weak"}}
+    monkeypatch.setenv("TIERROUTE_NATIVE", "0")
+    with caplog.at_level("WARNING", logger="tierroute.policies"):
+        slow = build_learned_policy(options, CATALOG)
+    assert "runs on numpy" in caplog.text and "TIERROUTE_NATIVE=0" in caplog.text
+    monkeypatch.delenv("TIERROUTE_NATIVE")
+    caplog.clear()
+    fast = build_learned_policy(options, CATALOG)
+    if fast.predictor is not None and getattr(fast.predictor, "_scorer", None) is not None:
+        assert "runs on numpy" not in caplog.text
+    # Same decision either way.
+    for request in (EASY, HARD):
+        a, b = slow.decide(request, CATALOG, StateSnapshot()), fast.decide(request, CATALOG, StateSnapshot())
+        assert [r.model.id for r in a.ranked] == [r.model.id for r in b.ranked]
+        assert [round(r.predicted_quality or 0, 5) for r in a.ranked] == [round(r.predicted_quality or 0, 5) for r in b.ranked]
