@@ -84,8 +84,9 @@ def main() -> None:
             if policy.predictor is None:
                 policies.append((f"learned (default, untrained, {how})", policy))
             else:
-                policies.append((f"trained ({policy.predictor.kind}, {len(policy.predictor.models)} models, "
-                                 f"2^{policy.featurizer.bits}, {how})", policy))
+                trained_on = len(load_artifact(path).models) if path else 0
+                policies.append((f"trained ({policy.predictor.kind}, {trained_on} models ({len(policy.predictor.models)} "
+                                 f"predicted), 2^{policy.featurizer.bits}, {how})", policy))
     mix = [body["messages"][-1]["content"] for body in prompt_mix()]
     print(f"{'policy':58s} {'prompt':>16s} {'p50 us':>8s} {'p99 us':>8s} {'mix mean us':>12s}")
     for name, policy in policies:

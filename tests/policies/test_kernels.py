@@ -129,6 +129,26 @@ def test_predictors_match_numpy(m: int, monkeypatch: pytest.MonkeyPatch) -> None
             assert np.allclose(slow.predict(*x), fast.predict(*x), rtol=0, atol=1e-6), text[:60]
 
 
+@pytest.mark.parametrize("with_trees", [False, True])
+def test_predict_text_is_transform_then_predict(with_trees: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learned policy's one-call path: same probabilities and structure features as the two numpy steps."""
+    rng = np.random.default_rng(11)
+    featurizer = HashingFeaturizer(bits=12, idf=rng.uniform(0.5, 3.0, 1 << 12).astype(np.float32))
+    linear = _random_linear(rng, featurizer.dim, featurizer.n_dense, 3)
+    predictor = StackedPredictor(linear, _random_trees(rng, 3, 3 + featurizer.n_dense), 0.5) if with_trees else linear
+    slow_f, _ = twins(lambda: replace(featurizer), monkeypatch)
+    slow_p, _ = twins(lambda: replace(predictor), monkeypatch)
+    kernels = load_kernels()
+    assert kernels is not None
+    scorer = kernels.Scorer(*predictor.scorer_args(), featurizer=featurizer.kernel_settings())
+    for text in real_texts(30) + EDGE + fuzz_texts(50):
+        cut, full = featurizer.bounded(text)
+        probabilities, dense = scorer.predict_text(cut, cut.lower().encode("utf-8", "ignore"), full)
+        idx, vals, expected_dense = slow_f.transform(text)
+        assert dense == expected_dense.tolist(), text[:60]
+        assert np.allclose(probabilities, slow_p.predict(idx, vals, expected_dense), rtol=0, atol=1e-6), text[:60]
+
+
 def test_a_nan_input_is_handled_as_numpy_handles_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A NaN structure feature goes right at every split (NaN <= t is false) and a NaN logit gives NaN."""
     rng = np.random.default_rng(3)
@@ -170,6 +190,11 @@ def test_kernels_name_what_is_wrong() -> None:
         kernels.Scorer(linear.weights, linear.dense_weights.astype(np.float64), *linear.native_arrays()[2:], None, 1.0)
     with pytest.raises(ValueError, match="blend must be in"):
         kernels.Scorer(*linear.native_arrays(), None, 1.5)
+    with pytest.raises(ValueError, match="needs a Scorer built with its featurizer"):
+        scorer.predict_text("hello", b"hello", 5)
+    with pytest.raises(ValueError, match="the featurizer gives 2\\*\\*12 buckets and 18 structure features, "
+                                         "the weights expect 16 and 18"):
+        kernels.Scorer(*linear.scorer_args(), featurizer=HashingFeaturizer(bits=12).kernel_settings())
 
 
 def test_malformed_trees_are_refused_when_loaded_not_read_out_of_bounds() -> None:

@@ -6,9 +6,12 @@ import pytest
 from tierroute._exceptions import ConfigError
 from tierroute.evaluation.data import data_dir, load_outcomes
 from tierroute.evaluation.train import train_router
-from tierroute.policies.artifact import ArtifactError, load_artifact, save_artifact
+from tierroute.policies.artifact import ArtifactError, RouterArtifact, load_artifact, save_artifact
 from tierroute.policies.base import Policy
+from tierroute.policies.featurizers import HashingFeaturizer
 from tierroute.policies.learned import build_learned_policy
+from tierroute.policies.objective import Objective
+from tierroute.policies.predictors.linear import LinearPredictor
 from tierroute.types import ModelSpec, RequestFeatures, StateSnapshot
 
 STRONG = ModelSpec("strong", "p", "strong", 128000, 8192, 10.0, 30.0, quality=0.95)
@@ -112,3 +115,23 @@ def test_a_trained_router_without_the_compiled_kernels_says_so_at_start_up(
         a, b = slow.decide(request, CATALOG, StateSnapshot()), fast.decide(request, CATALOG, StateSnapshot())
         assert [r.model.id for r in a.ranked] == [r.model.id for r in b.ranked]
         assert [round(r.predicted_quality or 0, 5) for r in a.ranked] == [round(r.predicted_quality or 0, 5) for r in b.ranked]
+
+
+def test_a_linear_router_predicts_only_the_models_the_catalog_maps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    featurizer = HashingFeaturizer(bits=10)
+    names = ("a", "b", "c", "d")
+    full = LinearPredictor(names, rng.normal(size=(featurizer.dim, 4)).astype(np.float32),
+                           rng.normal(size=(featurizer.n_dense, 4)).astype(np.float32), rng.normal(size=4),
+                           np.ones(4), np.zeros(4))
+    path = tmp_path / "four.npz"
+    save_artifact(RouterArtifact(featurizer, full, Objective("lambda", 0.3)), path)
+    policy = build_learned_policy({"artifact": str(path), "model_map": {"d": "strong", "b": "weak"}}, CATALOG)
+    assert policy.predictor is not None and policy.predictor.models == ("b", "d")  # artifact order, mapped only
+    decision = policy.decide(HARD, CATALOG, StateSnapshot())
+    predicted = {r.model.id: r.predicted_quality for r in decision.ranked}
+    expected = load_artifact(path).predictor.predict(*featurizer.transform(HARD.text))  # float16 weights, as stored
+    assert predicted["strong"] == pytest.approx(expected[3], abs=1e-6)
+    assert predicted["weak"] == pytest.approx(expected[1], abs=1e-6)
+    assert np.allclose(full.select([3, 1]).predict(*featurizer.transform(EASY.text)),
+                       full.predict(*featurizer.transform(EASY.text))[[3, 1]])

@@ -231,6 +231,14 @@ class HashingFeaturizer:
                    word_bigrams=bool(cfg.get("word_bigrams", True)), focus=cfg.get("focus", "last"),  # type: ignore[arg-type]
                    max_chars=int(cfg.get("max_chars", _MAX_MAX_CHARS)))  # type: ignore[call-overload]
 
+    def kernel_settings(self) -> tuple[Any, ...]:
+        """What the compiled kernels need to hash like this featurizer: (log1p table, idf, bits, ngrams, bigrams)."""
+        return self._log1p, self.idf, self.bits, self.char_ngrams, self.word_bigrams
+
+    def bounded(self, text: str) -> tuple[str, int]:
+        """The part of ``text`` this featurizer reads, and the focused length before the head/tail cut."""
+        return _bounded(text, self.focus, self.max_chars)
+
     def _hashes(self, data: np.ndarray) -> np.ndarray:
         """All n-gram hashes of a lower-cased byte array (uint64, before folding into buckets), in one buffer.
 
@@ -294,8 +302,7 @@ class HashingFeaturizer:
             # Room for every hash: each char n-gram kind, the words and the bigrams yield at most len(raw) each.
             room = min(self.dim, len(raw) * (len(self.char_ngrams) + 2) + 1)
             idx, vals, dense = np.empty(room, np.int64), np.empty(room, np.float32), np.empty(_N_DENSE, np.float32)
-            n = self._kernels.hash_features(raw, idx, vals, self._log1p, self.idf, self.bits, self.char_ngrams,
-                                            self.word_bigrams)
+            n = self._kernels.hash_features(raw, idx, vals, *self.kernel_settings())
             self._kernels.dense_features(text, raw, full, dense)
             return idx[:n], vals[:n], dense
         idx, counts = _dedup(self._bucket(self._hashes(np.frombuffer(raw, dtype=np.uint8))), self.bits)

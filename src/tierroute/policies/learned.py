@@ -27,6 +27,7 @@ from .featurizers import HashingFeaturizer
 from .kernels import ENV_SWITCH, load_kernels
 from .objective import Objective, rank
 from .predictors.base import QualityPredictor
+from .predictors.linear import LinearPredictor
 from .predictors.prior import PriorPredictor
 
 # Out-of-box objective: pay for a stronger model when it is predicted to be worth 0.3 quality points per
@@ -88,31 +89,38 @@ class LearnedPolicy:
     prior: PriorPredictor = field(default_factory=PriorPredictor)
     name: str = "learned"
     _prior_features: Callable[[str], list[float]] = field(init=False, repr=False, compare=False)
+    _plan: Callable[[str], tuple[list[float], list[float]]] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The priors read a handful of structure features: counting only those skips the regexes and letter
         # counts, most of what the untrained router costs on a long prompt.
         hashing = self.featurizer.hashing if isinstance(self.featurizer, EmbeddingFeaturizer) else self.featurizer
         object.__setattr__(self, "_prior_features", partial(hashing.dense_list, only=self.prior.reads))
+        object.__setattr__(self, "_plan", _compiled_plan(self.featurizer, self.predictor))
 
     def decide(self, features: RequestFeatures, candidates: Sequence[ModelSpec], state: StateSnapshot) -> Decision:
         # Plain Python floats throughout: a decision ranks a handful of candidates, where numpy's per-call
-        # overhead would cost more than the arithmetic. numpy stays for the trained predictor's sparse dot products.
+        # overhead would cost more than the arithmetic. A trained predictor runs in the compiled kernels
+        # (``_plan``) when they are built, otherwise on numpy's sparse dot products.
         columns = self.columns
         unknown = [m.id for m in candidates if m.id not in columns]
         use_predictor = self.predictor is not None and len(unknown) < len(candidates)
         embedding = features.embedding
         encoder_down = embedding is not None and len(embedding) == 0
+        predicted: list[float] | None = None
         if use_predictor and not encoder_down:
             assert self.predictor is not None
-            idx, vals, dense = (self.featurizer.transform(features.text) if embedding is None
-                                else self.featurizer.transform(features.text, embedding))  # type: ignore[call-arg]
-            difficulty = self.prior.difficulty(dense.tolist())
+            if self._plan is not None:  # text -> predictions and structure features, one compiled call
+                predicted, dense_values = self._plan(features.text)
+            else:
+                idx, vals, dense = (self.featurizer.transform(features.text) if embedding is None
+                                    else self.featurizer.transform(features.text, embedding))  # type: ignore[call-arg]
+                predicted, dense_values = self.predictor.predict(idx, vals, dense).tolist(), dense.tolist()
+            difficulty = self.prior.difficulty(dense_values)
         else:  # priors only read the structure features: skip n-gram hashing entirely
             difficulty = self.prior.difficulty(self._prior_features(features.text))
         quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
-        if use_predictor and not encoder_down:
-            predicted = self.predictor.predict(idx, vals, dense).tolist()
+        if predicted is not None:
             for i, m in enumerate(candidates):
                 col = columns.get(m.id)
                 if col is not None:
@@ -212,6 +220,25 @@ class _Details(Mapping[str, Any]):
         return repr(self._dict())
 
 
+def _compiled_plan(featurizer: HashingFeaturizer | EmbeddingFeaturizer,
+                   predictor: QualityPredictor | None) -> Callable[[str], tuple[list[float], list[float]]] | None:
+    """Routing text -> (each model's predicted quality, the structure features) in one call of the compiled
+    kernels, with no numpy array in between: what a trained router with n-gram features spends most of its
+    decision on. None when the kernels are not built, without a predictor, or with a sentence encoder."""
+    kernels = load_kernels()
+    scorer_args = getattr(predictor, "scorer_args", None)
+    if kernels is None or scorer_args is None or not isinstance(featurizer, HashingFeaturizer):
+        return None
+    scorer = kernels.Scorer(*scorer_args(), featurizer=featurizer.kernel_settings())
+    bounded = featurizer.bounded
+
+    def plan(text: str) -> tuple[list[float], list[float]]:
+        cut, full = bounded(text)
+        return scorer.predict_text(cut, cut.lower().encode("utf-8", "ignore"), full)  # type: ignore[no-any-return]
+
+    return plan
+
+
 def default_policy() -> LearnedPolicy:
     """The out-of-box router: no training data, catalog priors and prompt difficulty."""
     return LearnedPolicy(featurizer=HashingFeaturizer(), objective=DEFAULT_OBJECTIVE)
@@ -255,8 +282,14 @@ def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]
                           param="router.options.model_map")
     columns = {opts.model_map.get(name, name): j for j, name in enumerate(artifact.models)}
     columns = {cid: j for cid, j in columns.items() if cid in catalog_ids}
+    predictor = artifact.predictor
+    used = sorted(set(columns.values()))
+    if isinstance(predictor, LinearPredictor) and len(used) < len(predictor.models):
+        # Predict only the models the catalog can route to (a stacked predictor's trees read every logit).
+        predictor = predictor.select(used)
+        columns = {cid: used.index(j) for cid, j in columns.items()}
     if load_kernels() is None:
         log.warning("the trained router runs on numpy, about 4x slower a decision than with tierroute's compiled "
                     "kernels (installed without a C compiler, or %s=0); see README, 'Compiled kernels'", ENV_SWITCH)
     return LearnedPolicy(featurizer=artifact.featurizer, objective=opts.objective() or artifact.objective,
-                         predictor=artifact.predictor, columns=columns)
+                         predictor=predictor, columns=columns)

@@ -7,7 +7,9 @@ functions do the same arithmetic in one call each:
   hash_features   hashed word/bigram/char n-gram counts -> (bucket, log1p(count) * idf), sorted, L2-normalised
   dense_features  the structure features (DENSE_NAMES) in one pass: exactly the Python values
   Scorer          a trained predictor's arrays, held once; .predict gives every model's probability for one
-                  prompt: the linear stage with its Platt step, and the second-stage trees and blend if any
+                  featurised prompt: the linear stage with its Platt step, and the second-stage trees and
+                  blend if any. Given the featurizer's settings too, .predict_text goes from the prompt's text
+                  to the probabilities and structure features in one call, with no numpy array in between.
 
 The hashes are bit-for-bit those of featurizers.HashingFeaturizer (same polynomial, salts and bucket fold), so
 a router trained on either path runs on either. Floating-point sums may differ from numpy's in the last bits
@@ -15,7 +17,7 @@ a router trained on either path runs on either. Floating-point sums may differ f
 
 Arguments are objects exposing the buffer protocol (numpy arrays, bytes), checked for item type, size and
 C-contiguity; nothing here needs numpy's headers. The GIL is held throughout: every call takes microseconds.
-No function keeps state between calls. */
+Nothing keeps state between calls. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -98,74 +100,82 @@ static uint32_t *sort_buckets(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int bits
     return src;
 }
 
-/* hash_features(raw, out_idx, out_vals, log1p, idf, bits, ngrams, word_bigrams) -> int
-   raw: lower-cased UTF-8 bytes; out_idx: int64[cap]; out_vals: float32[cap]; log1p: float32 table of
-   log1p(count); idf: float32[2**bits] or None; ngrams: tuple of char n-gram lengths. Fills the first n entries
-   of out_idx/out_vals with the distinct buckets (ascending) and their normalised weights, returns n. */
-static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 8) {
-        PyErr_Format(PyExc_TypeError, "hash_features takes 8 arguments, got %zd", nargs);
-        return NULL;
-    }
-    const long bits = PyLong_AsLong(args[5]);
-    const int word_bigrams = PyObject_IsTrue(args[7]);
-    if (PyErr_Occurred()) return NULL;
+/* What hash_features needs besides the text: the featurizer's settings and fitted tables. */
+typedef struct {
+    int bits;
+    Py_ssize_t n_kinds;
+    long kinds[16]; /* char n-gram lengths */
+    int word_bigrams;
+    const float *log1p; /* log1p(count) table */
+    Py_ssize_t log1p_len;
+    const float *idf; /* per-bucket idf, or NULL */
+} HashSpec;
+
+/* Read (log1p, idf, bits, ngrams, word_bigrams) into `spec`, holding the two tables in views[0..1]
+   (*held says how many). Returns 0, or -1 with an exception naming the argument. */
+static int parse_hash_spec(PyObject *const *args, HashSpec *spec, Py_buffer *views, int *held) {
+    *held = 0;
+    const long bits = PyLong_AsLong(args[2]);
+    const int word_bigrams = PyObject_IsTrue(args[4]);
+    if (PyErr_Occurred()) return -1;
     if (bits < 1 || bits > 30) {
         PyErr_Format(PyExc_ValueError, "bits must be in [1, 30], got %ld", bits);
-        return NULL;
+        return -1;
     }
-    if (!PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) > 16) {
+    if (!PyTuple_Check(args[3]) || PyTuple_GET_SIZE(args[3]) > 16) {
         PyErr_SetString(PyExc_TypeError, "ngrams: expected a tuple of at most 16 ints");
-        return NULL;
+        return -1;
     }
-    const Py_ssize_t n_kinds = PyTuple_GET_SIZE(args[6]);
-    long kinds[16];
-    for (Py_ssize_t i = 0; i < n_kinds; i++) {
-        kinds[i] = PyLong_AsLong(PyTuple_GET_ITEM(args[6], i));
-        if (kinds[i] == -1 && PyErr_Occurred()) return NULL;
-        if (kinds[i] < 1) {
-            PyErr_Format(PyExc_ValueError, "ngrams: lengths must be positive, got %ld", kinds[i]);
-            return NULL;
+    spec->bits = (int)bits;
+    spec->word_bigrams = word_bigrams;
+    spec->n_kinds = PyTuple_GET_SIZE(args[3]);
+    for (Py_ssize_t i = 0; i < spec->n_kinds; i++) {
+        spec->kinds[i] = PyLong_AsLong(PyTuple_GET_ITEM(args[3], i));
+        if (spec->kinds[i] == -1 && PyErr_Occurred()) return -1;
+        if (spec->kinds[i] < 1) {
+            PyErr_Format(PyExc_ValueError, "ngrams: lengths must be positive, got %ld", spec->kinds[i]);
+            return -1;
         }
     }
-
-    Py_buffer v[5];
-    int got = 0;
-    uint32_t *keys = NULL;
-    PyObject *result = NULL;
-    if (PyObject_GetBuffer(args[0], &v[0], PyBUF_SIMPLE) != 0) return NULL;
-    got = 1;
-    if (get_array(args[1], &v[1], "out_idx", 'i', 8, 1)) goto done;
-    got = 2;
-    if (get_array(args[2], &v[2], "out_vals", 'f', 4, 1)) goto done;
-    got = 3;
-    if (get_array(args[3], &v[3], "log1p", 'f', 4, 0)) goto done;
-    got = 4;
-    const int has_idf = args[4] != Py_None;
-    if (has_idf) {
-        if (get_array(args[4], &v[4], "idf", 'f', 4, 0)) goto done;
-        got = 5;
-        if (count_of(&v[4]) != ((Py_ssize_t)1 << bits)) {
-            PyErr_Format(PyExc_ValueError, "idf: expected 2**%ld entries, got %zd", bits, count_of(&v[4]));
-            goto done;
+    if (get_array(args[0], &views[0], "log1p", 'f', 4, 0)) return -1;
+    *held = 1;
+    spec->log1p = (const float *)views[0].buf;
+    spec->log1p_len = count_of(&views[0]);
+    spec->idf = NULL;
+    if (args[1] != Py_None) {
+        if (get_array(args[1], &views[1], "idf", 'f', 4, 0)) return -1;
+        *held = 2;
+        if (count_of(&views[1]) != ((Py_ssize_t)1 << bits)) {
+            PyErr_Format(PyExc_ValueError, "idf: expected 2**%ld entries, got %zd", bits, count_of(&views[1]));
+            return -1;
         }
+        spec->idf = (const float *)views[1].buf;
     }
+    return 0;
+}
 
-    const uint8_t *d = (const uint8_t *)v[0].buf;
-    const Py_ssize_t n = v[0].len;
-    /* every char n-gram kind, the words and the bigrams yield at most n hashes each */
-    const Py_ssize_t room = n * (n_kinds + 2) + 1;
-    keys = (uint32_t *)PyMem_Malloc((size_t)room * 2 * sizeof(uint32_t));
+/* At most this many distinct buckets for n bytes: every char n-gram kind, the words and the bigrams yield at most
+   n hashes each. */
+static Py_ssize_t bucket_room(const HashSpec *spec, Py_ssize_t n) {
+    const Py_ssize_t hashes = n * (spec->n_kinds + 2) + 1, dim = (Py_ssize_t)1 << spec->bits;
+    return hashes < dim ? hashes : dim;
+}
+
+/* The distinct buckets of the lower-cased UTF-8 text d[0..n) (ascending) and their L2-normalised weights
+   log1p(count) * idf, into oi/ov (room for cap). Returns how many, or -1 with an exception set. */
+static Py_ssize_t hash_core(const HashSpec *spec, const uint8_t *d, Py_ssize_t n, int64_t *oi, float *ov,
+                            Py_ssize_t cap) {
+    const Py_ssize_t room = n * (spec->n_kinds + 2) + 1;
+    uint32_t *keys = (uint32_t *)PyMem_Malloc((size_t)room * 2 * sizeof(uint32_t));
     if (!keys) {
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
-    const int shift = 64 - (int)bits;
+    const int shift = 64 - spec->bits;
     Py_ssize_t nk = 0;
 #define ADD(hash) (keys[nk++] = (uint32_t)(((uint64_t)(hash) * MIX) >> shift))
-    for (Py_ssize_t t = 0; t < n_kinds; t++) {
-        const Py_ssize_t k = kinds[t];
+    for (Py_ssize_t t = 0; t < spec->n_kinds; t++) {
+        const Py_ssize_t k = spec->kinds[t];
         if (n < k) continue;
         const uint64_t salt = SALT_CHAR * (uint64_t)k;
         uint64_t top = 1; /* MUL^(k-1): the weight of the byte leaving the window */
@@ -187,20 +197,13 @@ static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t
         }
         uint64_t h = 0;
         for (; i < n && is_word_byte(d[i]); i++) h = h * MUL + (uint64_t)d[i] + 1;
-        if (have_prev && word_bigrams) ADD((prev * MIX + h) ^ SALT_BIGRAM);
+        if (have_prev && spec->word_bigrams) ADD((prev * MIX + h) ^ SALT_BIGRAM);
         ADD(h ^ SALT_WORD);
         prev = h;
         have_prev = 1;
     }
 #undef ADD
-    const uint32_t *sorted = sort_buckets(keys, keys + room, nk, (int)bits);
-
-    int64_t *oi = (int64_t *)v[1].buf;
-    float *ov = (float *)v[2].buf;
-    const Py_ssize_t cap = count_of(&v[1]) < count_of(&v[2]) ? count_of(&v[1]) : count_of(&v[2]);
-    const float *table = (const float *)v[3].buf;
-    const Py_ssize_t table_len = count_of(&v[3]);
-    const float *idf = has_idf ? (const float *)v[4].buf : NULL;
+    const uint32_t *sorted = sort_buckets(keys, keys + room, nk, spec->bits);
     Py_ssize_t nu = 0;
     double square = 0.0;
     for (Py_ssize_t i = 0; i < nk;) {
@@ -208,27 +211,56 @@ static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t
         Py_ssize_t j = i + 1;
         while (j < nk && sorted[j] == b) j++;
         if (nu == cap) {
+            PyMem_Free(keys);
             PyErr_Format(PyExc_ValueError, "out_idx/out_vals hold %zd entries, too few for this text's buckets", cap);
-            goto done;
+            return -1;
         }
         const Py_ssize_t c = j - i;
-        float value = c < table_len ? table[c] : log1pf((float)c);
-        if (idf) value *= idf[b];
+        float value = c < spec->log1p_len ? spec->log1p[c] : log1pf((float)c);
+        if (spec->idf) value *= spec->idf[b];
         oi[nu] = (int64_t)b;
         ov[nu++] = value;
         square += (double)value * (double)value;
         i = j;
     }
+    PyMem_Free(keys);
     if (square > 0.0) {
         /* as numpy: a float32 sum of squares, its square root in double, divided in float32 */
         const float norm = (float)sqrt((double)(float)square);
         for (Py_ssize_t i = 0; i < nu; i++) ov[i] /= norm;
     }
-    result = PyLong_FromSsize_t(nu);
+    return nu;
+}
+
+/* hash_features(raw, out_idx, out_vals, log1p, idf, bits, ngrams, word_bigrams) -> int
+   raw: lower-cased UTF-8 bytes; out_idx: int64[cap]; out_vals: float32[cap]; log1p: float32 table of
+   log1p(count); idf: float32[2**bits] or None; ngrams: tuple of char n-gram lengths. Fills the first n entries
+   of out_idx/out_vals with the distinct buckets (ascending) and their normalised weights, returns n. */
+static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "hash_features takes 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    HashSpec spec;
+    Py_buffer tables[2], v[3];
+    int held_tables = 0, got = 0;
+    PyObject *result = NULL;
+    if (parse_hash_spec(args + 3, &spec, tables, &held_tables)) goto done;
+    if (PyObject_GetBuffer(args[0], &v[0], PyBUF_SIMPLE) != 0) goto done;
+    got = 1;
+    if (get_array(args[1], &v[1], "out_idx", 'i', 8, 1)) goto done;
+    got = 2;
+    if (get_array(args[2], &v[2], "out_vals", 'f', 4, 1)) goto done;
+    got = 3;
+    const Py_ssize_t cap = count_of(&v[1]) < count_of(&v[2]) ? count_of(&v[1]) : count_of(&v[2]);
+    const Py_ssize_t nu = hash_core(&spec, (const uint8_t *)v[0].buf, v[0].len, (int64_t *)v[1].buf,
+                                    (float *)v[2].buf, cap);
+    if (nu >= 0) result = PyLong_FromSsize_t(nu);
 
 done:
-    PyMem_Free(keys);
     release_all(v, got);
+    release_all(tables, held_tables);
     return result;
 }
 
@@ -246,36 +278,12 @@ static int choice_at(int kind, const void *data, Py_ssize_t j, Py_ssize_t end) {
 
 static double min_d(double a, double b) { return a < b ? a : b; }
 
-/* dense_features(text, raw, full_chars, out) -> None
-   The structure features of featurizers._dense_values (every one, in DENSE_NAMES order) for the bounded text,
-   its lower-cased UTF-8 bytes and the focused length before the cut, written to out: float32[18]. Same
-   counts, same double arithmetic and the same libm log1p, so the results equal the Python ones exactly. */
-static PyObject *dense_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "dense_features takes 4 arguments, got %zd", nargs);
-        return NULL;
-    }
-    PyObject *text = args[0];
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "text: expected str");
-        return NULL;
-    }
-    const Py_ssize_t full_chars = PyLong_AsSsize_t(args[2]);
-    if (full_chars == -1 && PyErr_Occurred()) return NULL;
-    Py_buffer v[2];
-    if (PyObject_GetBuffer(args[1], &v[0], PyBUF_SIMPLE) != 0) return NULL;
-    if (get_array(args[3], &v[1], "out", 'f', 4, 1)) {
-        PyBuffer_Release(&v[0]);
-        return NULL;
-    }
-    if (count_of(&v[1]) != 18) {
-        PyErr_SetString(PyExc_ValueError, "out: expected 18 entries (DENSE_NAMES)");
-        release_all(v, 2);
-        return NULL;
-    }
-    const uint8_t *d = (const uint8_t *)v[0].buf;
-    const Py_ssize_t size = v[0].len;
+#define N_DENSE 18
+
+/* The structure features of featurizers._dense_values (every one, in DENSE_NAMES order) for the bounded text,
+   its lower-cased UTF-8 bytes d[0..size) and the focused length before the cut. Same counts, same double
+   arithmetic and the same libm log1p, then rounded to float32 as numpy stores them: equal to the Python ones. */
+static void dense_core(PyObject *text, const uint8_t *d, Py_ssize_t size, Py_ssize_t full_chars, float *out) {
     const int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     const Py_ssize_t chars = PyUnicode_GET_LENGTH(text);
@@ -344,7 +352,7 @@ static PyObject *dense_features(PyObject *self, PyObject *const *args, Py_ssize_
     const Py_ssize_t n = size > 1 ? size : 1;
     const double scale = (double)(full_chars > 1 ? full_chars : 1) / (double)(chars > 1 ? chars : 1);
     const Py_ssize_t words = spaces + newlines + 1;
-    const double values[18] = {
+    const double values[N_DENSE] = {
         log1p((double)n * scale) / 10.0,
         log1p((double)words * scale) / 8.0,
         min_d(newlines * 1000.0 / (double)n, 50.0) / 50.0,
@@ -364,37 +372,96 @@ static PyObject *dense_features(PyObject *self, PyObject *const *args, Py_ssize_
         min_d((double)(sentences + 1), 20.0) / 20.0,
         1.0,
     };
-    float *out = (float *)v[1].buf;
-    for (int k = 0; k < 18; k++) out[k] = (float)values[k];
-    release_all(v, 2);
-    Py_RETURN_NONE;
+    for (int k = 0; k < N_DENSE; k++) out[k] = (float)values[k];
 }
 
-/* Scorer(weights, dense_weights, bias, scale, shift, trees, blend): one predictor's arrays, checked once and held
-   (as buffers) for the object's life, so a prediction parses only its own three inputs.
+/* The (text, raw, full_chars) arguments: the bounded text (str), its lower-cased UTF-8 bytes (held in *raw on
+   success) and the focused length before the cut. Returns 0, or -1 with an exception. */
+static int parse_text(PyObject *const *args, Py_buffer *raw, Py_ssize_t *full_chars) {
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "text: expected str");
+        return -1;
+    }
+    *full_chars = PyLong_AsSsize_t(args[2]);
+    if (*full_chars == -1 && PyErr_Occurred()) return -1;
+    return PyObject_GetBuffer(args[1], raw, PyBUF_SIMPLE);
+}
+
+/* dense_features(text, raw, full_chars, out) -> None: dense_core into out, float32[18]. */
+static PyObject *dense_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "dense_features takes 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t full_chars;
+    Py_buffer v[2];
+    if (parse_text(args, &v[0], &full_chars)) return NULL;
+    if (get_array(args[3], &v[1], "out", 'f', 4, 1)) {
+        PyBuffer_Release(&v[0]);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (count_of(&v[1]) != N_DENSE) {
+        PyErr_SetString(PyExc_ValueError, "out: expected 18 entries (DENSE_NAMES)");
+    } else {
+        dense_core(args[0], (const uint8_t *)v[0].buf, v[0].len, full_chars, (float *)v[1].buf);
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    release_all(v, 2);
+    return result;
+}
+
+/* Scorer(weights, dense_weights, bias, scale, shift, trees, blend, featurizer=None): one predictor, checked once
+   and held for the object's life, so a prediction parses only its own inputs.
    weights: float32[dim, m]; dense_weights: float32[nd, m]; bias, scale, shift: float64[m] (the linear stage and
    its Platt step). trees: None, or (feature int32, threshold float64, left int32, right int32, value float64,
-   baseline float64, depth) as predictors.stacked.TreeEnsemble holds them, over (every model's logit, dense).
+   baseline float64, depth) as predictors.stacked.TreeEnsemble holds them, over (every model's logit, dense);
+   copied here into one node array (a node's split and children on one cache line, not five arrays' lines).
    blend: weight of the trees' probability against the linear stage's (1: trees only).
+   featurizer: None, or (log1p, idf, bits, ngrams, word_bigrams) as hash_features takes them, for predict_text.
 
    predict(idx, vals, dense, out): idx int64[n], vals float32[n], dense float32[nd], out float64[m] <- each
-   model's probability, as LinearPredictor.predict / StackedPredictor.predict compute it. */
+   model's probability, as LinearPredictor.predict / StackedPredictor.predict compute it.
+   predict_text(text, raw, full_chars) -> (probabilities, structure features), two lists of floats: hash_features,
+   dense_features and predict in one call (needs the featurizer, 2**bits == dim and nd == 18). */
 
-enum { W, DW, BIAS, SCALE, SHIFT, FEATURE, THRESHOLD, LEFT, RIGHT, VALUE, BASELINE, N_ARRAYS };
+enum { W, DW, BIAS, SCALE, SHIFT, LOG1P, IDF, N_HELD };
+
+typedef struct {
+    double threshold, value;
+    int32_t feature, left, right, unused;
+} Node;
 
 typedef struct {
     PyObject_HEAD
-    Py_buffer view[N_ARRAYS];
-    int held[N_ARRAYS];
+    Py_buffer view[N_HELD];
+    int held[N_HELD];
     Py_ssize_t m, dim, nd, n_trees, n_nodes;
     long depth;
-    int has_trees;
+    Node *nodes; /* (m, n_trees, n_nodes), or NULL without trees */
+    double *baseline;
     double blend;
+    int has_spec;
+    HashSpec spec;
 } Scorer;
 
+static void Scorer_clear(Scorer *self) {
+    for (int i = 0; i < N_HELD; i++)
+        if (self->held[i]) {
+            PyBuffer_Release(&self->view[i]);
+            self->held[i] = 0;
+        }
+    PyMem_Free(self->nodes);
+    PyMem_Free(self->baseline);
+    self->nodes = NULL;
+    self->baseline = NULL;
+    self->has_spec = 0;
+}
+
 static void Scorer_dealloc(Scorer *self) {
-    for (int i = 0; i < N_ARRAYS; i++)
-        if (self->held[i]) PyBuffer_Release(&self->view[i]);
+    Scorer_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -409,19 +476,64 @@ static int Scorer_hold(Scorer *self, int slot, PyObject *obj, const char *name, 
     return 0;
 }
 
-static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs) {
-    PyObject *w, *dw, *bias, *scale, *shift, *trees;
-    double blend;
-    if (kwargs && PyDict_GET_SIZE(kwargs)) {
-        PyErr_SetString(PyExc_TypeError, "Scorer takes positional arguments only");
+/* Copy the trees' six arrays into self->nodes, checking every index once so predictions need no bounds checks. */
+static int Scorer_take_trees(Scorer *self, PyObject *trees) {
+    PyObject *objs[6];
+    if (!PyArg_ParseTuple(trees, "OOOOOOl:trees", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &self->depth))
         return -1;
+    static const char *names[6] = {"feature", "threshold", "left", "right", "value", "baseline"};
+    static const char kinds[6] = {'i', 'f', 'i', 'i', 'f', 'f'};
+    static const Py_ssize_t sizes[6] = {4, 8, 4, 4, 8, 8};
+    Py_buffer v[6];
+    int got = 0, status = -1;
+    for (; got < 6; got++)
+        if (get_array(objs[got], &v[got], names[got], kinds[got], sizes[got], 0)) goto done;
+    const Py_ssize_t m = self->m, total = count_of(&v[0]);
+    if (v[0].ndim != 3 || v[0].shape[0] != m || count_of(&v[5]) != m || self->depth < 0 ||
+        count_of(&v[1]) != total || count_of(&v[2]) != total || count_of(&v[3]) != total || count_of(&v[4]) != total) {
+        PyErr_SetString(PyExc_ValueError, "Scorer: tree arrays must share one (m, trees, nodes) shape");
+        goto done;
     }
-    if (!PyArg_ParseTuple(args, "OOOOOOd:Scorer", &w, &dw, &bias, &scale, &shift, &trees, &blend)) return -1;
-    for (int i = 0; i < N_ARRAYS; i++) /* a second __init__ call replaces everything */
-        if (self->held[i]) {
-            PyBuffer_Release(&self->view[i]);
-            self->held[i] = 0;
+    self->n_trees = v[0].shape[1];
+    self->n_nodes = v[0].shape[2];
+    self->nodes = (Node *)PyMem_Malloc((size_t)(total > 0 ? total : 1) * sizeof(Node));
+    self->baseline = (double *)PyMem_Malloc((size_t)m * sizeof(double));
+    if (!self->nodes || !self->baseline) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int32_t *feature = (const int32_t *)v[0].buf, *left = (const int32_t *)v[2].buf,
+                  *right = (const int32_t *)v[3].buf;
+    const double *threshold = (const double *)v[1].buf, *value = (const double *)v[4].buf;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (feature[i] < 0 || feature[i] >= m + self->nd) {
+            PyErr_Format(PyExc_ValueError, "Scorer: tree feature %d outside [0, %zd)", (int)feature[i], m + self->nd);
+            goto done;
         }
+        if (left[i] < 0 || left[i] >= self->n_nodes || right[i] < 0 || right[i] >= self->n_nodes) {
+            PyErr_Format(PyExc_ValueError, "Scorer: tree child node %d/%d outside [0, %zd)", (int)left[i],
+                         (int)right[i], self->n_nodes);
+            goto done;
+        }
+        self->nodes[i] = (Node){threshold[i], value[i], feature[i], left[i], right[i], 0};
+    }
+    memcpy(self->baseline, v[5].buf, (size_t)m * sizeof(double));
+    status = 0;
+
+done:
+    release_all(v, got);
+    return status;
+}
+
+static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"weights", "dense_weights", "bias", "scale", "shift", "trees", "blend", "featurizer", NULL};
+    PyObject *w, *dw, *bias, *scale, *shift, *trees, *featurizer = Py_None;
+    double blend;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOd|O:Scorer", keywords, &w, &dw, &bias, &scale, &shift,
+                                     &trees, &blend, &featurizer))
+        return -1;
+    Scorer_clear(self); /* a second __init__ replaces everything */
     if (Scorer_hold(self, W, w, "weights", 'f', 4) || Scorer_hold(self, DW, dw, "dense_weights", 'f', 4) ||
         Scorer_hold(self, BIAS, bias, "bias", 'f', 8) || Scorer_hold(self, SCALE, scale, "scale", 'f', 8) ||
         Scorer_hold(self, SHIFT, shift, "shift", 'f', 8))
@@ -435,45 +547,63 @@ static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs) {
     self->m = m;
     self->dim = self->view[W].shape[0];
     self->nd = self->view[DW].shape[0];
-    self->has_trees = trees != Py_None;
-    self->blend = blend;
     if (!(blend >= 0.0 && blend <= 1.0)) {
         PyErr_Format(PyExc_ValueError, "Scorer: blend must be in [0, 1], got %g", blend);
         return -1;
     }
-    if (!self->has_trees) return 0;
-    PyObject *feature, *threshold, *left, *right, *value, *baseline;
-    if (!PyArg_ParseTuple(trees, "OOOOOOl:trees", &feature, &threshold, &left, &right, &value, &baseline, &self->depth))
-        return -1;
-    if (Scorer_hold(self, FEATURE, feature, "feature", 'i', 4) || Scorer_hold(self, THRESHOLD, threshold, "threshold", 'f', 8) ||
-        Scorer_hold(self, LEFT, left, "left", 'i', 4) || Scorer_hold(self, RIGHT, right, "right", 'i', 4) ||
-        Scorer_hold(self, VALUE, value, "value", 'f', 8) || Scorer_hold(self, BASELINE, baseline, "baseline", 'f', 8))
-        return -1;
-    const Py_buffer *f = &self->view[FEATURE];
-    const Py_ssize_t total = count_of(f);
-    if (f->ndim != 3 || f->shape[0] != m || count_of(&self->view[BASELINE]) != m || self->depth < 0 ||
-        count_of(&self->view[THRESHOLD]) != total || count_of(&self->view[LEFT]) != total ||
-        count_of(&self->view[RIGHT]) != total || count_of(&self->view[VALUE]) != total) {
-        PyErr_SetString(PyExc_ValueError, "Scorer: tree arrays must share one (m, trees, nodes) shape");
+    self->blend = blend;
+    if (trees != Py_None && Scorer_take_trees(self, trees)) return -1;
+    if (featurizer == Py_None) return 0;
+    if (!PyTuple_Check(featurizer) || PyTuple_GET_SIZE(featurizer) != 5) {
+        PyErr_SetString(PyExc_TypeError, "Scorer: featurizer must be (log1p, idf, bits, ngrams, word_bigrams)");
         return -1;
     }
-    self->n_trees = f->shape[1];
-    self->n_nodes = f->shape[2];
-    /* Check every node once here, so predict can walk the trees without bounds checks. */
-    const int32_t *feat = (const int32_t *)f->buf, *l = (const int32_t *)self->view[LEFT].buf,
-                  *r = (const int32_t *)self->view[RIGHT].buf;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        if (feat[i] < 0 || feat[i] >= m + self->nd) {
-            PyErr_Format(PyExc_ValueError, "Scorer: tree feature %d outside [0, %zd)", (int)feat[i], m + self->nd);
-            return -1;
-        }
-        if (l[i] < 0 || l[i] >= self->n_nodes || r[i] < 0 || r[i] >= self->n_nodes) {
-            PyErr_Format(PyExc_ValueError, "Scorer: tree child node %d/%d outside [0, %zd)", (int)l[i], (int)r[i],
-                         self->n_nodes);
-            return -1;
-        }
+    int held = 0;
+    const int failed = parse_hash_spec(&PyTuple_GET_ITEM(featurizer, 0), &self->spec, &self->view[LOG1P], &held);
+    self->held[LOG1P] = held >= 1;
+    self->held[IDF] = held >= 2;
+    if (failed) return -1;
+    if (((Py_ssize_t)1 << self->spec.bits) != self->dim || self->nd != N_DENSE) {
+        PyErr_Format(PyExc_ValueError, "Scorer: the featurizer gives 2**%d buckets and %d structure features, the "
+                     "weights expect %zd and %zd", self->spec.bits, N_DENSE, self->dim, self->nd);
+        return -1;
     }
+    self->has_spec = 1;
     return 0;
+}
+
+/* Each model's probability into out[m]. idx must lie in [0, dim) (the caller checks); inputs has m + nd slots. */
+static void score_core(const Scorer *self, const int64_t *idx, const float *vals, Py_ssize_t n, const float *dense,
+                       double *inputs, double *out) {
+    const Py_ssize_t m = self->m, nd = self->nd;
+    const float *w = (const float *)self->view[W].buf, *dw = (const float *)self->view[DW].buf;
+    for (Py_ssize_t j = 0; j < m; j++) inputs[j] = ((const double *)self->view[BIAS].buf)[j];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const float *row = w + idx[i] * m;
+        const double value = vals[i];
+        for (Py_ssize_t j = 0; j < m; j++) inputs[j] += value * row[j];
+    }
+    for (Py_ssize_t k = 0; k < nd; k++) { /* the trees' input row: every model's logit, then the dense features */
+        const float *row = dw + k * m;
+        const double value = dense[k];
+        for (Py_ssize_t j = 0; j < m; j++) inputs[j] += value * row[j];
+        inputs[m + k] = value;
+    }
+    const double *scale = (const double *)self->view[SCALE].buf, *shift = (const double *)self->view[SHIFT].buf;
+    for (Py_ssize_t j = 0; j < m; j++) out[j] = logistic(scale[j] * inputs[j] + shift[j]);
+    if (!self->nodes) return;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        double sum = 0.0;
+        for (Py_ssize_t t = 0; t < self->n_trees; t++) {
+            const Node *tree = self->nodes + (j * self->n_trees + t) * self->n_nodes;
+            const Node *node = tree;
+            for (long level = 0; level < self->depth; level++)
+                node = tree + (inputs[node->feature] <= node->threshold ? node->left : node->right);
+            sum += node->value;
+        }
+        const double trees = logistic(self->baseline[j] + sum);
+        out[j] = self->blend == 1.0 ? trees : self->blend * trees + (1.0 - self->blend) * out[j];
+    }
 }
 
 static PyObject *Scorer_predict(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -490,75 +620,95 @@ static PyObject *Scorer_predict(Scorer *self, PyObject *const *args, Py_ssize_t 
     static const Py_ssize_t sizes[4] = {8, 4, 4, 8};
     Py_buffer v[4];
     int got = 0;
-    double stack_inputs[64];
-    double *inputs = stack_inputs; /* the trees' input row: every model's logit, then the dense features */
+    double *inputs = NULL;
     PyObject *result = NULL;
     for (; got < 4; got++)
         if (get_array(args[got], &v[got], names[got], kinds[got], sizes[got], got == 3)) goto done;
-    const Py_ssize_t m = self->m, nd = self->nd, n = count_of(&v[0]);
-    if (count_of(&v[1]) != n || count_of(&v[2]) != nd || count_of(&v[3]) != m) {
-        PyErr_Format(PyExc_ValueError, "predict: expected idx and vals of one length, %zd dense features, out of %zd", nd, m);
-        goto done;
-    }
-    if (m + nd > 64 && !(inputs = (double *)PyMem_Malloc((size_t)(m + nd) * sizeof(double)))) {
-        PyErr_NoMemory();
+    const Py_ssize_t n = count_of(&v[0]);
+    if (count_of(&v[1]) != n || count_of(&v[2]) != self->nd || count_of(&v[3]) != self->m) {
+        PyErr_Format(PyExc_ValueError, "predict: expected idx and vals of one length, %zd dense features, out of %zd",
+                     self->nd, self->m);
         goto done;
     }
     const int64_t *idx = (const int64_t *)v[0].buf;
-    const float *vals = (const float *)v[1].buf, *dense = (const float *)v[2].buf;
-    const float *w = (const float *)self->view[W].buf, *dw = (const float *)self->view[DW].buf;
-    double *out = (double *)v[3].buf;
-    for (Py_ssize_t j = 0; j < m; j++) inputs[j] = ((const double *)self->view[BIAS].buf)[j];
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= self->dim) {
             PyErr_Format(PyExc_IndexError, "predict: bucket %lld outside [0, %zd)", (long long)idx[i], self->dim);
             goto done;
         }
-        const float *row = w + idx[i] * m;
-        const double value = vals[i];
-        for (Py_ssize_t j = 0; j < m; j++) inputs[j] += value * row[j];
+    if (!(inputs = (double *)PyMem_Malloc((size_t)(self->m + self->nd) * sizeof(double)))) {
+        PyErr_NoMemory();
+        goto done;
     }
-    for (Py_ssize_t k = 0; k < nd; k++) {
-        const float *row = dw + k * m;
-        const double value = dense[k];
-        for (Py_ssize_t j = 0; j < m; j++) inputs[j] += value * row[j];
-        inputs[m + k] = value;
-    }
-    const double *scale = (const double *)self->view[SCALE].buf, *shift = (const double *)self->view[SHIFT].buf;
-    for (Py_ssize_t j = 0; j < m; j++) out[j] = logistic(scale[j] * inputs[j] + shift[j]);
-    if (self->has_trees) {
-        const int32_t *feature = (const int32_t *)self->view[FEATURE].buf;
-        const int32_t *left = (const int32_t *)self->view[LEFT].buf, *right = (const int32_t *)self->view[RIGHT].buf;
-        const double *threshold = (const double *)self->view[THRESHOLD].buf;
-        const double *value = (const double *)self->view[VALUE].buf;
-        const double *baseline = (const double *)self->view[BASELINE].buf;
-        for (Py_ssize_t j = 0; j < m; j++) {
-            double sum = 0.0;
-            for (Py_ssize_t t = 0; t < self->n_trees; t++) {
-                const Py_ssize_t base = (j * self->n_trees + t) * self->n_nodes;
-                int32_t node = 0;
-                for (long level = 0; level < self->depth; level++) {
-                    const Py_ssize_t at = base + node;
-                    node = inputs[feature[at]] <= threshold[at] ? left[at] : right[at];
-                }
-                sum += value[base + node];
-            }
-            const double trees = logistic(baseline[j] + sum);
-            out[j] = self->blend == 1.0 ? trees : self->blend * trees + (1.0 - self->blend) * out[j];
-        }
-    }
+    score_core(self, idx, (const float *)v[1].buf, n, (const float *)v[2].buf, inputs, (double *)v[3].buf);
     result = Py_None;
     Py_INCREF(result);
 
 done:
-    if (inputs != stack_inputs) PyMem_Free(inputs);
+    PyMem_Free(inputs);
     release_all(v, got);
+    return result;
+}
+
+static PyObject *float_list(const double *values, const float *floats, Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyFloat_FromDouble(values ? values[i] : (double)floats[i]);
+        if (!item) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static PyObject *Scorer_predict_text(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "predict_text takes 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!self->has_spec) {
+        PyErr_SetString(PyExc_ValueError, "predict_text needs a Scorer built with its featurizer");
+        return NULL;
+    }
+    Py_ssize_t full_chars;
+    Py_buffer raw;
+    if (parse_text(args, &raw, &full_chars)) return NULL;
+    const Py_ssize_t room = bucket_room(&self->spec, raw.len);
+    /* one block: bucket ids, their weights, the dense features, the trees' inputs, the probabilities */
+    const size_t bytes = (size_t)room * (sizeof(int64_t) + sizeof(float)) + N_DENSE * sizeof(float) +
+                         (size_t)(2 * self->m + self->nd) * sizeof(double);
+    char *block = (char *)PyMem_Malloc(bytes);
+    PyObject *result = NULL;
+    if (!block) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *inputs = (double *)block, *out = inputs + self->m + self->nd;
+    int64_t *idx = (int64_t *)(out + self->m);
+    float *vals = (float *)(idx + room), *dense = vals + room;
+    const Py_ssize_t n = hash_core(&self->spec, (const uint8_t *)raw.buf, raw.len, idx, vals, room);
+    if (n < 0) goto done;
+    dense_core(args[0], (const uint8_t *)raw.buf, raw.len, full_chars, dense);
+    score_core(self, idx, vals, n, dense, inputs, out);
+    PyObject *probabilities = float_list(out, NULL, self->m), *features = float_list(NULL, dense, N_DENSE);
+    if (probabilities && features) result = PyTuple_Pack(2, probabilities, features);
+    Py_XDECREF(probabilities);
+    Py_XDECREF(features);
+
+done:
+    PyMem_Free(block);
+    PyBuffer_Release(&raw);
     return result;
 }
 
 static PyMethodDef Scorer_methods[] = {
     {"predict", (PyCFunction)(void (*)(void))Scorer_predict, METH_FASTCALL,
      "predict(idx, vals, dense, out): each model's probability for one featurised prompt, into out."},
+    {"predict_text", (PyCFunction)(void (*)(void))Scorer_predict_text, METH_FASTCALL,
+     "predict_text(text, raw, full_chars) -> (probabilities, structure features) for one bounded text."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,6 +11,7 @@ fitted on out-of-fold logits, keeps probabilities calibrated after regularisatio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,11 @@ class LinearPredictor:
 
     def __post_init__(self) -> None:
         kernels = load_kernels()
-        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(*self.native_arrays(), None, 1.0))
+        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(*self.scorer_args()))
+
+    def scorer_args(self) -> tuple[Any, ...]:
+        """The compiled ``Scorer``'s arguments for this predictor: its arrays, no trees, blend 1."""
+        return *self.native_arrays(), None, 1.0
 
     def native_arrays(self) -> tuple[np.ndarray, ...]:
         """(weights, dense_weights, bias, scale, shift) in the dtypes the compiled ``Scorer`` reads."""
@@ -64,6 +69,14 @@ class LinearPredictor:
     def with_platt(self, scale: np.ndarray, shift: np.ndarray) -> LinearPredictor:
         return LinearPredictor(self.models, self.weights, self.dense_weights, self.bias,
                                np.asarray(scale, np.float64), np.asarray(shift, np.float64))
+
+    def select(self, columns: Sequence[int]) -> LinearPredictor:
+        """The same predictor for the models at ``columns`` only (in that order). Each model's prediction depends
+        on its own column alone, so a gateway that maps three of an artifact's eleven models reads three."""
+        cols = list(columns)
+        return LinearPredictor(tuple(self.models[j] for j in cols), np.ascontiguousarray(self.weights[:, cols]),
+                               np.ascontiguousarray(self.dense_weights[:, cols]), self.bias[cols], self.scale[cols],
+                               self.shift[cols])
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         # float16 halves the artifact; weights of a regularised model lose nothing measurable at 3 digits.

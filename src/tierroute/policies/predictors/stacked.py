@@ -116,8 +116,11 @@ class StackedPredictor:
 
     def __post_init__(self) -> None:
         kernels = load_kernels()
-        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(
-            *self.first.native_arrays(), self.trees.native_arrays(), float(self.blend)))
+        object.__setattr__(self, "_scorer", None if kernels is None else kernels.Scorer(*self.scorer_args()))
+
+    def scorer_args(self) -> tuple[Any, ...]:
+        """The compiled ``Scorer``'s arguments for this predictor: the first stage's arrays, the trees, the blend."""
+        return *self.first.native_arrays(), self.trees.native_arrays(), float(self.blend)
 
     @property
     def models(self) -> tuple[str, ...]:
