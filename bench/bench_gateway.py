@@ -542,12 +542,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="router.options for --policy, e.g. '{\"artifact\": \"/tmp/g.npz\"}'")
     parser.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                         help="send the messages of an outcome data file (first 512 items) instead of the built-in mix")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat the whole benchmark with freshly started servers, then report the median of "
+                             "the per-run gateway/baseline ratios (default 1): runs differ more than rounds do")
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
-    data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline, policy=args.policy,
-                     baseline_policy=args.baseline_policy, policy_options=args.policy_options, prompts=args.prompts)
-    print(json.dumps(data, indent=2) if args.json else report(data))
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    runs = []
+    for _ in range(args.runs):
+        data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline,
+                         policy=args.policy, baseline_policy=args.baseline_policy, policy_options=args.policy_options,
+                         prompts=args.prompts)
+        print(json.dumps(data, indent=2) if args.json else report(data), flush=True)
+        runs.append(data["summary"].get("gateway_vs_baseline"))
+    if args.runs > 1 and all(runs):
+        rps = [r["rps_c50_ratio"] for r in runs]
+        cpu = [r["cpu_per_request_c50_ratio"] for r in runs]
+        print(f"over {args.runs} runs, gateway vs baseline: req/s at c=50 median x{median(rps):.3f} "
+              f"(runs {', '.join(f'x{v:.3f}' for v in rps)}), CPU per request median x{median(cpu):.3f}")
     return 0
 
 
