@@ -208,6 +208,11 @@ def test_malformed_trees_are_refused_when_loaded_not_read_out_of_bounds() -> Non
     bad_feature[0, 3, 1] = 4
     with pytest.raises(ValueError, match="tree feature 4 outside"):
         StackedPredictor(linear, replace(good, feature=bad_feature))
+    kernels = load_kernels()
+    assert kernels is not None
+    empty = tuple(np.zeros((1, 2, 0), dtype) for dtype in (np.int32, np.float64, np.int32, np.int32, np.float64))
+    with pytest.raises(ValueError, match="trees need at least one node"):
+        kernels.Scorer(*linear.native_arrays(), (*empty, np.zeros(1), 3), 1.0)
 
 
 def test_switch_off_keeps_numpy(monkeypatch: pytest.MonkeyPatch) -> None:

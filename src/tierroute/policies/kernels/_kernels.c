@@ -497,6 +497,10 @@ static int Scorer_take_trees(Scorer *self, PyObject *trees) {
     }
     self->n_trees = v[0].shape[1];
     self->n_nodes = v[0].shape[2];
+    if (self->n_trees > 0 && self->n_nodes < 1) {
+        PyErr_SetString(PyExc_ValueError, "Scorer: trees need at least one node");
+        goto done;
+    }
     self->nodes = (Node *)PyMem_Malloc((size_t)(total > 0 ? total : 1) * sizeof(Node));
     self->baseline = (double *)PyMem_Malloc((size_t)m * sizeof(double));
     if (!self->nodes || !self->baseline) {
