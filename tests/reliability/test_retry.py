@@ -15,7 +15,7 @@ from tierroute._exceptions import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tierroute.reliability.retry import Backoff, Deadline, may_fail_over, may_retry
+from tierroute.reliability.retry import DEADLINE_SLACK_SECONDS, Backoff, Deadline, may_fail_over, may_retry
 
 from ..fakes.scripted_provider import FakeClock
 
@@ -59,4 +59,13 @@ def test_deadline_counts_down_on_the_injected_clock():
     assert deadline.remaining_seconds() == pytest.approx(0.5)
     clock.advance(1)
     assert deadline.remaining_seconds() == 0 and deadline.expired
+
+
+def test_a_deadline_with_only_milliseconds_left_counts_as_expired():
+    # A timer that fires a clock tick early must not leave room for another, instantly doomed attempt.
+    clock = FakeClock()
+    deadline = Deadline.after(0.4, clock)
+    clock.advance(0.4 - DEADLINE_SLACK_SECONDS / 2)
+    assert deadline.remaining_seconds() > 0 and deadline.expired
+    assert not Deadline.after(2 * DEADLINE_SLACK_SECONDS, clock).expired
 

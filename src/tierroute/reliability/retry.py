@@ -52,6 +52,13 @@ def may_fail_over(exc: UpstreamError) -> bool:
     return exc.retryable or isinstance(exc, (UpstreamAuthError, UpstreamContextTooLong))
 
 
+# With less than this left, a request is out of time. No upstream answers in a few milliseconds, and asyncio
+# may fire a timer up to one clock tick early, so an attempt cut off "at" the deadline can end just before it.
+# Without the slack, such an attempt was followed by a second one with ~0 s to live. Its instant timeout turned
+# the caller's 504 into a 503 "all 2 attempts failed".
+DEADLINE_SLACK_SECONDS = 0.005
+
+
 @dataclass(frozen=True, slots=True)
 class Deadline:
     """An absolute point on ``clock`` by which the whole request must be answered."""
@@ -68,4 +75,4 @@ class Deadline:
 
     @property
     def expired(self) -> bool:
-        return self.clock() >= self.at
+        return self.clock() >= self.at - DEADLINE_SLACK_SECONDS
