@@ -119,12 +119,15 @@ class LearnedPolicy:
             difficulty = self.prior.difficulty(dense_values)
         else:  # priors only read the structure features: skip n-gram hashing entirely
             difficulty = self.prior.difficulty(self._prior_features(features.text))
-        quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
-        if predicted is not None:
-            for i, m in enumerate(candidates):
-                col = columns.get(m.id)
-                if col is not None:
-                    quality[i] = predicted[col]
+        if predicted is not None and not unknown:  # the trained router knows every candidate: no priors needed
+            quality = [predicted[columns[m.id]] for m in candidates]
+        else:
+            quality = self.prior.predict_priors([m.quality for m in candidates], difficulty)
+            if predicted is not None:
+                for i, m in enumerate(candidates):
+                    col = columns.get(m.id)
+                    if col is not None:
+                        quality[i] = predicted[col]
         cost = [expected_cost_usd(features, m) for m in candidates]
         objective = self.objective.under_pressure(state.budget_pressure)
         shifted = objective is not self.objective and objective != self.objective
