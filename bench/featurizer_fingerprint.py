@@ -8,6 +8,10 @@ the subset the catalog priors ask for (``dense_list(text, only=...)``) must equa
 
     python bench/featurizer_fingerprint.py --save /tmp/fp/before.json DATA/*.jsonl
     python bench/featurizer_fingerprint.py --check /tmp/fp/before.json DATA/*.jsonl
+
+Fingerprints belong to one code path: the compiled kernels' n-gram weights differ from numpy's in the last
+bits (float sums in another order), so save and check with the same ``TIERROUTE_NATIVE`` setting (``=0`` for
+the numpy path).
 """
 
 from __future__ import annotations
