@@ -155,8 +155,10 @@ def test_a_nan_input_is_handled_as_numpy_handles_it(monkeypatch: pytest.MonkeyPa
     rng = np.random.default_rng(3)
     linear = _random_linear(rng, 16, 4, 2)
     idx, vals, dense = np.array([1, 5], np.int64), np.ones(2, np.float32), np.array([np.nan, 0.1, 0, 1], np.float32)
-    for build in (lambda: StackedPredictor(linear, _random_trees(np.random.default_rng(4), 2, 6), 1.0), lambda: linear):
+    for build in (lambda: StackedPredictor(linear, _random_trees(np.random.default_rng(4), 2, 6), 1.0),
+                  lambda: replace(linear)):
         slow, fast = twins(build, monkeypatch)
+        assert slow._scorer is None and fast._scorer is not None
         p1, p2 = slow.predict(idx, vals, dense), fast.predict(idx, vals, dense)
         assert np.array_equal(np.isnan(p1), np.isnan(p2)) and np.allclose(p1, p2, equal_nan=True, atol=1e-9)
 
