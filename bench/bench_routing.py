@@ -69,11 +69,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
     policies: list[tuple[str, object]] = [("cheapest", CheapestPolicy())]
-    routers: list[tuple[str | None, dict[str, str]]] = [(None, {})]
+    routers: list[tuple[str | None, dict[str, str], int]] = [(None, {}, 0)]  # (artifact, model_map, its models)
     for path in args.router:
         names = load_artifact(path).models
-        routers.append((path, {name: "mixtral" for name in names if "mixtral-8x7b" in name.lower()}))
-    for path, mapping in routers:
+        routers.append((path, {name: "mixtral" for name in names if "mixtral-8x7b" in name.lower()}, len(names)))
+    for path, mapping, trained_on in routers:
         for native in ((True, False) if load_kernels() is not None else (False,)):
             # Policies read the switch when they are built: the same router with and without the compiled kernels.
             os.environ[ENV_SWITCH] = "1" if native else "0"
@@ -84,7 +84,6 @@ def main() -> None:
             if policy.predictor is None:
                 policies.append((f"learned (default, untrained, {how})", policy))
             else:
-                trained_on = len(load_artifact(path).models) if path else 0
                 policies.append((f"trained ({policy.predictor.kind}, {trained_on} models ({len(policy.predictor.models)} "
                                  f"predicted), 2^{policy.featurizer.bits}, {how})", policy))
     mix = [body["messages"][-1]["content"] for body in prompt_mix()]

@@ -154,10 +154,12 @@ static int parse_hash_spec(PyObject *const *args, HashSpec *spec, Py_buffer *vie
     return 0;
 }
 
-/* At most this many distinct buckets for n bytes: every char n-gram kind, the words and the bigrams yield at most
-   n hashes each. */
+/* At most this many hashes for n bytes: every char n-gram kind, the words and the bigrams yield at most n each. */
+static Py_ssize_t max_hashes(const HashSpec *spec, Py_ssize_t n) { return n * (spec->n_kinds + 2) + 1; }
+
+/* At most this many distinct buckets for n bytes. */
 static Py_ssize_t bucket_room(const HashSpec *spec, Py_ssize_t n) {
-    const Py_ssize_t hashes = n * (spec->n_kinds + 2) + 1, dim = (Py_ssize_t)1 << spec->bits;
+    const Py_ssize_t hashes = max_hashes(spec, n), dim = (Py_ssize_t)1 << spec->bits;
     return hashes < dim ? hashes : dim;
 }
 
@@ -165,7 +167,7 @@ static Py_ssize_t bucket_room(const HashSpec *spec, Py_ssize_t n) {
    log1p(count) * idf, into oi/ov (room for cap). Returns how many, or -1 with an exception set. */
 static Py_ssize_t hash_core(const HashSpec *spec, const uint8_t *d, Py_ssize_t n, int64_t *oi, float *ov,
                             Py_ssize_t cap) {
-    const Py_ssize_t room = n * (spec->n_kinds + 2) + 1;
+    const Py_ssize_t room = max_hashes(spec, n);
     uint32_t *keys = (uint32_t *)PyMem_Malloc((size_t)room * 2 * sizeof(uint32_t));
     if (!keys) {
         PyErr_NoMemory();
