@@ -69,3 +69,17 @@ def test_cv_without_fold_fields_hashes_ids_and_says_so(arc: tuple[Path, Path]) -
     assert res.exit_code == 0, res.output
     assert "no item has a 'fold' field: 3 folds from a stable hash of each id" in res.output
     assert "gap closed" in res.output
+
+
+def test_train_reports_auxiliary_targets_and_can_skip_them(tmp_path: Path) -> None:
+    """GSM8K records both models' answers: training tries their lengths, and says whether it kept them."""
+    data = str(OUT / "routellm-gsm8k.jsonl")
+    args = ["--data", data, "--out", str(tmp_path / "r.npz"), "--bits", "13", "--json", "--quiet"]
+    res = CliRunner().invoke(train_command, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["auxiliary_targets"] == ["answer length: gpt-4-1106-preview",
+                                            "answer length: mistralai/Mixtral-8x7B-Instruct-v0.1"]
+    res = CliRunner().invoke(train_command, [*args, "--no-auxiliary"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["auxiliary_targets"] == []

@@ -20,6 +20,7 @@ def test_real_files_load() -> None:
     ('{"id": "b", "messages": [{"role": "user"}], "outcomes": {"m1": {"score": 1}}}', ":2: messages[0].content:"),
     ('{"id": "b", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1.5}}}', "outcomes['m1'].score"),
     ('{"id": "b", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1, "cost": -1}}}', "outcomes['m1'].cost"),
+    ('{"id": "b", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1, "response": 3}}}', "outcomes['m1'].response"),
     ('{"id": "b", "fold": "x", "messages": [{"role": "user", "content": "x"}], "outcomes": {"m1": {"score": 1}}}', ":2: fold:"),
 ])
 def test_malformed_lines_name_file_line_and_field(tmp_path: Path, line: str, where: str) -> None:

@@ -39,11 +39,17 @@ def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
         raise click.BadParameter(str(exc)) from None
 
 
-FAST_HELP = "Skip the inner-CV search: tf weighting, C=1, no second stage (a quick look, not the shipped pipeline)."
+FAST_HELP = ("Skip the inner-CV search: tf weighting, C=1, no auxiliary targets, no second stage (a quick look, "
+             "not the shipped pipeline).")
+NO_AUXILIARY_HELP = ("Do not try the data's categories and recorded answer lengths as training-only targets "
+                     "(docs/routing-quality.md, round 4).")
 
 
-def _search(fast: bool) -> dict[str, Any]:
-    return {"c_grid": (1.0,), "weightings": ("tf",), "second_stage": False} if fast else {}
+def _search(fast: bool, no_auxiliary: bool) -> dict[str, Any]:
+    search: dict[str, Any] = {"c_grid": (1.0,), "weightings": ("tf",), "second_stage": False} if fast else {}
+    if fast or no_auxiliary:
+        search["auxiliary"] = False
+    return search
 
 
 def _progress(enabled: bool) -> Any:
@@ -62,11 +68,12 @@ def _progress(enabled: bool) -> Any:
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True,
               help="Featurise the final question block only, or the whole routing text.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
+@click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
 @encoder_options
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
-                  as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
+                  no_auxiliary: bool, as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     _require_train_extra()
     try:
@@ -74,15 +81,16 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
                       "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
                       + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")
+                      + (" --no-auxiliary" if no_auxiliary else "")
                       + (f" --encoder {encoder.kind} ({encoder.model})" if encoder else "")}
         artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
                                      provenance=provenance, progress=_progress(not quiet and not as_json),
-                                     encoder=encoder, **_search(fast))
+                                     encoder=encoder, **_search(fast, no_auxiliary))
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
     summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c, "weighting": rep.weighting,
-               "second_stage": rep.second_stage, "shrink": rep.shrink,
+               "second_stage": rep.second_stage, "shrink": rep.shrink, "auxiliary_targets": list(rep.auxiliary),
                "seconds": round(rep.seconds, 2), "goal": str(goal),
                "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
                "heldout_operating_point": rep.operating_point, "calibration": rep.calibration}
@@ -91,12 +99,15 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         return
     click.echo(f"wrote {out_path} ({size / 1024:.0f} KiB) from {len(data)} items x {len(data.models)} models "
                f"in {rep.seconds:.1f}s ({rep.weighting}, C={rep.c}"
+               f"{', + auxiliary targets' if rep.auxiliary else ''}"
                f"{', + second stage' if rep.second_stage else ''}"
                f"{f', shrink {rep.shrink:g}' if rep.shrink != 1.0 else ''})")
     op = rep.operating_point
     click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
                f"{op['strong_share']:.1%}, cost {op['cost']:.4g}")
+    for name in rep.auxiliary:
+        click.echo(f"  auxiliary target (training only, folded into the linear stage): {name}")
     for m, c in rep.calibration.items():
         click.echo(f"  {m:45s} brier {c['brier']:.4f}  ece {c['ece']:.4f}")
 
@@ -114,12 +125,13 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
+@click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 goal: Goal, focus: str, bits: int, fast: bool, decisions_path: str | None, plot_path: str | None, as_json: bool,
+                 goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, decisions_path: str | None, plot_path: str | None, as_json: bool,
                  encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None])
@@ -136,10 +148,10 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
             replay = replay_artifact(load_artifact(router_path), data)
         elif train_files:
             replay = train_test(load_outcomes(list(train_files)), data, goal=goal, focus=focus, bits=bits,
-                                progress=progress, encoder=encoder, **_search(fast))
+                                progress=progress, encoder=encoder, **_search(fast, no_auxiliary))
         else:
             replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                    **_search(fast))
+                                    **_search(fast, no_auxiliary))
             for note in replay.notes:
                 click.echo(f"note: {note}", err=True)
     except (TierrouteError, ArtifactError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class OutcomeItem:
     dataset: str | None = None
     fold: int | None = None
     split: str | None = None
+    # Length in characters of each model's recorded answer, where the source kept it: training-only signal
+    # (``evaluation.auxiliary``), never needed to route. The text itself is not kept in memory.
+    response_chars: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def _parse_line(raw: bytes, path: Path, line: int) -> OutcomeItem:
         raise _fail(path, line, "outcomes", "required non-empty object of model -> {score, cost?}")
     scores: dict[str, float] = {}
     costs: dict[str, float] = {}
+    response_chars: dict[str, int] = {}
     for model, out in outcomes.items():
         where = f"outcomes[{model!r}]"
         if not isinstance(out, dict):
@@ -120,6 +124,11 @@ def _parse_line(raw: bytes, path: Path, line: int) -> OutcomeItem:
             if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
                 raise _fail(path, line, f"{where}.cost", f"expected a non-negative number, got {cost!r}")
             costs[model] = float(cost)
+        response = out.get("response")
+        if response is not None:
+            if not isinstance(response, str):
+                raise _fail(path, line, f"{where}.response", f"expected a string, got {type(response).__name__}")
+            response_chars[model] = len(response)
     fold = row.get("fold")
     if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int)):
         raise _fail(path, line, "fold", f"expected an integer, got {fold!r}")
@@ -127,7 +136,8 @@ def _parse_line(raw: bytes, path: Path, line: int) -> OutcomeItem:
     if split is not None and not isinstance(split, str):
         raise _fail(path, line, "split", f"expected a string, got {split!r}")
     return OutcomeItem(id=item_id, messages=tuple(messages), scores=scores, costs=costs,
-                       category=row.get("category"), dataset=row.get("dataset"), fold=fold, split=split)
+                       category=row.get("category"), dataset=row.get("dataset"), fold=fold, split=split,
+                       response_chars=response_chars)
 
 
 def read_items(path: str | Path) -> list[OutcomeItem]:

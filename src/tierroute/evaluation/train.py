@@ -25,6 +25,7 @@ from ..policies.featurizers import Focus, HashingFeaturizer
 from ..policies.predictors.base import QualityPredictor, sigmoid
 from ..policies.predictors.linear import LinearPredictor, fit_linear
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
+from .auxiliary import AuxiliaryTargets, Stack, auxiliary_targets, fit_regression, fit_stack, fold_into
 from .data import OutcomeSet
 from .metrics import aiq, lambda_points, two_model_report, upper_hull
 
@@ -86,6 +87,7 @@ class TrainReport:
     calibration: dict[str, dict[str, float]]
     operating_point: dict[str, float]
     seconds: float
+    auxiliary: tuple[str, ...] = ()
 
 
 def apply_idf(x: Any, idf: np.ndarray) -> Any:
@@ -105,13 +107,21 @@ def _idf_of(featurizer: HashingFeaturizer, x: Any) -> np.ndarray:
     return idf
 
 
-def _oof_logits(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], folds: np.ndarray,
-                c: float, featurizer: HashingFeaturizer | None) -> np.ndarray:
-    """Out-of-fold logits; with ``featurizer`` given, idf is fitted on each inner training part only."""
+def _fold_views(x: Any, folds: np.ndarray, featurizer: HashingFeaturizer | None) -> dict[int, Any]:
+    """The corpus as each inner fold's models see it: ``x`` itself, or with ``featurizer`` given, x reweighted by
+    the idf of that fold's training part only (so no held-out prompt shapes its own weights). Built once per
+    weighting and shared by every C and by the auxiliary regressions."""
+    if featurizer is None:
+        return {int(k): x for k in np.unique(folds)}
+    return {int(k): apply_idf(x, _idf_of(featurizer, x[folds != k])) for k in np.unique(folds)}
+
+
+def _oof_logits(views: dict[int, Any], dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...],
+                folds: np.ndarray, c: float) -> np.ndarray:
+    """Out-of-fold logits, each fold predicted from its own view of the corpus (``_fold_views``)."""
     out = np.zeros_like(scores)
-    for k in np.unique(folds):
+    for k, xk in views.items():
         tr, te = folds != k, folds == k
-        xk = x if featurizer is None else apply_idf(x, _idf_of(featurizer, x[tr]))
         out[te] = fit_linear(xk[tr], dense[tr], scores[tr], models, c=c).logits_many(xk[te], dense[te])
     return out
 
@@ -185,12 +195,14 @@ def _choose(candidates: Sequence[_Candidate], data: OutcomeSet) -> _Candidate:
 
 def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
                   c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
-                  second_stage: bool = True, progress: Progress | None = None,
+                  second_stage: bool = True, auxiliary: bool = True, progress: Progress | None = None,
                   ) -> FittedPredictor:
     """Choose the n-gram weighting, C and the stage by inner-CV Brier, the shrink by inner-CV routing metric.
 
     Every (weighting, C) gets out-of-fold logits and a Platt step fitted on them; the lowest Brier wins, with
-    ties (within one standard error) broken by the routing metric (``_choose``). With
+    ties (within one standard error) broken by the routing metric (``_choose``). With ``auxiliary`` and data that
+    records categories or answers, the winner's logits are stacked with regressions on those training-only
+    targets (``evaluation.auxiliary``) where a paired inner-CV test says that helps. With
     ``second_stage``, boosted trees are cross-fitted on the winner's out-of-fold logits (``predictors.stacked``),
     and the trees alone or an equal blend of trees and linear stage replace it if their Brier is lower. With
     costs and three or more models, predictions are then pulled toward each model's training mean by the
@@ -207,23 +219,40 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     linear: list[_Candidate] = []
     logits_by: dict[tuple[str, float], np.ndarray] = {}
     platt_by: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
+    views: dict[str, dict[int, Any]] = {}
     for weighting in weightings:
+        views[weighting] = _fold_views(x, folds, featurizer if weighting == "idf" else None)
         for c in c_grid:
             if progress:
                 progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
-            logits = _oof_logits(x, dense, data.scores, data.models, folds, c,
-                                 featurizer if weighting == "idf" else None)
+            logits = _oof_logits(views[weighting], dense, data.scores, data.models, folds, c)
             platt = [fit_platt(logits[:, j], data.scores[:, j]) for j in range(len(data.models))]
             scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
             logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
             linear.append(_candidate(weighting, c, "linear", ((1.0, sigmoid(scale * logits + shift)),), data))
     best = _choose(linear, data)
+    best_logits = logits_by[(best.weighting, best.c)]
+    best_views = views[best.weighting]
+    del views  # up to three reweighted copies of the corpus: keep only the winner's
     candidates = list(linear)
+    targets = auxiliary_targets(data) if auxiliary else None
+    aux: Stack | None = None
+    paired: dict[str, float] = {}
+    if targets is not None:
+        if progress:
+            progress(f"inner {INNER_FOLDS}-fold CV, auxiliary targets ({len(targets.names)}) on "
+                     f"{best.weighting}, C={best.c:g}")
+        helps, aux_logits, stack, paired = _cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets)
+        challenger = _candidate(best.weighting, best.c, "auxiliary", ((1.0, sigmoid(aux_logits)),), data)
+        candidates.append(challenger)
+        if helps:
+            best, best_logits, aux = challenger, aux_logits, stack
+    del best_views
     trees = None
     if second_stage:
         if progress:
             progress(f"inner {INNER_FOLDS}-fold CV, second stage on {best.weighting}, C={best.c:g}")
-        stacked_oof, fitted = _cross_fit_trees(logits_by[(best.weighting, best.c)], dense, data.scores, folds)
+        stacked_oof, fitted = _cross_fit_trees(best_logits, dense, data.scores, folds)
         linear_oof = best.oof
         stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
                    _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)), data)]
@@ -233,14 +262,22 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
             trees, best = fitted, challenger
     table = {f"{cand.weighting} C={cand.c:g}" + ("" if cand.stage == "linear" else f" {cand.stage}"):
              {"brier": cand.brier, metric: routing_score(cand.oof, data.scores, data.costs)[1]} for cand in candidates}
+    if targets is not None:
+        table["auxiliary targets, cross-fitted stack"] = paired
     x_final = x
     if best.weighting == "idf":
         featurizer = featurizer.with_idf(x)
         assert featurizer.idf is not None
         x_final = apply_idf(x, featurizer.idf)
     if progress:
-        progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}")
-    first = fit_linear(x_final, dense, data.scores, data.models, c=best.c).with_platt(*platt_by[(best.weighting, best.c)])
+        progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}"
+                 + (", auxiliary targets" if aux is not None else ""))
+    first = fit_linear(x_final, dense, data.scores, data.models, c=best.c)
+    if aux is not None:
+        assert targets is not None
+        first = fold_into(first, fit_regression(x_final, dense, targets.values), aux)
+    else:
+        first = first.with_platt(*platt_by[(best.weighting, best.c)])
     predictor: QualityPredictor = (first if trees is None
                                    else StackedPredictor(first, trees, BLEND if best.stage == "blend" else 1.0))
     oof, strength = best.oof, 1.0
@@ -251,13 +288,15 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
         strength = max(SHRINK_GRID, key=lambda g: (scored[g], g))  # ties keep the less shrunk predictions
         table.update({f"shrink {g:g}": {metric: v} for g, v in scored.items()})
         oof, predictor = by_strength[strength], _shrunk_predictor(predictor, base, strength)
-    return FittedPredictor(featurizer, predictor, oof, best.c, best.weighting, strength, table)
+    return FittedPredictor(featurizer, predictor, oof, best.c, best.weighting, strength, table,
+                           targets.names if aux is not None and targets is not None else ())
 
 
 @dataclass(frozen=True)
 class FittedPredictor:
     """What ``fit_predictor`` chose and fitted: the (possibly idf-weighted) featurizer, the predictor, its
-    out-of-fold predictions (for operating points), C, weighting, shrink strength (1 = none) and the CV table."""
+    out-of-fold predictions (for operating points), C, weighting, shrink strength (1 = none), the CV table and
+    the auxiliary targets folded into the linear stage (empty when inner CV rejected them or there were none)."""
 
     featurizer: HashingFeaturizer
     predictor: QualityPredictor
@@ -266,6 +305,7 @@ class FittedPredictor:
     weighting: str
     shrink: float
     table: dict[str, dict[str, float]]
+    auxiliary: tuple[str, ...] = ()
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -290,6 +330,44 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
     return predictor.with_platt(strength * predictor.scale, strength * predictor.shift + (1 - strength) * base_logit)
 
 
+def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
+                         logits: np.ndarray, targets: AuxiliaryTargets
+                         ) -> tuple[bool, np.ndarray, Stack, dict[str, float]]:
+    """Whether the auxiliary targets (``evaluation.auxiliary``) help, the stack's logits and the stack.
+
+    ``logits`` are the linear stage's out-of-fold logits, ``views`` the corpus as its folds saw it. Each inner
+    training part rebuilds the targets from its own items and fits the regressions there.
+    The test is paired: the same stack with and without the auxiliary outputs, each cross-fitted over the inner
+    folds, compared by Brier, with a difference within one standard error decided by the routing metric (the
+    rule of ``_choose``: on GSM8K the answer lengths leave Brier as it is but raise APGR). Cross-fitting any
+    stack on out-of-fold logits costs Brier on small data, since each fold's logits have their own spread, so
+    the stack is not compared with the in-sample Platt step. The returned logits are the stack fitted on all
+    rows applied to them, as the Platt candidates' are.
+    """
+    predicted = np.zeros((len(data), len(targets.names)))
+    for k, xk in views.items():
+        tr, te = folds != k, folds == k
+        part = auxiliary_targets(data.subset(tr), like=targets)
+        assert part is not None and part.names == targets.names
+        predicted[te] = fit_regression(xk[tr], dense[tr], part.values).predict_many(xk[te], dense[te])
+    figures: dict[str, float] = {}
+    errors = {}
+    for name, aux in (("without", predicted[:, :0]), ("with", predicted)):
+        out = np.zeros_like(logits)
+        for k in np.unique(folds):
+            tr, te = folds != k, folds == k
+            out[te] = fit_stack(logits[tr], aux[tr], data.scores[tr]).logits(logits[te], aux[te])
+        errors[name] = ((sigmoid(out) - data.scores) ** 2).mean(axis=1)
+        figures[f"brier {name}"] = float(errors[name].mean())
+        figures[f"route {name}"] = routing_score(sigmoid(out), data.scores, data.costs)[1]
+    # As in ``_choose``: a Brier difference within one standard error is a tie, and the routing metric breaks it.
+    diff = errors["with"] - errors["without"]
+    tied = abs(float(diff.mean())) <= float(np.std(diff)) / np.sqrt(len(diff))
+    helps = figures["route with"] > figures["route without"] if tied else float(diff.mean()) < 0
+    stack = fit_stack(logits, predicted, data.scores)
+    return helps, stack.logits(logits, predicted), stack, figures
+
+
 def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
                      folds: np.ndarray) -> tuple[np.ndarray, TreeEnsemble]:
     """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows."""
@@ -303,7 +381,7 @@ def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
 
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
                  c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
-                 second_stage: bool = True, provenance: dict[str, Any] | None = None,
+                 second_stage: bool = True, auxiliary: bool = True, provenance: dict[str, Any] | None = None,
                  progress: Progress | None = None, encoder: Encoder | None = None) -> tuple[RouterArtifact, TrainReport]:
     """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold.
 
@@ -316,7 +394,7 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
     fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
-                           second_stage=second_stage, progress=progress)
+                           second_stage=second_stage, auxiliary=auxiliary, progress=progress)
     featurizer, predictor, oof, c, weighting, table = (fitted.featurizer, fitted.predictor, fitted.oof, fitted.c,
                                                        fitted.weighting, fitted.table)
     mean_costs = expected_costs(data)
@@ -325,13 +403,13 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
                    for j, m in enumerate(data.models)}
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
-               "cv": table}
+               "auxiliary": list(fitted.auxiliary), "cv": table}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
     return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
-                                 time.perf_counter() - start)
+                                 time.perf_counter() - start, fitted.auxiliary)
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Auxiliary targets: built without leaking an item's own score, and folded exactly into one linear predictor."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from tierroute.evaluation.auxiliary import (
+    CATEGORY,
+    LENGTH,
+    MIN_CATEGORY_ITEMS,
+    auxiliary_targets,
+    fit_regression,
+    fit_stack,
+    fold_into,
+)
+from tierroute.evaluation.data import OutcomeItem, OutcomeSet, data_dir, load_outcomes, to_outcome_set
+from tierroute.evaluation.train import featurize, fit_predictor
+from tierroute.policies.featurizers import HashingFeaturizer
+from tierroute.policies.predictors.linear import fit_linear
+
+WORDS = ("integral matrix proof", "sonnet metaphor rhyme", "treaty empire war")
+
+
+def _data(n: int = 120, *, categories: bool = True, responses: bool = True, seed: int = 0) -> OutcomeSet:
+    """Three categories of differing difficulty; the strong model's answer is longer on the hard one."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        c = i % 3
+        scores = {"strong": float(rng.random() < 0.9), "weak": float(rng.random() < (0.3, 0.8, 0.6)[c])}
+        chars = {"strong": int(50 + 400 * (c == 0) + rng.integers(0, 50)), "weak": 80} if responses else {}
+        items.append(OutcomeItem(id=f"q{i}", messages=({"role": "user", "content": f"{WORDS[c]} item {i}"},),
+                                 scores=scores, costs={}, category=f"cat{c}" if categories else None,
+                                 response_chars=chars))
+    return to_outcome_set(items)
+
+
+def test_targets_follow_what_the_data_records() -> None:
+    targets = auxiliary_targets(_data())
+    assert targets is not None
+    # the weak model's answers all have one length: nothing to learn there
+    assert targets.names == (f"{CATEGORY}strong", f"{CATEGORY}weak", f"{LENGTH}strong")
+    assert auxiliary_targets(_data(categories=False, responses=False)) is None
+    only_lengths = auxiliary_targets(_data(categories=False))
+    assert only_lengths is not None and only_lengths.names == (f"{LENGTH}strong",)
+    small = _data(n=2 * MIN_CATEGORY_ITEMS)  # three categories, none with enough items for a rate
+    assert auxiliary_targets(small).names == (f"{LENGTH}strong",)  # type: ignore[union-attr]
+
+
+def test_a_category_rate_never_sees_the_items_own_score() -> None:
+    data = _data()
+    before = auxiliary_targets(data).values  # type: ignore[union-attr]
+    items = list(data.items)
+    flipped = {m: 1.0 - s for m, s in items[0].scores.items()}
+    items[0] = OutcomeItem(**{**items[0].__dict__, "scores": flipped})
+    after = auxiliary_targets(to_outcome_set(items)).values  # type: ignore[union-attr]
+    assert np.array_equal(before[0], after[0])  # item 0's own target is unchanged
+    assert not np.array_equal(before[3, :2], after[3, :2])  # its category neighbours' targets moved
+    # the weak model's rate is lowest on the hard category
+    assert before[0::3, 1].mean() < before[1::3, 1].mean()
+
+
+def test_rebuilding_like_a_full_set_keeps_its_columns() -> None:
+    data = _data()
+    full = auxiliary_targets(data)
+    part = auxiliary_targets(data.subset(np.arange(30)), like=full)  # 10 items a category: no rates of its own
+    assert part is not None and part.names == full.names and part.values.shape == (30, 3)  # type: ignore[union-attr]
+
+
+def test_the_stack_folds_into_one_linear_predictor() -> None:
+    data = _data()
+    featurizer = HashingFeaturizer(bits=10)
+    x, dense = featurizer.transform_many([it.messages[0]["content"] for it in data.items])
+    targets = auxiliary_targets(data)
+    assert targets is not None
+    first = fit_linear(x, dense, data.scores, data.models, c=1.0)
+    regression = fit_regression(x, dense, targets.values)
+    predicted = regression.predict_many(x, dense)
+    assert np.corrcoef(predicted[:, 2], targets.values[:, 2])[0, 1] > 0.9  # answer length follows the topic
+    stack = fit_stack(first.logits_many(x, dense), predicted, data.scores)
+    folded = fold_into(first, regression, stack)
+    expected = 1 / (1 + np.exp(-stack.logits(first.logits_many(x, dense), predicted)))
+    assert np.allclose(folded.predict_many(x, dense), expected, atol=1e-4)
+    idx, vals, d = featurizer.transform(data.items[5].messages[0]["content"])
+    assert np.allclose(folded.predict(idx, vals, d), expected[5], atol=1e-4)  # compiled path, one prompt
+
+
+def test_gsm8k_answer_lengths_are_chosen_by_inner_cv() -> None:
+    """On real data the paired inner-CV test picks the GPT-4 / Mixtral answer lengths as targets."""
+    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl")
+    featurizer = HashingFeaturizer(bits=14)
+    x, dense = featurize(data, featurizer)
+    fitted = fit_predictor(x, dense, data, featurizer, c_grid=(1.0,), weightings=("tf",), second_stage=False)
+    paired = fitted.table["auxiliary targets, cross-fitted stack"]
+    assert paired["route with"] > paired["route without"]
+    assert fitted.auxiliary == (f"{LENGTH}gpt-4-1106-preview", f"{LENGTH}mistralai/Mixtral-8x7B-Instruct-v0.1")
