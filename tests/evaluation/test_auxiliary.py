@@ -95,3 +95,24 @@ def test_gsm8k_answer_lengths_are_chosen_by_inner_cv() -> None:
     paired = fitted.table["auxiliary targets, cross-fitted stack"]
     assert paired["route with"] > paired["route without"]
     assert fitted.auxiliary == (f"{LENGTH}gpt-4-1106-preview", f"{LENGTH}mistralai/Mixtral-8x7B-Instruct-v0.1")
+
+
+@pytest.mark.parametrize("models", [1, 2, 3])
+def test_every_shape_trains_with_targets_present(models: int) -> None:
+    """Fractional scores, a category missing on some items, one to three models: training runs, and whatever
+    it keeps, the artifact predicts probabilities."""
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(150):
+        c = i % 3
+        scores = {f"m{j}": float(np.clip(rng.normal((0.9, 0.3 + 0.2 * c, 0.6)[j], 0.2), 0, 1)) for j in range(models)}
+        items.append(OutcomeItem(id=f"q{i}", messages=({"role": "user", "content": f"{WORDS[c]} {i}"},),
+                                 scores=scores, costs={}, category=None if i % 7 == 0 else f"c{c}",
+                                 response_chars={m: int(rng.integers(5, 400)) for m in scores}))
+    data = to_outcome_set(items)
+    featurizer = HashingFeaturizer(bits=10)
+    x, dense = featurize(data, featurizer)
+    fitted = fit_predictor(x, dense, data, featurizer, c_grid=(1.0,), weightings=("tf",))
+    assert set(fitted.auxiliary) <= set(auxiliary_targets(data).names)  # type: ignore[union-attr]
+    p = fitted.predictor.predict_many(x, dense)
+    assert p.shape == (150, models) and np.all((p > 0) & (p < 1))
