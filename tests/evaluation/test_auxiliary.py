@@ -8,11 +8,14 @@ pytest.importorskip("sklearn")
 from tierroute.evaluation.auxiliary import (
     CATEGORY,
     LENGTH,
+    MAX_COMPONENTS,
     MIN_CATEGORY_ITEMS,
+    AuxiliaryTargets,
     auxiliary_targets,
     fit_regression,
     fit_stack,
     fold_into,
+    projection,
 )
 from tierroute.evaluation.data import OutcomeItem, OutcomeSet, data_dir, load_outcomes, to_outcome_set
 from tierroute.evaluation.train import featurize, fit_predictor
@@ -116,3 +119,16 @@ def test_every_shape_trains_with_targets_present(models: int) -> None:
     assert set(fitted.auxiliary) <= set(auxiliary_targets(data).names)  # type: ignore[union-attr]
     p = fitted.predictor.predict_many(x, dense)
     assert p.shape == (150, models) and np.all((p > 0) & (p < 1))
+
+
+def test_many_targets_are_regressed_through_a_few_components() -> None:
+    rng = np.random.default_rng(2)
+    hard = rng.normal(size=(300, 1))
+    values = np.hstack([hard * w + 0.1 * rng.normal(size=(300, 1)) for w in np.linspace(0.5, 2.0, 22)])
+    targets = AuxiliaryTargets(tuple(f"t{k}" for k in range(22)), values)
+    basis = projection(targets)
+    assert basis.components.shape == (22, MAX_COMPONENTS)
+    first = basis.apply(values)[:, 0]
+    assert abs(np.corrcoef(first, hard[:, 0])[0, 1]) > 0.99  # one shared difficulty: the first component is it
+    few = AuxiliaryTargets(("a", "b"), values[:, :2])
+    assert np.array_equal(projection(few).apply(few.values), few.values)  # two targets: regressed as they are

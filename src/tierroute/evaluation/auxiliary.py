@@ -33,6 +33,8 @@ MIN_CATEGORY_ITEMS = 20
 CATEGORY_PRIOR_ITEMS = 5.0
 # A model's answer length is a target only where the data records its answer for at least this share of items.
 MIN_RESPONSE_SHARE = 0.9
+# More targets than this (many models) are regressed through their leading principal components.
+MAX_COMPONENTS = 4
 # Ridge penalty of the target regressions (features are L2-normalised n-grams plus standardised dense
 # features). On MMLU (5-fold, linear stage) 3 gave a lower Brier than 10 and 30 (docs/routing-quality.md).
 RIDGE_ALPHA = 3.0
@@ -100,6 +102,34 @@ def _category_rates(data: OutcomeSet, *, force: bool = False) -> np.ndarray | No
         return None
     rates = np.clip(rates, 1e-3, 1 - 1e-3)
     return np.log(rates / (1 - rates))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The regression targets: ``((values - mean) / scale) @ components``, at most ``MAX_COMPONENTS`` columns."""
+
+    mean: np.ndarray  # (k,)
+    scale: np.ndarray  # (k,)
+    components: np.ndarray  # (k, r)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean) / self.scale) @ self.components
+
+
+def projection(targets: AuxiliaryTargets, *, max_components: int = MAX_COMPONENTS) -> Projection:
+    """Targets as they are when there are few; else their leading principal components (standardised).
+
+    Eleven models give up to 22 targets, highly correlated (a hard subject is hard for every model): a few
+    components carry them, and each one costs a ridge fit and a stack input. The basis comes from the whole
+    training set and is shared by every inner part, so their regressions predict the same columns."""
+    values = targets.values
+    k = values.shape[1]
+    if k <= max_components:
+        return Projection(np.zeros(k), np.ones(k), np.eye(k))
+    mean, scale = values.mean(axis=0), values.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    _, _, vt = np.linalg.svd((values - mean) / scale, full_matrices=False)
+    return Projection(mean, scale, vt[:max_components].T)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,16 @@ from ..policies.featurizers import Focus, HashingFeaturizer
 from ..policies.predictors.base import QualityPredictor, sigmoid
 from ..policies.predictors.linear import LinearPredictor, fit_linear
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
-from .auxiliary import AuxiliaryTargets, Stack, auxiliary_targets, fit_regression, fit_stack, fold_into
+from .auxiliary import (
+    AuxiliaryTargets,
+    Projection,
+    Stack,
+    auxiliary_targets,
+    fit_regression,
+    fit_stack,
+    fold_into,
+    projection,
+)
 from .data import OutcomeSet
 from .metrics import aiq, lambda_points, two_model_report, upper_hull
 
@@ -236,17 +245,19 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     del views  # up to three reweighted copies of the corpus: keep only the winner's
     candidates = list(linear)
     targets = auxiliary_targets(data) if auxiliary else None
-    aux: Stack | None = None
+    aux: tuple[Projection, Stack] | None = None
     paired: dict[str, float] = {}
     if targets is not None:
         if progress:
             progress(f"inner {INNER_FOLDS}-fold CV, auxiliary targets ({len(targets.names)}) on "
                      f"{best.weighting}, C={best.c:g}")
-        helps, aux_logits, stack, paired = _cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets)
+        basis = projection(targets)
+        helps, aux_logits, stack, paired = _cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets,
+                                                                basis)
         challenger = _candidate(best.weighting, best.c, "auxiliary", ((1.0, sigmoid(aux_logits)),), data)
         candidates.append(challenger)
         if helps:
-            best, best_logits, aux = challenger, aux_logits, stack
+            best, best_logits, aux = challenger, aux_logits, (basis, stack)
     del best_views
     trees = None
     if second_stage:
@@ -275,7 +286,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     first = fit_linear(x_final, dense, data.scores, data.models, c=best.c)
     if aux is not None:
         assert targets is not None
-        first = fold_into(first, fit_regression(x_final, dense, targets.values), aux)
+        first = fold_into(first, fit_regression(x_final, dense, aux[0].apply(targets.values)), aux[1])
     else:
         first = first.with_platt(*platt_by[(best.weighting, best.c)])
     predictor: QualityPredictor = (first if trees is None
@@ -331,12 +342,12 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
 
 
 def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
-                         logits: np.ndarray, targets: AuxiliaryTargets
+                         logits: np.ndarray, targets: AuxiliaryTargets, basis: Projection
                          ) -> tuple[bool, np.ndarray, Stack, dict[str, float]]:
     """Whether the auxiliary targets (``evaluation.auxiliary``) help, the stack's logits and the stack.
 
     ``logits`` are the linear stage's out-of-fold logits, ``views`` the corpus as its folds saw it. Each inner
-    training part rebuilds the targets from its own items and fits the regressions there.
+    training part rebuilds the targets from its own items and fits the regressions there, on ``basis``.
     The test is paired: the same stack with and without the auxiliary outputs, each cross-fitted over the inner
     folds, compared by Brier, with a difference within one standard error decided by the routing metric (the
     rule of ``_choose``: on GSM8K the answer lengths leave Brier as it is but raise APGR). Cross-fitting any
@@ -344,12 +355,12 @@ def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: Outcome
     the stack is not compared with the in-sample Platt step. The returned logits are the stack fitted on all
     rows applied to them, as the Platt candidates' are.
     """
-    predicted = np.zeros((len(data), len(targets.names)))
+    predicted = np.zeros((len(data), basis.components.shape[1]))
     for k, xk in views.items():
         tr, te = folds != k, folds == k
         part = auxiliary_targets(data.subset(tr), like=targets)
         assert part is not None and part.names == targets.names
-        predicted[te] = fit_regression(xk[tr], dense[tr], part.values).predict_many(xk[te], dense[te])
+        predicted[te] = fit_regression(xk[tr], dense[tr], basis.apply(part.values)).predict_many(xk[te], dense[te])
     figures: dict[str, float] = {}
     errors = {}
     for name, aux in (("without", predicted[:, :0]), ("with", predicted)):
