@@ -96,7 +96,7 @@ def test_gsm8k_answer_lengths_are_chosen_by_inner_cv() -> None:
     x, dense = featurize(data, featurizer)
     fitted = fit_predictor(x, dense, data, featurizer, c_grid=(1.0,), weightings=("tf",), second_stage=False)
     paired = fitted.table["auxiliary targets, cross-fitted stack"]
-    assert paired["route with"] > paired["route without"]
+    assert paired["apgr with"] > paired["apgr without"]
     assert fitted.auxiliary == (f"{LENGTH}gpt-4-1106-preview", f"{LENGTH}mistralai/Mixtral-8x7B-Instruct-v0.1")
 
 

@@ -11,7 +11,8 @@ noise than one item's score does:
 Each target is regressed on the router's own features (ridge), and the regressions' outputs join the
 first-stage logits in a small per-model logistic stack. Every piece is linear in the features, so the stack
 folds back into one ``LinearPredictor`` (``fold_into``): the trained router pays nothing for it when routing.
-Training uses it only where inner CV says it lowers the Brier score (``train.fit_predictor``).
+Training uses it only where a paired inner-CV test says it helps: lower Brier, or a Brier tie and a better
+routing metric (``train._cross_fit_auxiliary``).
 """
 
 from __future__ import annotations

@@ -363,6 +363,7 @@ def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: Outcome
         predicted[te] = fit_regression(xk[tr], dense[tr], basis.apply(part.values)).predict_many(xk[te], dense[te])
     figures: dict[str, float] = {}
     errors = {}
+    metric = routing_metric(data.scores, data.costs)
     for name, aux in (("without", predicted[:, :0]), ("with", predicted)):
         out = np.zeros_like(logits)
         for k in np.unique(folds):
@@ -370,11 +371,11 @@ def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: Outcome
             out[te] = fit_stack(logits[tr], aux[tr], data.scores[tr]).logits(logits[te], aux[te])
         errors[name] = ((sigmoid(out) - data.scores) ** 2).mean(axis=1)
         figures[f"brier {name}"] = float(errors[name].mean())
-        figures[f"route {name}"] = routing_score(sigmoid(out), data.scores, data.costs)[1]
+        figures[f"{metric} {name}"] = routing_score(sigmoid(out), data.scores, data.costs)[1]
     # As in ``_choose``: a Brier difference within one standard error is a tie, and the routing metric breaks it.
     diff = errors["with"] - errors["without"]
     tied = abs(float(diff.mean())) <= float(np.std(diff)) / np.sqrt(len(diff))
-    helps = figures["route with"] > figures["route without"] if tied else float(diff.mean()) < 0
+    helps = figures[f"{metric} with"] > figures[f"{metric} without"] if tied else float(diff.mean()) < 0
     stack = fit_stack(logits, predicted, data.scores)
     return helps, stack.logits(logits, predicted), stack, figures
 
