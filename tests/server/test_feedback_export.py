@@ -46,3 +46,28 @@ def test_feedback_then_export(gateway_factory, tmp_path):
     assert item["messages"] == messages
     assert item["outcomes"] == {"small": {"score": 0.75, "cost": item["outcomes"]["small"]["cost"]}}
     assert item["outcomes"]["small"]["cost"] > 0
+
+
+def test_exported_traffic_trains_a_router(gateway_factory, tmp_path):
+    """The loop the export exists for: route, label, export, train. Requests went to different models, so each
+    exported line scores one model, and `tierroute train` fits each model on the requests it answered."""
+    gw = gateway_factory(ledger={"path": str(tmp_path / "ledger.db"), "store_prompts": True,
+                                 "flush_interval_seconds": 0.02})
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0)
+    for i in range(24):
+        model = ("small", "mid", "big")[i % 3]
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": f"question {i} about {'maths' if i % 2 else 'poems'}"}])
+        score = 0.0 if model == "small" and i % 2 else 1.0
+        assert post(gw, "/v1/feedback", {"request_id": raw.headers["x-tierroute-request-id"], "score": score})[0] == 202
+    gw.router.ledger.flush()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"ledger": {"path": str(tmp_path / "ledger.db")}}))
+    out, router = tmp_path / "traffic.jsonl", tmp_path / "router.npz"
+    for args in (["export", "--config", str(config), "--out", str(out)],
+                 ["train", "--data", str(out), "--out", str(router), "--bits", "10", "--json"]):
+        result = subprocess.run([sys.executable, "-m", "tierroute", *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    summary = orjson.loads(result.stdout)
+    assert summary["items"] == 24 and set(summary["models"]) == {"small", "mid", "big"}
+    assert {m: c["items"] for m, c in summary["calibration"].items()} == {"small": 8, "mid": 8, "big": 8}

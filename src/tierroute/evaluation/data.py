@@ -72,6 +72,15 @@ class OutcomeSet:
         return bool(np.isfinite(self.costs).all())
 
     @property
+    def observed(self) -> np.ndarray:
+        """``observed[i, j]``: item i has model j's score (always, unless loaded with ``partial``)."""
+        return np.isfinite(self.scores)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.observed.all())
+
+    @property
     def folds(self) -> np.ndarray:
         return np.array([-1 if it.fold is None else it.fold for it in self.items])
 
@@ -153,24 +162,35 @@ def _read_numbered(path: Path) -> list[tuple[int, OutcomeItem]]:
     return [(n, _parse_line(raw, path, n)) for n, raw in enumerate(lines, start=1) if raw.strip()]
 
 
-def to_outcome_set(items: Iterable[OutcomeItem], *, where: str = "data") -> OutcomeSet:
-    """Columnarise items; every item must score the same models (the first item fixes the set and order)."""
+def to_outcome_set(items: Iterable[OutcomeItem], *, where: str = "data", partial: bool = False) -> OutcomeSet:
+    """Columnarise items. Every item must score the same models (the first item fixes the set and order), unless
+    ``partial``: then the models are every model any item scores, in order of appearance, and a score an item
+    lacks is NaN (logged traffic, where each request was answered by the model the router chose)."""
     items = tuple(items)
     if not items:
         raise OutcomeDataError(f"{where}: no outcome items")
-    models = tuple(items[0].scores)
-    model_set = set(models)
-    for it in items:
-        if set(it.scores) != model_set:
-            missing = sorted(model_set - set(it.scores)) or sorted(set(it.scores) - model_set)
-            raise OutcomeDataError(f"{where}: item {it.id!r}: outcomes: models differ from the first item ({missing})")
-    scores = np.array([[it.scores[m] for m in models] for it in items], dtype=np.float64)
+    if partial:
+        models = tuple(dict.fromkeys(m for it in items for m in it.scores))
+    else:
+        models = tuple(items[0].scores)
+        model_set = set(models)
+        for it in items:
+            if set(it.scores) != model_set:
+                missing = sorted(model_set - set(it.scores)) or sorted(set(it.scores) - model_set)
+                raise OutcomeDataError(f"{where}: item {it.id!r}: outcomes: models differ from the first item "
+                                       f"({missing}){PARTIAL_HINT}")
+    scores = np.array([[it.scores.get(m, np.nan) for m in models] for it in items], dtype=np.float64)
     costs = np.array([[it.costs.get(m, np.nan) for m in models] for it in items], dtype=np.float64)
     return OutcomeSet(items, models, scores, costs)
 
 
-def load_outcomes(paths: str | Path | Sequence[str | Path]) -> OutcomeSet:
-    """Load and concatenate one or more outcome files."""
+# Where complete outcomes are required, the error says what can be done with logged (one model per item) traffic.
+PARTIAL_HINT = ("; logged traffic that scores only the model that answered each request can be trained on "
+                "(tierroute train), not evaluated counterfactually")
+
+
+def load_outcomes(paths: str | Path | Sequence[str | Path], *, partial: bool = False) -> OutcomeSet:
+    """Load and concatenate one or more outcome files (``partial``: see ``to_outcome_set``)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     items: list[OutcomeItem] = []
@@ -179,9 +199,9 @@ def load_outcomes(paths: str | Path | Sequence[str | Path]) -> OutcomeSet:
         for line, item in _read_numbered(Path(p)):
             if first is None:
                 first = (Path(p), line, set(item.scores))
-            elif set(item.scores) != first[2]:
+            elif not partial and set(item.scores) != first[2]:
                 missing, extra = sorted(first[2] - set(item.scores)), sorted(set(item.scores) - first[2])
                 raise _fail(Path(p), line, "outcomes", f"every item must score the same models as {first[0]}:{first[1]}"
-                            f" (missing {missing}, extra {extra}); drop those models or those items")
+                            f" (missing {missing}, extra {extra}); drop those models or those items{PARTIAL_HINT}")
             items.append(item)
-    return to_outcome_set(items, where=", ".join(str(p) for p in paths))
+    return to_outcome_set(items, where=", ".join(str(p) for p in paths), partial=partial)

@@ -35,7 +35,7 @@ from .auxiliary import (
     fold_into,
     projection,
 )
-from .data import OutcomeSet
+from .data import OutcomeDataError, OutcomeSet
 from .metrics import aiq, lambda_points, two_model_report, upper_hull
 
 Progress = Callable[[str], None]
@@ -45,6 +45,8 @@ DEFAULT_WEIGHTINGS: tuple[str, ...] = ("tf", "idf")
 DEFAULT_BITS = 16
 DEFAULT_GOAL = Goal("quality", 0.95)
 INNER_FOLDS = 3
+# Below this many items inner CV has folds too small to fit or score anything.
+MIN_TRAIN_ITEMS = 10
 # Strengths tried for pulling predictions toward each model's base rate when many priced models are routed
 # (1 = as predicted, 0 = base rates, which is the zero router): over-confident predictions buy dear models for
 # nothing, and inner CV on AIQ decides how much of the per-item signal to trust.
@@ -82,8 +84,15 @@ def expected_costs(data: OutcomeSet) -> np.ndarray:
     """
     if data.has_costs:
         return data.costs.mean(axis=0)
-    mean_scores = data.scores.mean(axis=0)
+    if not data.complete and _costs_recorded(data):  # logged traffic: each model's cost where it answered
+        return np.nanmean(data.costs, axis=0)
+    mean_scores = np.nanmean(data.scores, axis=0)
     return np.where(mean_scores == mean_scores.max(), 1.0, 0.1)
+
+
+def _costs_recorded(data: OutcomeSet) -> bool:
+    """Every model has a recorded cost wherever it has a score."""
+    return bool(np.isfinite(data.costs[data.observed]).all())
 
 
 @dataclass(frozen=True)
@@ -319,6 +328,48 @@ class FittedPredictor:
     auxiliary: tuple[str, ...] = ()
 
 
+def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
+                c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
+                progress: Progress | None = None) -> FittedPredictor:
+    """``fit_predictor`` for logged traffic, where each item has scores only for the model(s) that answered it.
+
+    Each model's logistic regression and Platt step see the items it answered; the weighting and C are chosen by
+    inner-CV Brier over the observed scores. The router that logged the traffic chose each model from the same
+    prompt these features describe, so each model's predictor learns its quality on the kinds of prompt it was
+    sent. What needs every model's score on the same item (routing-metric ties, the auxiliary stack, the trees,
+    shrinkage by AIQ) is left out: there is nothing to score it on.
+    """
+    folds = inner_folds(data)
+    observed = data.observed
+    table: dict[str, dict[str, float]] = {}
+    best: tuple[float, str, float, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+    for weighting in weightings:
+        views = _fold_views(x, folds, featurizer if weighting == "idf" else None)
+        for c in c_grid:
+            if progress:
+                progress(f"inner {INNER_FOLDS}-fold CV on the observed scores, {weighting}, C={c}")
+            logits = _oof_logits(views, dense, data.scores, data.models, folds, c)
+            platt = [fit_platt(logits[observed[:, j], j], data.scores[observed[:, j], j]) if observed[:, j].any()
+                     else (1.0, 0.0) for j in range(len(data.models))]
+            scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
+            pred = sigmoid(scale * logits + shift)
+            score = brier(pred[observed], data.scores[observed])
+            table[f"{weighting} C={c:g}"] = {"brier": score}
+            if best is None or score < best[0]:
+                best = (score, weighting, c, pred, (scale, shift))
+    assert best is not None
+    _, weighting, c, oof, platt_arrays = best
+    x_final = x
+    if weighting == "idf":
+        featurizer = featurizer.with_idf(x)
+        assert featurizer.idf is not None
+        x_final = apply_idf(x, featurizer.idf)
+    if progress:
+        progress(f"final fit on {len(data)} items ({int(observed.sum())} scores), {weighting}, C={c}")
+    predictor = fit_linear(x_final, dense, data.scores, data.models, c=c).with_platt(*platt_arrays)
+    return FittedPredictor(featurizer, predictor, oof, c, weighting, 1.0, table)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
@@ -399,26 +450,38 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
 
     With ``encoder``, each prompt's sentence embedding joins the dense features (``EmbeddingFeaturizer``)."""
     start = time.perf_counter()
+    if len(data) < MIN_TRAIN_ITEMS:
+        raise OutcomeDataError(f"{len(data)} items: training needs at least {MIN_TRAIN_ITEMS} (every choice is "
+                               f"made by {INNER_FOLDS}-fold cross-validation inside the training data)")
     featurizer: Any = HashingFeaturizer(bits=bits, focus=focus)
     if encoder is not None:
         featurizer = EmbeddingFeaturizer(featurizer, encoder)
     if progress:
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
-    fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
-                           second_stage=second_stage, auxiliary=auxiliary, progress=progress)
+    if data.complete:
+        fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
+                               second_stage=second_stage, auxiliary=auxiliary, progress=progress)
+    else:
+        fitted = fit_partial(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings, progress=progress)
     featurizer, predictor, oof, c, weighting, table = (fitted.featurizer, fitted.predictor, fitted.oof, fitted.c,
                                                        fitted.weighting, fitted.table)
     mean_costs = expected_costs(data)
-    objective, achieved = calibrate_operating_point(oof, data.scores, _cost_matrix(data, mean_costs), goal)
-    calibration = {m: {"brier": brier(oof[:, j], data.scores[:, j]), "ece": ece(oof[:, j], data.scores[:, j])}
+    observed = data.observed
+    # Logged traffic has no score for the models that did not answer: the operating point is set on the
+    # out-of-fold predicted quality there (the "direct method" of off-policy evaluation), on true scores elsewhere.
+    scores = np.where(observed, data.scores, oof)
+    objective, achieved = calibrate_operating_point(oof, scores, _cost_matrix(data, mean_costs), goal)
+    calibration = {m: {"brier": brier(oof[observed[:, j], j], data.scores[observed[:, j], j]),
+                       "ece": ece(oof[observed[:, j], j], data.scores[observed[:, j], j]), "items": int(observed[:, j].sum())}
                    for j, m in enumerate(data.models)}
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
-               "auxiliary": list(fitted.auxiliary), "cv": table}
+               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
+    priced = data.has_costs or (not data.complete and _costs_recorded(data))
     artifact = RouterArtifact(featurizer, predictor, objective,
-                              {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
+                              {m: float(v) for m, v in zip(data.models, mean_costs)} if priced else {},
                               prov, heldout)
     return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
                                  time.perf_counter() - start, fitted.auxiliary)

@@ -118,13 +118,22 @@ def _fit_one(x: Any, dense: np.ndarray, y: np.ndarray, c: float) -> tuple[np.nda
 
 
 def fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], *, c: float = 1.0) -> LinearPredictor:
-    """Fit one logistic regression per model column of ``scores`` (identity Platt step)."""
+    """Fit one logistic regression per model column of ``scores`` (identity Platt step).
+
+    A NaN score is a missing one (logged traffic: only the model that answered was scored): each model is fitted
+    on the rows where it has a score, and a model with none predicts 0.5."""
     dim = x.shape[1]
     n_models = scores.shape[1]
     w = np.zeros((dim, n_models), np.float32)
     v = np.zeros((dense.shape[1], n_models), np.float32)
     b = np.zeros(n_models)
     for j in range(n_models):
-        coef, intercept = _fit_one(x, dense, scores[:, j], c)
+        rows = np.isfinite(scores[:, j])
+        if not rows.any():
+            continue
+        if rows.all():
+            coef, intercept = _fit_one(x, dense, scores[:, j], c)
+        else:
+            coef, intercept = _fit_one(x[rows], dense[rows], scores[rows, j], c)
         w[:, j], v[:, j], b[j] = coef[:dim], coef[dim:], intercept
     return LinearPredictor(models, w, v, b, np.ones(n_models), np.zeros(n_models))
