@@ -11,6 +11,7 @@ pytest.importorskip("sklearn")
 
 from tierroute.evaluation.commands import eval_command, train_command
 from tierroute.evaluation.data import OutcomeDataError, load_outcomes
+from tierroute.evaluation.replay import replay_artifact, report
 from tierroute.evaluation.train import train_router
 from tierroute.policies.featurizers import HashingFeaturizer
 
@@ -68,3 +69,24 @@ def test_too_few_items_is_a_clean_error(tmp_path: Path) -> None:
     path = _traffic(tmp_path / "t.jsonl", n=3)
     res = CliRunner().invoke(train_command, ["--data", str(path), "--out", str(tmp_path / "r.npz")])
     assert res.exit_code != 0 and "3 items: training needs at least 10" in res.output
+
+
+def test_train_on_traffic_then_evaluate_on_a_fully_scored_sample(tmp_path: Path) -> None:
+    """Logged traffic to train on, a sample scored by every model to judge on: `eval --train T --data S`."""
+    traffic = _traffic(tmp_path / "t.jsonl")
+    rng = np.random.default_rng(7)
+    lines = []
+    for i in range(200):
+        maths = i % 2 == 0
+        text = f"solve the integral of x^{i % 5} dx carefully" if maths else f"write a haiku poem about snow {i}"
+        lines.append(json.dumps({"id": f"s{i}", "messages": [{"role": "user", "content": text}], "outcomes": {
+            "small": {"score": float(rng.random() < (0.2 if maths else 0.9)), "cost": PRICE["small"]},
+            "large": {"score": float(rng.random() < 0.95), "cost": PRICE["large"]}}}))
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(eval_command, ["--train", str(traffic), "--data", str(sample), "--bits", "12", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["two_model"]["apgr"] > 0.6  # maths to large, poems to small
+    with pytest.raises(OutcomeDataError, match="lack some model's score"):
+        report(replay_artifact(train_router(load_outcomes(traffic, partial=True), bits=12)[0],
+                               load_outcomes(traffic, partial=True)))

@@ -16,7 +16,7 @@ import numpy as np
 from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
 from ..policies.objective import Objective, choose_many
-from .data import OutcomeDataError, OutcomeSet
+from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
 from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, two_model_report
 from .train import DEFAULT_GOAL, Progress, expected_costs, featurize, train_router
 
@@ -112,6 +112,9 @@ def strong_weak(data: OutcomeSet) -> tuple[int, int]:
 def report(replay: Replay) -> dict[str, Any]:
     """Standard metrics as a JSON-able dict: calibration, two-model gap recovery, cost-quality curves."""
     data, pred = replay.data, replay.pred
+    if not data.complete:
+        raise OutcomeDataError(f"{int((~data.observed).any(axis=1).sum())} of {len(data)} items lack some model's "
+                               f"score: routing metrics need every model's score on each evaluated item{PARTIAL_HINT}")
     out: dict[str, Any] = {"items": len(data), "models": list(data.models),
                            "calibration": {m: {"brier": brier(pred[:, j], data.scores[:, j]),
                                                "ece": ece(pred[:, j], data.scores[:, j])}
