@@ -36,7 +36,8 @@ def _figures(score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, action="append", help="an outcome file both routers were scored on (repeatable)")
+    parser.add_argument("--data", required=True, action="append",
+                        help="an outcome file both routers were scored on (repeatable)")
     parser.add_argument("first")
     parser.add_argument("second")
     parser.add_argument("--resamples", type=int, default=1000)

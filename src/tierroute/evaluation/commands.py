@@ -151,8 +151,9 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         if router_path is not None:
             replay = replay_artifact(load_artifact(router_path), data)
         elif train_files:
-            replay = train_test(load_outcomes(list(train_files), partial=True), data, goal=goal, focus=focus, bits=bits,
-                                progress=progress, encoder=encoder, **_search(fast, no_auxiliary))
+            train = load_outcomes(list(train_files), partial=True)  # logged traffic may train; --data is judged
+            replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
+                                **_search(fast, no_auxiliary))
         else:
             replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
                                     **_search(fast, no_auxiliary))

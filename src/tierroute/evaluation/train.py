@@ -472,9 +472,11 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     # out-of-fold predicted quality there (the "direct method" of off-policy evaluation), on true scores elsewhere.
     scores = np.where(observed, data.scores, oof)
     objective, achieved = calibrate_operating_point(oof, scores, _cost_matrix(data, mean_costs), goal)
-    calibration = {m: {"brier": brier(oof[observed[:, j], j], data.scores[observed[:, j], j]),
-                       "ece": ece(oof[observed[:, j], j], data.scores[observed[:, j], j]), "items": int(observed[:, j].sum())}
-                   for j, m in enumerate(data.models)}
+    calibration = {}
+    for j, m in enumerate(data.models):
+        seen = observed[:, j]
+        calibration[m] = {"brier": brier(oof[seen, j], data.scores[seen, j]),
+                          "ece": ece(oof[seen, j], data.scores[seen, j]), "items": int(seen.sum())}
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
                "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete}
