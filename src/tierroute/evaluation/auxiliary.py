@@ -60,8 +60,9 @@ def auxiliary_targets(data: OutcomeSet, like: AuxiliaryTargets | None = None) ->
     names: list[str] = []
     columns: list[np.ndarray] = []
     want = None if like is None else set(like.names)
-    rates = _category_rates(data, force=want is not None)
-    if rates is not None and (want is None or f"{CATEGORY}{data.models[0]}" in want):
+    rates = (_category_rates(data, force=want is not None)
+             if want is None or f"{CATEGORY}{data.models[0]}" in want else None)
+    if rates is not None:
         names += [f"{CATEGORY}{m}" for m in data.models]
         columns.append(rates)
     for m in data.models:

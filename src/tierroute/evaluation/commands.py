@@ -79,7 +79,7 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
     try:
         data = load_outcomes(list(data_files), partial=True)
         if not data.complete and not quiet and not as_json:
-            click.echo(f"note: {int((~data.observed).any(axis=1).sum())} of {len(data)} items lack some model's "
+            click.echo(f"note: {data.incomplete_items} of {len(data)} items lack some model's "
                        "score (logged traffic): each model is trained on the items it answered; no trees, auxiliary "
                        "targets or shrinkage (docs/routing-quality.md, 'Training on your own traffic')", err=True)
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],

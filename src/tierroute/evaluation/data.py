@@ -69,7 +69,8 @@ class OutcomeSet:
 
     @property
     def has_costs(self) -> bool:
-        return bool(np.isfinite(self.costs).all())
+        """Every recorded score has its recorded cost (with complete outcomes: every item, every model)."""
+        return bool(np.isfinite(self.costs[self.observed]).all())
 
     @property
     def observed(self) -> np.ndarray:
@@ -79,6 +80,11 @@ class OutcomeSet:
     @property
     def complete(self) -> bool:
         return bool(self.observed.all())
+
+    @property
+    def incomplete_items(self) -> int:
+        """How many items lack some model's score."""
+        return int((~self.observed).any(axis=1).sum())
 
     @property
     def folds(self) -> np.ndarray:

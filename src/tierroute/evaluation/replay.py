@@ -113,7 +113,7 @@ def report(replay: Replay) -> dict[str, Any]:
     """Standard metrics as a JSON-able dict: calibration, two-model gap recovery, cost-quality curves."""
     data, pred = replay.data, replay.pred
     if not data.complete:
-        raise OutcomeDataError(f"{int((~data.observed).any(axis=1).sum())} of {len(data)} items lack some model's "
+        raise OutcomeDataError(f"{data.incomplete_items} of {len(data)} items lack some model's "
                                f"score: routing metrics need every model's score on each evaluated item{PARTIAL_HINT}")
     out: dict[str, Any] = {"items": len(data), "models": list(data.models),
                            "calibration": {m: {"brier": brier(pred[:, j], data.scores[:, j]),

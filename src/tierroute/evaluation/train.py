@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,17 +82,10 @@ def expected_costs(data: OutcomeSet) -> np.ndarray:
     The stand-in (1.0 for the best-scoring model, 0.1 for the rest) only affects ``lambda``-mode operating
     points; the default ``margin`` mode ignores prices.
     """
-    if data.has_costs:
-        return data.costs.mean(axis=0)
-    if not data.complete and _costs_recorded(data):  # logged traffic: each model's cost where it answered
+    if data.has_costs:  # logged traffic: each model's mean over the requests it answered
         return np.nanmean(data.costs, axis=0)
     mean_scores = np.nanmean(data.scores, axis=0)
     return np.where(mean_scores == mean_scores.max(), 1.0, 0.1)
-
-
-def _costs_recorded(data: OutcomeSet) -> bool:
-    """Every model has a recorded cost wherever it has a score."""
-    return bool(np.isfinite(data.costs[data.observed]).all())
 
 
 @dataclass(frozen=True)
@@ -132,6 +125,40 @@ def _fold_views(x: Any, folds: np.ndarray, featurizer: HashingFeaturizer | None)
     if featurizer is None:
         return {int(k): x for k in np.unique(folds)}
     return {int(k): apply_idf(x, _idf_of(featurizer, x[folds != k])) for k in np.unique(folds)}
+
+
+def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray, featurizer: HashingFeaturizer,
+                 weightings: Sequence[str], c_grid: Sequence[float], progress: Progress | None,
+                 ) -> Iterator[tuple[str, float, dict[int, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """Every (weighting, C) of the search: its fold views, out-of-fold logits, and Platt step fitted on them."""
+    for weighting in weightings:
+        views = _fold_views(x, folds, featurizer if weighting == "idf" else None)
+        for c in c_grid:
+            if progress:
+                progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
+            logits = _oof_logits(views, dense, data.scores, data.models, folds, c)
+            yield weighting, c, views, logits, _platt(logits, data.scores)
+
+
+def _platt(logits: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's Platt step (scale, shift) on its out-of-fold logits, over the items it has a score for."""
+    fits = []
+    for j in range(scores.shape[1]):
+        seen = np.isfinite(scores[:, j])
+        if seen.all():  # complete outcomes: the column as it is, no masked copy
+            fits.append(fit_platt(logits[:, j], scores[:, j]))
+        else:
+            fits.append(fit_platt(logits[seen, j], scores[seen, j]) if seen.any() else (1.0, 0.0))
+    return np.array([a for a, _ in fits]), np.array([b for _, b in fits])
+
+
+def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tuple[HashingFeaturizer, Any]:
+    """The featurizer and corpus of the final fit: with idf weighting, idf fitted on the whole training set."""
+    if weighting != "idf":
+        return featurizer, x
+    featurizer = featurizer.with_idf(x)
+    assert featurizer.idf is not None
+    return featurizer, apply_idf(x, featurizer.idf)
 
 
 def _oof_logits(views: dict[int, Any], dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...],
@@ -238,16 +265,11 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     logits_by: dict[tuple[str, float], np.ndarray] = {}
     platt_by: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
     views: dict[str, dict[int, Any]] = {}
-    for weighting in weightings:
-        views[weighting] = _fold_views(x, folds, featurizer if weighting == "idf" else None)
-        for c in c_grid:
-            if progress:
-                progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
-            logits = _oof_logits(views[weighting], dense, data.scores, data.models, folds, c)
-            platt = [fit_platt(logits[:, j], data.scores[:, j]) for j in range(len(data.models))]
-            scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
-            logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
-            linear.append(_candidate(weighting, c, "linear", ((1.0, sigmoid(scale * logits + shift)),), data))
+    for weighting, c, fold_views, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer,
+                                                                         weightings, c_grid, progress):
+        views[weighting] = fold_views
+        logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
+        linear.append(_candidate(weighting, c, "linear", ((1.0, sigmoid(scale * logits + shift)),), data))
     best = _choose(linear, data)
     best_logits = logits_by[(best.weighting, best.c)]
     best_views = views[best.weighting]
@@ -284,11 +306,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
              {"brier": cand.brier, metric: routing_score(cand.oof, data.scores, data.costs)[1]} for cand in candidates}
     if targets is not None:
         table["auxiliary targets, cross-fitted stack"] = paired
-    x_final = x
-    if best.weighting == "idf":
-        featurizer = featurizer.with_idf(x)
-        assert featurizer.idf is not None
-        x_final = apply_idf(x, featurizer.idf)
+    featurizer, x_final = _final_corpus(x, featurizer, best.weighting)
     if progress:
         progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}"
                  + (", auxiliary targets" if aux is not None else ""))
@@ -343,30 +361,19 @@ def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashing
     observed = data.observed
     table: dict[str, dict[str, float]] = {}
     best: tuple[float, str, float, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
-    for weighting in weightings:
-        views = _fold_views(x, folds, featurizer if weighting == "idf" else None)
-        for c in c_grid:
-            if progress:
-                progress(f"inner {INNER_FOLDS}-fold CV on the observed scores, {weighting}, C={c}")
-            logits = _oof_logits(views, dense, data.scores, data.models, folds, c)
-            platt = [fit_platt(logits[observed[:, j], j], data.scores[observed[:, j], j]) if observed[:, j].any()
-                     else (1.0, 0.0) for j in range(len(data.models))]
-            scale, shift = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
-            pred = sigmoid(scale * logits + shift)
-            score = brier(pred[observed], data.scores[observed])
-            table[f"{weighting} C={c:g}"] = {"brier": score}
-            if best is None or score < best[0]:
-                best = (score, weighting, c, pred, (scale, shift))
+    for weighting, c, _, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer, weightings,
+                                                                c_grid, progress):
+        pred = sigmoid(scale * logits + shift)
+        score = brier(pred[observed], data.scores[observed])
+        table[f"{weighting} C={c:g}"] = {"brier": score}
+        if best is None or score < best[0]:
+            best = (score, weighting, c, pred, (scale, shift))
     assert best is not None
-    _, weighting, c, oof, platt_arrays = best
-    x_final = x
-    if weighting == "idf":
-        featurizer = featurizer.with_idf(x)
-        assert featurizer.idf is not None
-        x_final = apply_idf(x, featurizer.idf)
+    _, weighting, c, oof, platt = best
+    featurizer, x_final = _final_corpus(x, featurizer, weighting)
     if progress:
         progress(f"final fit on {len(data)} items ({int(observed.sum())} scores), {weighting}, C={c}")
-    predictor = fit_linear(x_final, dense, data.scores, data.models, c=c).with_platt(*platt_arrays)
+    predictor = fit_linear(x_final, dense, data.scores, data.models, c=c).with_platt(*platt)
     return FittedPredictor(featurizer, predictor, oof, c, weighting, 1.0, table)
 
 
@@ -481,16 +488,16 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
                "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
-    priced = data.has_costs or (not data.complete and _costs_recorded(data))
     artifact = RouterArtifact(featurizer, predictor, objective,
-                              {m: float(v) for m, v in zip(data.models, mean_costs)} if priced else {},
+                              {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
     return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
                                  time.perf_counter() - start, fitted.auxiliary)
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:
-    return data.costs if data.has_costs else np.broadcast_to(mean_costs, data.scores.shape)
+    """Per item and model, the recorded cost; each model's expected cost without one for every item and model."""
+    return data.costs if data.complete and data.has_costs else np.broadcast_to(mean_costs, data.scores.shape)
 
 
 def file_digest(path: str) -> str:
