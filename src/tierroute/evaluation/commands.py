@@ -45,8 +45,13 @@ NO_AUXILIARY_HELP = ("Do not try the data's categories and recorded answer lengt
                      "(docs/routing-quality.md, round 4).")
 
 
-def _search(fast: bool, no_auxiliary: bool) -> dict[str, Any]:
+JOBS_HELP = ("Worker processes for the independent fits [default: one per CPU when the data is large enough to "
+             "gain; 1: none]. The router is the same whatever the number.")
+
+
+def _search(fast: bool, no_auxiliary: bool, jobs: int | None) -> dict[str, Any]:
     search: dict[str, Any] = {"c_grid": (1.0,), "weightings": ("tf",), "second_stage": False} if fast else {}
+    search["jobs"] = jobs
     if fast or no_auxiliary:
         search["auxiliary"] = False
     return search
@@ -69,11 +74,12 @@ def _progress(enabled: bool) -> Any:
               help="Featurise the final question block only, or the whole routing text.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
 @encoder_options
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
-                  no_auxiliary: bool, as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
+                  no_auxiliary: bool, jobs: int | None, as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     _require_train_extra()
     try:
@@ -89,7 +95,7 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                       + (f" --encoder {encoder.kind} ({encoder.model})" if encoder else "")}
         artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
                                      provenance=provenance, progress=_progress(not quiet and not as_json),
-                                     encoder=encoder, **_search(fast, no_auxiliary))
+                                     encoder=encoder, **_search(fast, no_auxiliary, jobs))
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
@@ -110,8 +116,8 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
     click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
                f"{op['strong_share']:.1%}, cost {op['cost']:.4g}")
-    for name in rep.auxiliary:
-        click.echo(f"  auxiliary target (training only, folded into the linear stage): {name}")
+    if rep.auxiliary:
+        click.echo(f"  auxiliary targets (training only, folded into the linear stage): {', '.join(rep.auxiliary)}")
     for m, c in rep.calibration.items():
         click.echo(f"  {m:45s} brier {c['brier']:.4f}  ece {c['ece']:.4f}")
 
@@ -130,13 +136,14 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, decisions_path: str | None, plot_path: str | None, as_json: bool,
-                 encoder: Encoder | None) -> None:
+                 goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, jobs: int | None,
+                 decisions_path: str | None, plot_path: str | None, as_json: bool, encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None])
     if modes != 1:
@@ -153,10 +160,10 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         elif train_files:
             train = load_outcomes(list(train_files), partial=True)  # logged traffic may train; --data is judged
             replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                **_search(fast, no_auxiliary))
+                                **_search(fast, no_auxiliary, jobs))
         else:
             replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                    **_search(fast, no_auxiliary))
+                                    **_search(fast, no_auxiliary, jobs))
             for note in replay.notes:
                 click.echo(f"note: {note}", err=True)
     except (TierrouteError, ArtifactError) as exc:

@@ -23,7 +23,7 @@ from ..policies.encoders import Encoder
 from ..policies.encoders.featurizer import EmbeddingFeaturizer
 from ..policies.featurizers import Focus, HashingFeaturizer
 from ..policies.predictors.base import QualityPredictor, sigmoid
-from ..policies.predictors.linear import LinearPredictor, fit_linear
+from ..policies.predictors.linear import LinearPredictor, fit_columns
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
 from .auxiliary import (
     AuxiliaryTargets,
@@ -37,6 +37,7 @@ from .auxiliary import (
 )
 from .data import OutcomeDataError, OutcomeSet
 from .metrics import aiq, lambda_points, two_model_report, upper_hull
+from .workers import Workers
 
 Progress = Callable[[str], None]
 DEFAULT_C_GRID: tuple[float, ...] = (0.3, 0.5, 1.0)
@@ -128,15 +129,15 @@ def _fold_views(x: Any, folds: np.ndarray, featurizer: HashingFeaturizer | None)
 
 
 def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray, featurizer: HashingFeaturizer,
-                 weightings: Sequence[str], c_grid: Sequence[float], progress: Progress | None,
+                 weightings: Sequence[str], c_grid: Sequence[float], progress: Progress | None, workers: Workers,
                  ) -> Iterator[tuple[str, float, dict[int, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]]:
     """Every (weighting, C) of the search: its fold views, out-of-fold logits, and Platt step fitted on them."""
     for weighting in weightings:
         views = _fold_views(x, folds, featurizer if weighting == "idf" else None)
-        for c in c_grid:
-            if progress:
-                progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C={c}")
-            logits = _oof_logits(views, dense, data.scores, data.models, folds, c)
+        if progress:
+            progress(f"inner {INNER_FOLDS}-fold CV, {weighting}, C in {'/'.join(f'{c:g}' for c in c_grid)}"
+                     + (f" ({workers.jobs} workers)" if workers.jobs > 1 else ""))
+        for c, logits in zip(c_grid, _oof_logits(views, dense, data.scores, folds, c_grid, workers)):
             yield weighting, c, views, logits, _platt(logits, data.scores)
 
 
@@ -161,14 +162,34 @@ def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tupl
     return featurizer, apply_idf(x, featurizer.idf)
 
 
-def _oof_logits(views: dict[int, Any], dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...],
-                folds: np.ndarray, c: float) -> np.ndarray:
-    """Out-of-fold logits, each fold predicted from its own view of the corpus (``_fold_views``)."""
-    out = np.zeros_like(scores)
-    for k, xk in views.items():
-        tr, te = folds != k, folds == k
-        out[te] = fit_linear(xk[tr], dense[tr], scores[tr], models, c=c).logits_many(xk[te], dense[te])
+def _oof_logits(views: dict[int, Any], dense: np.ndarray, scores: np.ndarray, folds: np.ndarray,
+                c_grid: Sequence[float], workers: Workers) -> list[np.ndarray]:
+    """Out-of-fold logits for each C, each fold predicted from its own view of the corpus (``_fold_views``).
+    Every (fold, C) is one task for ``workers``."""
+    calls = [(xk, dense, scores, folds == k, c) for c in c_grid for k, xk in views.items()]
+    parts = iter(workers.map(_held_out_logits, calls))
+    out = []
+    for _ in c_grid:
+        logits = np.zeros_like(scores)
+        for k in views:
+            logits[folds == k] = next(parts)
+        out.append(logits)
     return out
+
+
+def _held_out_logits(x: Any, dense: np.ndarray, scores: np.ndarray, test: np.ndarray, c: float) -> np.ndarray:
+    """Logits on the ``test`` rows of per-model regressions fitted on the others (one worker task)."""
+    w, v, b = fit_columns(x[~test], dense[~test], scores[~test], c)
+    return np.asarray(x[test] @ w) + dense[test] @ v + b
+
+
+def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], c: float,
+               workers: Workers) -> LinearPredictor:
+    """``predictors.linear.fit_linear`` with the models split among ``workers`` (fits are per model)."""
+    chunks = [chunk for chunk in np.array_split(np.arange(len(models)), workers.jobs) if chunk.size]
+    parts = workers.map(fit_columns, [(x, dense, scores[:, chunk], c) for chunk in chunks])
+    w, v, b = (np.concatenate([part[i] for part in parts], axis=-1) for i in range(3))
+    return LinearPredictor(models, w, v, b, np.ones(len(models)), np.zeros(len(models)))
 
 
 def routing_score(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tuple[str, float]:
@@ -241,7 +262,7 @@ def _choose(candidates: Sequence[_Candidate], data: OutcomeSet) -> _Candidate:
 def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
                   c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
                   second_stage: bool = True, auxiliary: bool = True, progress: Progress | None = None,
-                  ) -> FittedPredictor:
+                  workers: Workers = Workers()) -> FittedPredictor:
     """Choose the n-gram weighting, C and the stage by inner-CV Brier, the shrink by inner-CV routing metric.
 
     Every (weighting, C) gets out-of-fold logits and a Platt step fitted on them; the lowest Brier wins, with
@@ -266,7 +287,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     platt_by: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
     views: dict[str, dict[int, Any]] = {}
     for weighting, c, fold_views, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer,
-                                                                         weightings, c_grid, progress):
+                                                                         weightings, c_grid, progress, workers):
         views[weighting] = fold_views
         logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
         linear.append(_candidate(weighting, c, "linear", ((1.0, sigmoid(scale * logits + shift)),), data))
@@ -284,7 +305,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
                      f"{best.weighting}, C={best.c:g}")
         basis = projection(targets)
         helps, aux_logits, stack, paired = _cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets,
-                                                                basis)
+                                                                basis, workers)
         challenger = _candidate(best.weighting, best.c, "auxiliary", ((1.0, sigmoid(aux_logits)),), data)
         candidates.append(challenger)
         if helps:
@@ -310,7 +331,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     if progress:
         progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}"
                  + (", auxiliary targets" if aux is not None else ""))
-    first = fit_linear(x_final, dense, data.scores, data.models, c=best.c)
+    first = _fit_linear(x_final, dense, data.scores, data.models, best.c, workers)
     if aux is not None:
         assert targets is not None
         first = fold_into(first, fit_regression(x_final, dense, aux[0].apply(targets.values)), aux[1])
@@ -348,7 +369,7 @@ class FittedPredictor:
 
 def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: HashingFeaturizer, *,
                 c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
-                progress: Progress | None = None) -> FittedPredictor:
+                progress: Progress | None = None, workers: Workers = Workers()) -> FittedPredictor:
     """``fit_predictor`` for logged traffic, where each item has scores only for the model(s) that answered it.
 
     Each model's logistic regression and Platt step see the items it answered; the weighting and C are chosen by
@@ -362,7 +383,7 @@ def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashing
     table: dict[str, dict[str, float]] = {}
     best: tuple[float, str, float, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
     for weighting, c, _, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer, weightings,
-                                                                c_grid, progress):
+                                                                c_grid, progress, workers):
         pred = sigmoid(scale * logits + shift)
         score = brier(pred[observed], data.scores[observed])
         table[f"{weighting} C={c:g}"] = {"brier": score}
@@ -373,7 +394,7 @@ def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashing
     featurizer, x_final = _final_corpus(x, featurizer, weighting)
     if progress:
         progress(f"final fit on {len(data)} items ({int(observed.sum())} scores), {weighting}, C={c}")
-    predictor = fit_linear(x_final, dense, data.scores, data.models, c=c).with_platt(*platt)
+    predictor = _fit_linear(x_final, dense, data.scores, data.models, c, workers).with_platt(*platt)
     return FittedPredictor(featurizer, predictor, oof, c, weighting, 1.0, table)
 
 
@@ -400,7 +421,7 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
 
 
 def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
-                         logits: np.ndarray, targets: AuxiliaryTargets, basis: Projection
+                         logits: np.ndarray, targets: AuxiliaryTargets, basis: Projection, workers: Workers,
                          ) -> tuple[bool, np.ndarray, Stack, dict[str, float]]:
     """Whether the auxiliary targets (``evaluation.auxiliary``) help, the stack's logits and the stack.
 
@@ -414,11 +435,13 @@ def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: Outcome
     rows applied to them, as the Platt candidates' are.
     """
     predicted = np.zeros((len(data), basis.components.shape[1]))
+    calls = []
     for k, xk in views.items():
-        tr, te = folds != k, folds == k
-        part = auxiliary_targets(data.subset(tr), like=targets)
+        part = auxiliary_targets(data.subset(folds != k), like=targets)
         assert part is not None and part.names == targets.names
-        predicted[te] = fit_regression(xk[tr], dense[tr], basis.apply(part.values)).predict_many(xk[te], dense[te])
+        calls.append((xk, dense, basis.apply(part.values), folds == k))
+    for (_, _, _, test), values in zip(calls, workers.map(_held_out_regression, calls)):
+        predicted[test] = values
     figures: dict[str, float] = {}
     errors = {}
     metric = routing_metric(data.scores, data.costs)
@@ -438,6 +461,12 @@ def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: Outcome
     return helps, stack.logits(logits, predicted), stack, figures
 
 
+def _held_out_regression(x: Any, dense: np.ndarray, targets: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Predictions on the ``test`` rows of the auxiliary regressions fitted on the others, whose ``targets``
+    were built from those rows alone (one worker task)."""
+    return fit_regression(x[~test], dense[~test], targets).predict_many(x[test], dense[test])
+
+
 def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
                      folds: np.ndarray) -> tuple[np.ndarray, TreeEnsemble]:
     """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows."""
@@ -452,10 +481,13 @@ def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
                  c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
                  second_stage: bool = True, auxiliary: bool = True, provenance: dict[str, Any] | None = None,
-                 progress: Progress | None = None, encoder: Encoder | None = None) -> tuple[RouterArtifact, TrainReport]:
+                 progress: Progress | None = None, encoder: Encoder | None = None, jobs: int | None = None,
+                 ) -> tuple[RouterArtifact, TrainReport]:
     """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold.
 
-    With ``encoder``, each prompt's sentence embedding joins the dense features (``EmbeddingFeaturizer``)."""
+    With ``encoder``, each prompt's sentence embedding joins the dense features (``EmbeddingFeaturizer``).
+    ``jobs`` worker processes run the independent fits (``evaluation.workers``; None: one per CPU when the
+    corpus is large enough to gain from it); the router is the same whatever the number."""
     start = time.perf_counter()
     if len(data) < MIN_TRAIN_ITEMS:
         raise OutcomeDataError(f"{len(data)} items: training needs at least {MIN_TRAIN_ITEMS} (every choice is "
@@ -466,11 +498,13 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     if progress:
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
+    workers = Workers.for_corpus(jobs, x.nnz)
     if data.complete:
         fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
-                               second_stage=second_stage, auxiliary=auxiliary, progress=progress)
+                               second_stage=second_stage, auxiliary=auxiliary, progress=progress, workers=workers)
     else:
-        fitted = fit_partial(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings, progress=progress)
+        fitted = fit_partial(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings, progress=progress,
+                             workers=workers)
     featurizer, predictor, oof, c, weighting, table = (fitted.featurizer, fitted.predictor, fitted.oof, fitted.c,
                                                        fitted.weighting, fitted.table)
     mean_costs = expected_costs(data)
