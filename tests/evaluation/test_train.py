@@ -8,6 +8,8 @@ pytest.importorskip("sklearn")
 from tierroute.evaluation.data import OutcomeDataError, OutcomeItem, OutcomeSet, to_outcome_set
 from tierroute.evaluation.replay import cross_validate, cv_folds, report
 from tierroute.evaluation.train import (
+    RACE_Z,
+    _race,
     SHRINK_GRID,
     _shrink,
     _shrunk_predictor,
@@ -113,3 +115,44 @@ def test_cv_folds_hash_ids_when_no_item_has_a_fold() -> None:
         cv_folds(to_outcome_set(items), 5)
     with pytest.raises(OutcomeDataError, match="--cv 3: the data has 5 folds"):
         cv_folds(_data(), 3)
+
+
+def test_the_race_drops_only_configurations_clearly_behind_on_the_first_fold() -> None:
+    rng = np.random.default_rng(0)
+    scores = (rng.random((600, 2)) < 0.6).astype(float)
+    signal = np.where(scores == 1, 1.5, -1.5) + rng.normal(0, 1.5, scores.shape)  # informative logits
+    logits = {("tf", 0.3): rng.normal(0, 1.0, scores.shape),  # no signal: far behind, dropped
+              ("tf", 1.0): signal,
+              ("idf", 0.3): signal + rng.normal(0, 0.01, scores.shape),  # the same within noise: a tie, kept
+              ("idf", 1.0): 0.2 * signal}  # rescaled: its Platt step undoes the scale, so it ties too
+    assert _race(logits, scores) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]  # in the original order
+    # with missing scores (logged traffic) the race scores the observed ones only
+    partial = scores.copy()
+    partial[::2, 0] = np.nan
+    partial[1::2, 1] = np.nan
+    assert _race(logits, partial) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]
+    assert RACE_Z > 1  # a one-standard-error race would drop ties the full search keeps
+
+
+def test_the_race_saves_fits_without_changing_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tierroute.evaluation.train as train_module
+
+    data = _data(n=300, models=3)
+    calls: list[float] = []
+    fit = train_module._held_out_logits
+
+    def counted(*args: object) -> np.ndarray:
+        calls.append(args[-1])  # type: ignore[arg-type]
+        return fit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module, "_held_out_logits", counted)
+    kwargs = {"bits": 10, "c_grid": (1e-4, 1.0), "weightings": ("tf",), "second_stage": False, "jobs": 1}
+    raced, raced_report = train_router(data, **kwargs)  # type: ignore[arg-type]
+    raced_calls = len(calls)
+    calls.clear()
+    monkeypatch.setattr(train_module, "RACE_Z", 1e9)  # no configuration dropped
+    full, full_report = train_router(data, **kwargs)  # type: ignore[arg-type]
+    assert len(calls) == 6 and raced_calls == 4  # C=1e-4 is far behind on the first fold: not fitted on two
+    assert raced_report.c == full_report.c == 1.0
+    for name, array in raced.predictor.to_arrays()[1].items():
+        assert np.array_equal(array, full.predictor.to_arrays()[1][name]), name
