@@ -83,3 +83,7 @@ def test_train_reports_auxiliary_targets_and_can_skip_them(tmp_path: Path) -> No
     res = CliRunner().invoke(train_command, [*args, "--no-auxiliary"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["auxiliary_targets"] == []
+    res = CliRunner().invoke(train_command, [a for a in args if a != "--json"])  # the text summary
+    assert res.exit_code == 0, res.output
+    assert ("auxiliary targets (training only, folded into the linear stage): answer length "
+            "(gpt-4-1106-preview, mistralai/Mixtral-8x7B-Instruct-v0.1)") in res.output

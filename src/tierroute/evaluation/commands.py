@@ -117,9 +117,19 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
                f"{op['strong_share']:.1%}, cost {op['cost']:.4g}")
     if rep.auxiliary:
-        click.echo(f"  auxiliary targets (training only, folded into the linear stage): {', '.join(rep.auxiliary)}")
+        click.echo(f"  auxiliary targets (training only, folded into the linear stage): {_targets(rep.auxiliary)}")
     for m, c in rep.calibration.items():
         click.echo(f"  {m:45s} brier {c['brier']:.4f}  ece {c['ece']:.4f}")
+
+
+def _targets(names: tuple[str, ...]) -> str:
+    """'category rate: a', 'category rate: b', ... as 'category rate (a, b)', or '(11 models)' past three."""
+    kinds: dict[str, list[str]] = {}
+    for name in names:
+        kind, _, model = name.partition(": ")
+        kinds.setdefault(kind, []).append(model)
+    return "; ".join(f"{kind} ({', '.join(models) if len(models) <= 3 else f'{len(models)} models'})"
+                     for kind, models in kinds.items())
 
 
 @click.command("eval")
