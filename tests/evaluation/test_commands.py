@@ -50,6 +50,8 @@ def test_cv_two_models_beats_random(tmp_path: Path) -> None:
     assert "APGR" in res.output and "CPT(50%)" in res.output
     apgr = float(res.output.split("APGR ")[1].split()[0])
     assert apgr > 0.53
+    for k in range(5):  # what each fold's router chose, one line each (--fast: tf, C=1, nothing else)
+        assert f"trained (fold {k}): tf, C=1 (" in res.output
 
 
 def test_bad_data_is_a_clean_error(tmp_path: Path) -> None:
@@ -69,6 +71,12 @@ def test_cv_without_fold_fields_hashes_ids_and_says_so(arc: tuple[Path, Path]) -
     assert res.exit_code == 0, res.output
     assert "no item has a 'fold' field: 3 folds from a stable hash of each id" in res.output
     assert "gap closed" in res.output
+    train, test = arc
+    res = CliRunner().invoke(eval_command, ["--train", str(train), "--data", str(test), "--bits", "12", "--json"])
+    assert res.exit_code == 0, res.output
+    (trained,) = json.loads(res.output)["training"]  # the full search: what inner CV chose, in the report
+    assert trained["router"] == "train split" and trained["weighting"] in ("tf", "idf")
+    assert trained["c"] in (0.3, 0.5, 1.0) and 0 < trained["shrink"] <= 1 and trained["seconds"] > 0
 
 
 def test_train_reports_auxiliary_targets_and_can_skip_them(tmp_path: Path) -> None:

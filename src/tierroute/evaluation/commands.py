@@ -212,6 +212,11 @@ def _print_report(m: dict[str, Any]) -> None:
     top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]
     click.echo(f"operating point {op['objective']['mode']}={op['objective']['value']:.3g}: quality {op['quality']:.3f}{cost}; "
                + ", ".join(f"{k} {v:.0%}" for k, v in top))
+    for t in m.get("training", []):
+        click.echo(f"trained ({t['router']}): {t['weighting']}, C={t['c']:g}"
+                   + (f", auxiliary targets {_targets(tuple(t['auxiliary_targets']))}" if t["auxiliary_targets"] else "")
+                   + (", second stage" if t["second_stage"] else "")
+                   + (f", shrink {t['shrink']:g}" if t["shrink"] != 1.0 else "") + f" ({t['seconds']:.1f} s)")
     worst = max(m["calibration"].items(), key=lambda kv: kv[1]["ece"])
     click.echo(f"calibration: worst ECE {worst[1]['ece']:.3f} ({worst[0]}), mean Brier "
                f"{sum(v['brier'] for v in m['calibration'].values()) / len(m['calibration']):.4f}")

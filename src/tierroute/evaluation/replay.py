@@ -18,7 +18,7 @@ from ..policies.calibration import Goal, brier, ece
 from ..policies.objective import Objective, choose_many
 from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
 from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, two_model_report
-from .train import DEFAULT_GOAL, Progress, expected_costs, featurize, train_router
+from .train import DEFAULT_GOAL, Progress, TrainReport, expected_costs, featurize, train_router
 
 
 @dataclass
@@ -30,6 +30,14 @@ class Replay:
     mean_costs: np.ndarray  # expected cost per model, as the router knew it (training data)
     objective: Objective
     notes: list[str] = field(default_factory=list)
+    # What each router trained inside the evaluation chose (``trained``): one entry per fold, or one for --train.
+    training: list[dict[str, Any]] = field(default_factory=list)
+
+
+def trained(label: str, report: TrainReport) -> dict[str, Any]:
+    """The choices inner cross-validation made for one router, as the evaluation reports them."""
+    return {"router": label, "weighting": report.weighting, "c": report.c, "auxiliary_targets": list(report.auxiliary),
+            "second_stage": report.second_stage, "shrink": report.shrink, "seconds": round(report.seconds, 2)}
 
 
 def predict(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
@@ -55,8 +63,10 @@ def replay_artifact(artifact: RouterArtifact, data: OutcomeSet) -> Replay:
 def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, progress: Progress | None = None,
                **train_kwargs: Any) -> Replay:
     """Train on ``train`` (all tuning inside it), predict ``test``."""
-    artifact, _ = train_router(train, goal=goal, progress=progress, **train_kwargs)
-    return replay_artifact(artifact, test)
+    artifact, rep = train_router(train, goal=goal, progress=progress, **train_kwargs)
+    replay = replay_artifact(artifact, test)
+    replay.training.append(trained("train split", rep))
+    return replay
 
 
 def cv_folds(data: OutcomeSet, k: int | None = None) -> tuple[np.ndarray, list[str]]:
@@ -90,16 +100,18 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
     folds, notes = cv_folds(data, k)
     pred = np.zeros_like(data.scores)
     values = []
+    training = []
     for k in np.unique(folds):
         if progress:
             progress(f"outer fold {k}: train {int((folds != k).sum())}, test {int((folds == k).sum())}")
         inner = None if progress is None else (lambda msg, k=k: progress(f"  fold {k}: {msg}"))
-        artifact, _ = train_router(data.subset(folds != k), goal=goal, progress=inner, **train_kwargs)
+        artifact, rep = train_router(data.subset(folds != k), goal=goal, progress=inner, **train_kwargs)
         pred[folds == k] = predict(artifact, data.subset(folds == k))
         values.append(artifact.objective)
+        training.append(trained(f"fold {k}", rep))
     # Report the operating point as the mean of the per-fold calibrated knobs (each tuned on its own train part).
     objective = Objective(values[0].mode, float(np.mean([v.value for v in values])))
-    return Replay(data, pred, expected_costs(data), objective, notes)
+    return Replay(data, pred, expected_costs(data), objective, notes, training)
 
 
 def strong_weak(data: OutcomeSet) -> tuple[int, int]:
@@ -133,6 +145,8 @@ def report(replay: Replay) -> dict[str, Any]:
         out["two_model"]["strong"], out["two_model"]["weak"] = data.models[s], data.models[w]
     if data.has_costs:
         out["cost_quality"] = cost_quality_report(router_points(replay), data.models, data.scores, data.costs).as_dict()
+    if replay.training:
+        out["training"] = replay.training
     return out
 
 
