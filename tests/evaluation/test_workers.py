@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 from tierroute.cli import main
 from tierroute.evaluation.data import OutcomeItem, OutcomeSet, to_outcome_set
 from tierroute.evaluation.train import train_router
-from tierroute.evaluation.workers import PARALLEL_MIN_ENTRIES, Workers
+from tierroute.evaluation.workers import PARALLEL_MIN_WORK, Workers, default_jobs
 
 TOPICS = ("algebra proof lemma", "poem rhyme verse", "history war treaty", "python code function")
 
@@ -55,9 +55,9 @@ def test_workers_run_in_order_and_reject_nonsense() -> None:
     assert Workers(1).map(divmod, [(7, 2)]) == [(3, 1)]
     with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
         Workers(0)
-    assert Workers.for_corpus(None, PARALLEL_MIN_ENTRIES - 1).jobs == 1  # small corpus: in-process
-    assert Workers.for_corpus(None, PARALLEL_MIN_ENTRIES).jobs >= 1
-    assert Workers.for_corpus(3, 10).jobs == 3  # an explicit number is taken as given
+    assert Workers.for_corpus(None, PARALLEL_MIN_WORK // 2 - 1, 2).jobs == 1  # little work: in-process
+    assert Workers.for_corpus(None, PARALLEL_MIN_WORK // 2, 2).jobs == default_jobs()  # one per CPU
+    assert Workers.for_corpus(3, 10, 1).jobs == 3  # an explicit number is taken as given
 
 
 def test_jobs_option_is_checked(tmp_path) -> None:

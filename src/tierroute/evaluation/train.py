@@ -26,6 +26,7 @@ from ..policies.predictors.base import QualityPredictor, sigmoid
 from ..policies.predictors.linear import LinearPredictor, fit_columns
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
 from .auxiliary import (
+    AuxiliaryRegression,
     AuxiliaryTargets,
     Projection,
     Stack,
@@ -207,12 +208,24 @@ def _held_out_logits(x: Any, dense: np.ndarray, scores: np.ndarray, test: np.nda
 
 
 def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], c: float,
-                workers: Workers) -> LinearPredictor:
-    """``predictors.linear.fit_linear`` with the models split among ``workers`` (fits are per model)."""
-    chunks = [chunk for chunk in np.array_split(np.arange(len(models)), workers.jobs) if chunk.size]
-    parts = workers.map(fit_columns, [(x, dense, scores[:, chunk], c) for chunk in chunks])
+                workers: Workers, targets: np.ndarray | None = None
+                ) -> tuple[LinearPredictor, AuxiliaryRegression | None]:
+    """``predictors.linear.fit_linear`` with the models split among ``workers`` (fits are per model), and with
+    ``targets`` the auxiliary regressions on the same corpus as one more task beside them."""
+    chunks = [chunk for chunk in np.array_split(np.arange(len(models)), 2 * workers.jobs) if chunk.size]
+    calls: list[tuple[Any, ...]] = [(fit_columns, x, dense, scores[:, chunk], c) for chunk in chunks]
+    if targets is not None:
+        calls.append((fit_regression, x, dense, targets))
+    results = workers.map(_call, calls)
+    parts = results[:len(chunks)]
     w, v, b = (np.concatenate([part[i] for part in parts], axis=-1) for i in range(3))
-    return LinearPredictor(models, w, v, b, np.ones(len(models)), np.zeros(len(models)))
+    linear = LinearPredictor(models, w, v, b, np.ones(len(models)), np.zeros(len(models)))
+    return linear, (results[-1] if targets is not None else None)
+
+
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``: lets one ``Workers.map`` run tasks of different kinds."""
+    return function(*args)
 
 
 def routing_score(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tuple[str, float]:
@@ -338,7 +351,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     if second_stage:
         if progress:
             progress(f"inner {INNER_FOLDS}-fold CV, second stage on {best.weighting}, C={best.c:g}")
-        stacked_oof, fitted = _cross_fit_trees(best_logits, dense, data.scores, folds)
+        stacked_oof, fitted = _cross_fit_trees(best_logits, dense, data.scores, folds, workers)
         linear_oof = best.oof
         stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
                    _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)), data)]
@@ -354,10 +367,11 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     if progress:
         progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}"
                  + (", auxiliary targets" if aux is not None else ""))
-    first = _fit_linear(x_final, dense, data.scores, data.models, best.c, workers)
+    values = None if aux is None or targets is None else aux[0].apply(targets.values)
+    first, regression = _fit_linear(x_final, dense, data.scores, data.models, best.c, workers, values)
     if aux is not None:
-        assert targets is not None
-        first = fold_into(first, fit_regression(x_final, dense, aux[0].apply(targets.values)), aux[1])
+        assert regression is not None
+        first = fold_into(first, regression, aux[1])
     else:
         first = first.with_platt(*platt_by[(best.weighting, best.c)])
     predictor: QualityPredictor = (first if trees is None
@@ -417,7 +431,7 @@ def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashing
     featurizer, x_final = _final_corpus(x, featurizer, weighting)
     if progress:
         progress(f"final fit on {len(data)} items ({int(observed.sum())} scores), {weighting}, C={c}")
-    predictor = _fit_linear(x_final, dense, data.scores, data.models, c, workers).with_platt(*platt)
+    predictor = _fit_linear(x_final, dense, data.scores, data.models, c, workers)[0].with_platt(*platt)
     return FittedPredictor(featurizer, predictor, oof, c, weighting, 1.0, table)
 
 
@@ -513,15 +527,17 @@ def _paired_se(first: np.ndarray, second: np.ndarray, data: OutcomeSet, resample
     return float(np.std(gains))
 
 
-def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray,
-                     folds: np.ndarray) -> tuple[np.ndarray, TreeEnsemble]:
-    """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows."""
+def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray, folds: np.ndarray,
+                     workers: Workers) -> tuple[np.ndarray, TreeEnsemble]:
+    """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows.
+    The inner folds' fits and the final one are independent tasks for ``workers``."""
     f = stage_two_inputs(logits, dense)
+    ks = np.unique(folds)
+    fits = workers.map(fit_trees, [(f[folds != k], scores[folds != k]) for k in ks] + [(f, scores)])
     out = np.zeros_like(scores)
-    for k in np.unique(folds):
-        tr, te = folds != k, folds == k
-        out[te] = 1 / (1 + np.exp(-fit_trees(f[tr], scores[tr]).raw_many(f[te])))
-    return out, fit_trees(f, scores)
+    for k, trees in zip(ks, fits):
+        out[folds == k] = sigmoid(trees.raw_many(f[folds == k]))
+    return out, fits[-1]
 
 
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
@@ -544,7 +560,7 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     if progress:
         progress(f"featurising {len(data)} prompts")
     x, dense = featurize(data, featurizer)
-    workers = Workers.for_corpus(jobs, x.nnz)
+    workers = Workers.for_corpus(jobs, x.nnz, len(data.models))
     if data.complete:
         fitted = fit_predictor(x, dense, data, featurizer, c_grid=c_grid, weightings=weightings,
                                second_stage=second_stage, auxiliary=auxiliary, progress=progress, workers=workers)

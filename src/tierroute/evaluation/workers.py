@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Below this many stored n-gram entries the fits are too short to pay for starting and feeding worker processes:
-# GSM8K (1,307 prompts, 0.55 million entries) trains in 3.2 s in-process and 4.6 s on two workers, ARC train
-# (1,019 prompts, 11 models, 0.66 million) in 9 s either way; MMLU (14,037, 10.3 million) in 37 s vs 28 s.
-PARALLEL_MIN_ENTRIES = 3_000_000
+# Below this much work (stored n-gram entries x models) the fits are too short to pay for starting and feeding
+# worker processes. `tierroute train`, in-process vs two workers, this machine: GSM8K (1,307 prompts, 0.55
+# million entries x 2 models) 3.3 s vs 4.5 s; ARC train (1,019 prompts, 0.66 million x 11) 9.0 s vs 7.7 s;
+# MMLU (14,037 prompts, 10.3 million x 2) 23.8 s vs 17.6 s.
+PARALLEL_MIN_WORK = 3_000_000
 
 
 def default_jobs() -> int:
@@ -42,11 +43,12 @@ class Workers:
             raise ValueError(f"jobs must be at least 1, got {self.jobs}")
 
     @classmethod
-    def for_corpus(cls, jobs: int | None, entries: int) -> Workers:
-        """``jobs`` workers; None: one per CPU, or one for a corpus of fewer than ``PARALLEL_MIN_ENTRIES``."""
+    def for_corpus(cls, jobs: int | None, entries: int, models: int) -> Workers:
+        """``jobs`` workers; None: one per CPU, or one when ``entries`` x ``models`` is under
+        ``PARALLEL_MIN_WORK``."""
         if jobs is not None:
             return cls(jobs)
-        return cls(default_jobs() if entries >= PARALLEL_MIN_ENTRIES else 1)
+        return cls(default_jobs() if entries * models >= PARALLEL_MIN_WORK else 1)
 
     def map(self, function: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
         """``[function(*args) for args in calls]``, in order, spread over the workers."""
