@@ -212,7 +212,10 @@ def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str
                 ) -> tuple[LinearPredictor, AuxiliaryRegression | None]:
     """``predictors.linear.fit_linear`` with the models split among ``workers`` (fits are per model), and with
     ``targets`` the auxiliary regressions on the same corpus as one more task beside them."""
-    chunks = [chunk for chunk in np.array_split(np.arange(len(models)), 2 * workers.jobs) if chunk.size]
+    # Two pieces per worker balance uneven tasks (the regression takes about as long as three models' fits); in
+    # one process one piece, so the [hashed | dense] matrix is built once.
+    pieces = 1 if workers.jobs == 1 else 2 * workers.jobs
+    chunks = [chunk for chunk in np.array_split(np.arange(len(models)), pieces) if chunk.size]
     calls: list[tuple[Any, ...]] = [(fit_columns, x, dense, scores[:, chunk], c) for chunk in chunks]
     if targets is not None:
         calls.append((fit_regression, x, dense, targets))
@@ -301,8 +304,9 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
                   workers: Workers = Workers()) -> FittedPredictor:
     """Choose the n-gram weighting, C and the stage by inner-CV Brier, the shrink by inner-CV routing metric.
 
-    Every (weighting, C) gets out-of-fold logits and a Platt step fitted on them; the lowest Brier wins, with
-    ties (within one standard error) broken by the routing metric (``_choose``). With ``auxiliary`` and data that
+    Every (weighting, C) that survives the race on the first inner fold (``_linear_grid``) gets out-of-fold
+    logits and a Platt step fitted on them; the lowest Brier wins, with ties (within one standard error) broken
+    by the routing metric (``_choose``). With ``auxiliary`` and data that
     records categories or answers, the winner's logits are stacked with regressions on those training-only
     targets (``evaluation.auxiliary``) where a paired inner-CV test says that helps. With
     ``second_stage``, boosted trees are cross-fitted on the winner's out-of-fold logits (``predictors.stacked``),
