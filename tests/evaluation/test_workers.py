@@ -64,3 +64,13 @@ def test_jobs_option_is_checked(tmp_path) -> None:
     result = CliRunner().invoke(main, ["train", "--data", __file__, "--out", str(tmp_path / "r.npz"), "--jobs", "0"])
     assert result.exit_code == 2
     assert "--jobs" in result.output and "0 is not in the range x>=1" in result.output
+
+
+def test_workers_are_processes_even_under_a_threading_backend() -> None:
+    import os
+
+    from joblib import parallel_config
+
+    with parallel_config(backend="threading"):
+        pids = Workers(2).map(os.getpid, [(), (), (), ()])
+    assert os.getpid() not in pids  # every task ran in another process

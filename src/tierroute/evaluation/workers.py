@@ -56,4 +56,6 @@ class Workers:
             return [function(*args) for args in calls]
         from joblib import Parallel, delayed
 
-        return list(Parallel(n_jobs=min(self.jobs, len(calls)))(delayed(function)(*args) for args in calls))
+        # loky by name: processes even inside a caller's joblib.parallel_config(backend="threading").
+        parallel = Parallel(n_jobs=min(self.jobs, len(calls)), backend="loky")
+        return list(parallel(delayed(function)(*args) for args in calls))
