@@ -10,9 +10,9 @@ first run's.
 `--many-models K` replaces the scores with K simulated models, to time the shape of RouterBench's larger files
 (14,000 prompts x 11 models) from the one 14,000-prompt file we have: each item gets a latent difficulty from
 its two recorded scores plus noise, and model j answers it with probability sigmoid(ability_j - difficulty),
-abilities spread over [0, 2.5], priced per prompt character from 0.2 to 30 (x 1e-6). The prompts, categories and
-folds are the file's own, so featurising and the auxiliary targets cost what they would on real data. The
-routing quality of such a file means nothing; only the time does.
+abilities spread over [0, 2.5], priced per prompt token (characters / 4) from 0.2 to 30 (x 1e-6). The prompts,
+categories and folds are the file's own, so featurising and the auxiliary targets cost what they would on real
+data. The routing quality of such a file means nothing; only the time does.
 """
 
 from __future__ import annotations

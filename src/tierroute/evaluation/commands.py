@@ -213,8 +213,9 @@ def _print_report(m: dict[str, Any]) -> None:
     click.echo(f"operating point {op['objective']['mode']}={op['objective']['value']:.3g}: quality {op['quality']:.3f}{cost}; "
                + ", ".join(f"{k} {v:.0%}" for k, v in top))
     for t in m.get("training", []):
+        targets = tuple(t["auxiliary_targets"])
         click.echo(f"trained ({t['router']}): {t['weighting']}, C={t['c']:g}"
-                   + (f", auxiliary targets {_targets(tuple(t['auxiliary_targets']))}" if t["auxiliary_targets"] else "")
+                   + (f", auxiliary targets {_targets(targets)}" if targets else "")
                    + (", second stage" if t["second_stage"] else "")
                    + (f", shrink {t['shrink']:g}" if t["shrink"] != 1.0 else "") + f" ({t['seconds']:.1f} s)")
     worst = max(m["calibration"].items(), key=lambda kv: kv[1]["ece"])

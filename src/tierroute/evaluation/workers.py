@@ -4,8 +4,9 @@ Training time is mostly fits that do not depend on one another: the logistic reg
 C) of the inner-CV search on each inner fold, the auxiliary ridge regressions, the second stage's trees, and the
 final per-model fits. They run on processes, not threads: threads would overlap (liblinear releases the GIL),
 but scikit-learn's liblinear draws its coordinate order from one process-wide random generator, so fits on
-concurrent threads interleave their draws and no longer repeat exactly. A process per worker keeps every fit identical to the in-process one. joblib (scikit-learn's own
-dependency) memory-maps the large arrays of each task, so workers share the corpus instead of copying it.
+concurrent threads interleave their draws and no longer repeat exactly. A process per worker keeps every fit
+identical to the in-process one. joblib (scikit-learn's own dependency) memory-maps the large arrays of each
+task, so workers share the corpus instead of copying it.
 """
 
 from __future__ import annotations
