@@ -46,7 +46,7 @@ NO_AUXILIARY_HELP = ("Do not try the data's categories and recorded answer lengt
 
 
 JOBS_HELP = ("Worker processes for the independent fits [default: one per CPU when the data is large enough to "
-             "gain; 1: none]. The router is the same whatever the number.")
+             "gain; 1 runs everything in this process]. The router is the same whatever the number.")
 
 
 def _search(fast: bool, no_auxiliary: bool, jobs: int | None) -> dict[str, Any]:
