@@ -7,14 +7,12 @@ pytest.importorskip("sklearn")
 
 from tierroute.evaluation.data import OutcomeDataError, OutcomeItem, OutcomeSet, to_outcome_set
 from tierroute.evaluation.replay import cross_validate, cv_folds, report
+from tierroute.evaluation.selection import race, routing_metric, routing_score
 from tierroute.evaluation.train import (
     RACE_Z,
-    _race,
     SHRINK_GRID,
     _shrink,
     _shrunk_predictor,
-    routing_metric,
-    routing_score,
     train_router,
 )
 from tierroute.policies.featurizers import HashingFeaturizer
@@ -125,12 +123,12 @@ def test_the_race_drops_only_configurations_clearly_behind_on_the_first_fold() -
               ("tf", 1.0): signal,
               ("idf", 0.3): signal + rng.normal(0, 0.01, scores.shape),  # the same within noise: a tie, kept
               ("idf", 1.0): 0.2 * signal}  # rescaled: its Platt step undoes the scale, so it ties too
-    assert _race(logits, scores) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]  # in the original order
+    assert race(logits, scores, RACE_Z) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]  # in the original order
     # with missing scores (logged traffic) the race scores the observed ones only
     partial = scores.copy()
     partial[::2, 0] = np.nan
     partial[1::2, 1] = np.nan
-    assert _race(logits, partial) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]
+    assert race(logits, partial, RACE_Z) == [("tf", 1.0), ("idf", 0.3), ("idf", 1.0)]
     assert RACE_Z > 1  # a one-standard-error race would drop ties the full search keeps
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..chat_request import routing_text
 from ..policies.artifact import RouterArtifact
-from ..policies.calibration import Goal, brier, calibrate_operating_point, ece, fit_platt
+from ..policies.calibration import Goal, brier, calibrate_operating_point, ece
 from ..policies.encoders import Encoder
 from ..policies.encoders.featurizer import EmbeddingFeaturizer
 from ..policies.featurizers import Focus, HashingFeaturizer
@@ -27,17 +27,16 @@ from ..policies.predictors.linear import LinearPredictor, fit_columns
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
 from .auxiliary import (
     AuxiliaryRegression,
-    AuxiliaryTargets,
     Projection,
     Stack,
     auxiliary_targets,
+    cross_fit_auxiliary,
     fit_regression,
-    fit_stack,
     fold_into,
     projection,
 )
 from .data import OutcomeDataError, OutcomeSet
-from .metrics import aiq, lambda_points, two_model_report, upper_hull
+from .selection import platt_steps, race, routing_metric, routing_score, standard_error
 from .workers import Workers
 
 Progress = Callable[[str], None]
@@ -153,7 +152,7 @@ def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
         progress(f"inner {INNER_FOLDS}-fold CV, fold 1: {len(configs)} configurations{jobs}")
     first = dict(zip(configs, workers.map(_held_out_logits, [(views[w][head], dense, data.scores, folds == head, c)
                                                              for w, c in configs])))
-    survivors = _race(first, data.scores[folds == head])
+    survivors = race(first, data.scores[folds == head], RACE_Z)
     if progress:
         progress(f"inner {INNER_FOLDS}-fold CV, folds 2-{INNER_FOLDS}: "
                  + ", ".join(f"{w} C={c:g}" for w, c in survivors) + jobs)
@@ -164,32 +163,7 @@ def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
         logits[folds == head] = first[(weighting, c)]
         for k in rest:
             logits[folds == k] = next(parts)
-        yield weighting, c, views[weighting], logits, _platt(logits, data.scores)
-
-
-def _race(logits: dict[tuple[str, float], np.ndarray], scores: np.ndarray) -> list[tuple[str, float]]:
-    """The configurations whose Brier on one fold's held-out ``logits`` (each through its own Platt step) is
-    within ``RACE_Z`` standard errors of the best's, in their original order."""
-    errors = {}
-    for config, z in logits.items():
-        scale, shift = _platt(z, scores)
-        errors[config] = np.nanmean((sigmoid(scale * z + shift) - scores) ** 2, axis=1)
-    best = min(errors, key=lambda config: float(errors[config].mean()))
-    n = len(errors[best])
-    return [config for config, e in errors.items()
-            if e.mean() - errors[best].mean() <= RACE_Z * np.std(e - errors[best]) / np.sqrt(n)]
-
-
-def _platt(logits: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each model's Platt step (scale, shift) on its out-of-fold logits, over the items it has a score for."""
-    fits = []
-    for j in range(scores.shape[1]):
-        seen = np.isfinite(scores[:, j])
-        if seen.all():  # complete outcomes: the column as it is, no masked copy
-            fits.append(fit_platt(logits[:, j], scores[:, j]))
-        else:
-            fits.append(fit_platt(logits[seen, j], scores[seen, j]) if seen.any() else (1.0, 0.0))
-    return np.array([a for a, _ in fits]), np.array([b for _, b in fits])
+        yield weighting, c, views[weighting], logits, platt_steps(logits, data.scores)
 
 
 def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tuple[HashingFeaturizer, Any]:
@@ -231,32 +205,6 @@ def _call(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
-def routing_score(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tuple[str, float]:
-    """The routing figure a user judges a router by, computed on out-of-fold predictions (higher is better).
-
-    Two models: APGR of predicted strong - weak quality. Three or more with recorded costs: AIQ over the lambda
-    sweep (gap closed is AIQ shifted and scaled by constants of the data, so it ranks the same). Otherwise
-    (no costs, or one model) there is no routing curve to score, so the figure is minus the Brier score.
-    """
-    metric = routing_metric(scores, costs)
-    if metric == "apgr":
-        strong = int(np.argmax(scores.mean(axis=0)))
-        weak = 1 - strong
-        return metric, two_model_report(pred[:, strong] - pred[:, weak], scores[:, strong], scores[:, weak]).apgr
-    if metric == "aiq":
-        mean_costs = costs.mean(axis=0)
-        hull = upper_hull(lambda_points(pred, mean_costs, scores, costs))
-        return metric, aiq(hull, float(mean_costs.min()), float(mean_costs.max()))
-    return metric, -brier(pred, scores)
-
-
-def routing_metric(scores: np.ndarray, costs: np.ndarray) -> str:
-    """Which figure ``routing_score`` computes for data of this shape: "apgr", "aiq" or "-brier"."""
-    if scores.shape[1] == 2:
-        return "apgr"
-    return "aiq" if scores.shape[1] > 2 and np.isfinite(costs).all() else "-brier"
-
-
 @dataclass(frozen=True)
 class _Candidate:
     """One configuration's out-of-fold predictions as a weighted sum of stage outputs, and its Brier score."""
@@ -290,9 +238,8 @@ def _choose(candidates: Sequence[_Candidate], data: OutcomeSet) -> _Candidate:
     """
     best = min(candidates, key=lambda cand: cand.brier)
     errors = {id(cand): ((cand.oof - data.scores) ** 2).mean(axis=1) for cand in candidates}
-    n = len(data)
     tied = [cand for cand in candidates
-            if cand.brier - best.brier <= np.std(errors[id(cand)] - errors[id(best)]) / np.sqrt(n)]
+            if cand.brier - best.brier <= standard_error(errors[id(cand)] - errors[id(best)])]
     if len(tied) == 1:
         return best
     return max(tied, key=lambda cand: (routing_score(cand.oof, data.scores, data.costs)[1], -cand.brier))
@@ -344,7 +291,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
             progress(f"inner {INNER_FOLDS}-fold CV, auxiliary targets ({len(targets.names)}) on "
                      f"{best.weighting}, C={best.c:g}")
         basis = projection(targets)
-        helps, aux_logits, stack, paired = _cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets,
+        helps, aux_logits, stack, paired = cross_fit_auxiliary(best_views, dense, data, folds, best_logits, targets,
                                                                 basis, workers)
         challenger = _candidate(best.weighting, best.c, "auxiliary", ((1.0, sigmoid(aux_logits)),), data)
         candidates.append(challenger)
@@ -459,76 +406,6 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
         return replace(predictor, first=first, trees=trees)
     assert isinstance(predictor, LinearPredictor)
     return predictor.with_platt(strength * predictor.scale, strength * predictor.shift + (1 - strength) * base_logit)
-
-
-def _cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
-                         logits: np.ndarray, targets: AuxiliaryTargets, basis: Projection, workers: Workers,
-                         ) -> tuple[bool, np.ndarray, Stack, dict[str, float]]:
-    """Whether the auxiliary targets (``evaluation.auxiliary``) help, the stack's logits and the stack.
-
-    ``logits`` are the linear stage's out-of-fold logits, ``views`` the corpus as its folds saw it. Each inner
-    training part rebuilds the targets from its own items and fits the regressions there, on ``basis``.
-    The test is paired: the same stack with and without the auxiliary outputs, each cross-fitted over the inner
-    folds, compared by Brier; a difference within one standard error is decided by the routing metric, which
-    must rise by more than its bootstrap standard error to take the targets (on GSM8K the answer lengths leave
-    Brier as it is but raise APGR). Cross-fitting any
-    stack on out-of-fold logits costs Brier on small data, since each fold's logits have their own spread, so
-    the stack is not compared with the in-sample Platt step. The returned logits are the stack fitted on all
-    rows applied to them, as the Platt candidates' are.
-    """
-    predicted = np.zeros((len(data), basis.components.shape[1]))
-    calls = []
-    for k, xk in views.items():
-        part = auxiliary_targets(data.subset(folds != k), like=targets)
-        assert part is not None and part.names == targets.names
-        calls.append((xk, dense, basis.apply(part.values), folds == k))
-    for (_, _, _, test), values in zip(calls, workers.map(_held_out_regression, calls)):
-        predicted[test] = values
-    figures: dict[str, float] = {}
-    errors, preds = {}, {}
-    metric = routing_metric(data.scores, data.costs)
-    for name, aux in (("without", predicted[:, :0]), ("with", predicted)):
-        out = np.zeros_like(logits)
-        for k in np.unique(folds):
-            tr, te = folds != k, folds == k
-            out[te] = fit_stack(logits[tr], aux[tr], data.scores[tr]).logits(logits[te], aux[te])
-        preds[name] = sigmoid(out)
-        errors[name] = ((preds[name] - data.scores) ** 2).mean(axis=1)
-        figures[f"brier {name}"] = float(errors[name].mean())
-        figures[f"{metric} {name}"] = routing_score(preds[name], data.scores, data.costs)[1]
-    # As in ``_choose``, a Brier difference within one standard error is a tie that the routing metric breaks;
-    # but here the candidates are not alike: the tie goes to the simpler stack unless the routing metric is
-    # higher with the targets by more than its own standard error. On GSM8K the answer lengths tie on Brier and
-    # add +0.03 inner APGR; on one ARC fold they tied too and added 0.001 AIQ, noise that cost that fold's router.
-    diff = errors["with"] - errors["without"]
-    tied = abs(float(diff.mean())) <= float(np.std(diff)) / np.sqrt(len(diff))
-    if tied:
-        gain = figures[f"{metric} with"] - figures[f"{metric} without"]
-        se = _paired_se(preds["with"], preds["without"], data)
-        figures[f"{metric} gain standard error"] = se
-        helps = gain > se
-    else:
-        helps = float(diff.mean()) < 0
-    stack = fit_stack(logits, predicted, data.scores)
-    return helps, stack.logits(logits, predicted), stack, figures
-
-
-def _held_out_regression(x: Any, dense: np.ndarray, targets: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Predictions on the ``test`` rows of the auxiliary regressions fitted on the others, whose ``targets``
-    were built from those rows alone (one worker task)."""
-    return fit_regression(x[~test], dense[~test], targets).predict_many(x[test], dense[test])
-
-
-def _paired_se(first: np.ndarray, second: np.ndarray, data: OutcomeSet, resamples: int = 100) -> float:
-    """Bootstrap standard error of the routing metric of ``first`` minus that of ``second`` (paired: the same
-    resampled items for both; seeded, so a training run repeats exactly)."""
-    rng = np.random.default_rng(0)
-    gains = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(data), len(data))
-        scores, costs = data.scores[rows], data.costs[rows]
-        gains.append(routing_score(first[rows], scores, costs)[1] - routing_score(second[rows], scores, costs)[1])
-    return float(np.std(gains))
 
 
 def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray, folds: np.ndarray,
