@@ -122,13 +122,11 @@ def _idf_of(featurizer: HashingFeaturizer, x: Any) -> np.ndarray:
     return idf
 
 
-def _fold_views(x: Any, folds: np.ndarray, featurizer: HashingFeaturizer | None) -> dict[int, Any]:
-    """The corpus as each inner fold's models see it: ``x`` itself, or with ``featurizer`` given, x reweighted by
-    the idf of that fold's training part only (so no held-out prompt shapes its own weights). Built once per
-    weighting and shared by every C and by the auxiliary regressions."""
-    if featurizer is None:
-        return {int(k): x for k in np.unique(folds)}
-    return {int(k): apply_idf(x, _idf_of(featurizer, x[folds != k])) for k in np.unique(folds)}
+def _fold_view(x: Any, folds: np.ndarray, k: int, featurizer: HashingFeaturizer | None) -> Any:
+    """The corpus as inner fold ``k``'s models see it: ``x`` itself, or with ``featurizer`` given, x reweighted
+    by the idf of that fold's training part only (so no held-out prompt shapes its own weights). Built once per
+    weighting and fold, and shared by every C and by the auxiliary regressions."""
+    return x if featurizer is None else apply_idf(x, _idf_of(featurizer, x[folds != k]))
 
 
 def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray, featurizer: HashingFeaturizer,
@@ -143,16 +141,19 @@ def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
     configuration that full cross-validation would choose, or call tied with the choice, is never that far behind
     on a third of the data except by a rare fluke, so the choice stays what it was at a fraction of the fits:
     on MMLU 8 fold fits instead of 18."""
-    views = {weighting: _fold_views(x, folds, featurizer if weighting == "idf" else None) for weighting in weightings}
-    configs = [(weighting, c) for weighting in weightings for c in c_grid]
-    ks = sorted(views[weightings[0]])
+    ks = [int(k) for k in np.unique(folds)]
     head, rest = ks[0], ks[1:]
+    weigher = {weighting: featurizer if weighting == "idf" else None for weighting in weightings}
+    views = {weighting: {head: _fold_view(x, folds, head, weigher[weighting])} for weighting in weightings}
+    configs = [(weighting, c) for weighting in weightings for c in c_grid]
     jobs = f" ({workers.jobs} workers)" if workers.jobs > 1 else ""
     if progress:
         progress(f"inner {INNER_FOLDS}-fold CV, fold 1: {len(configs)} configurations{jobs}")
     first = dict(zip(configs, workers.map(_held_out_logits, [(views[w][head], dense, data.scores, folds == head, c)
                                                              for w, c in configs])))
     survivors = race(first, data.scores[folds == head], RACE_Z)
+    for weighting in dict.fromkeys(w for w, _ in survivors):  # the other folds' views, for survivors only
+        views[weighting].update({k: _fold_view(x, folds, k, weigher[weighting]) for k in rest})
     if progress:
         progress(f"inner {INNER_FOLDS}-fold CV, folds 2-{INNER_FOLDS}: "
                  + ", ".join(f"{w} C={c:g}" for w, c in survivors) + jobs)
