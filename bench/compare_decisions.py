@@ -16,6 +16,7 @@ import numpy as np
 
 from tierroute.evaluation.data import load_outcomes
 from tierroute.evaluation.metrics import two_model_report
+from tierroute.evaluation.uncertainty import resample_rows
 
 FIGURES = ("apgr", "cpt50", "cpt80")
 
@@ -50,10 +51,8 @@ def main() -> None:
     ids = [it.id for it in data.items]
     a, b = _scores(args.first, ids), _scores(args.second, ids)
     fa, fb = _figures(a, s, w), _figures(b, s, w)
-    rng = np.random.default_rng(0)
     diffs = []
-    for _ in range(args.resamples):
-        pick = rng.integers(0, len(ids), len(ids))
+    for pick in resample_rows(len(ids), args.resamples):
         diffs.append(_figures(b[pick], s[pick], w[pick]) - _figures(a[pick], s[pick], w[pick]))
     lo, hi = np.percentile(np.array(diffs), [2.5, 97.5], axis=0)
     print(f"{len(ids)} items, {args.resamples} paired resamples")

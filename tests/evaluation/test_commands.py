@@ -38,6 +38,8 @@ def test_train_then_eval_many_models(arc: tuple[Path, Path], tmp_path: Path) -> 
     metrics = json.loads(res.output)
     cq = metrics["cost_quality"]
     assert cq["aiq_oracle"] >= cq["aiq_zero"] > 0.5
+    lo, hi = cq["intervals"]["gap_closed"]  # bootstrap intervals by default, 1,000 resamples of the items
+    assert lo <= cq["gap_closed"] <= hi and metrics["bootstrap"]["resamples"] == 1000
     rows = [json.loads(line) for line in dec.read_text().splitlines()]
     assert len(rows) == 150 and {"id", "chosen", "router_score", "chosen_at"} <= set(rows[0])
     assert plot.stat().st_size > 1000
@@ -50,8 +52,21 @@ def test_cv_two_models_beats_random(tmp_path: Path) -> None:
     assert "APGR" in res.output and "CPT(50%)" in res.output
     apgr = float(res.output.split("APGR ")[1].split()[0])
     assert apgr > 0.53
+    lo, hi = map(float, res.output.split("resamples of the items): APGR ")[1].split(",")[0].split(".."))
+    assert lo < apgr < hi
     for k in range(5):  # what each fold's router chose, one line each (--fast: tf, C=1, nothing else)
         assert f"trained (fold {k}): tf, C=1 (" in res.output
+
+
+def test_resamples_zero_skips_the_intervals(arc: tuple[Path, Path], tmp_path: Path) -> None:
+    train, test = arc
+    res = CliRunner().invoke(eval_command, ["--train", str(train), "--data", str(test), "--fast", "--bits", "12",
+                                            "--json", "--resamples", "0"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output)
+    assert "intervals" not in metrics["cost_quality"] and "bootstrap" not in metrics
+    res = CliRunner().invoke(eval_command, ["--train", str(train), "--data", str(test), "--resamples", "-1"])
+    assert res.exit_code == 2 and "--resamples" in res.output
 
 
 def test_bad_data_is_a_clean_error(tmp_path: Path) -> None:

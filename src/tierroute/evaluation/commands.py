@@ -19,6 +19,7 @@ from .data import load_outcomes
 from .encoder_options import Encoder, encoder_options
 from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
+from .uncertainty import DEFAULT_RESAMPLES
 
 
 def _require_train_extra(*, plot: bool = False) -> None:
@@ -149,11 +150,15 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
+@click.option("--resamples", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
+              help="Bootstrap resamples of the evaluated items for 95% intervals on APGR/CPT or AIQ/gap closed "
+                   "(the routers are not retrained); 0 skips them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
                  goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, jobs: int | None,
-                 decisions_path: str | None, plot_path: str | None, as_json: bool, encoder: Encoder | None) -> None:
+                 decisions_path: str | None, plot_path: str | None, resamples: int, as_json: bool,
+                 encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None])
     if modes != 1:
@@ -178,7 +183,7 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
                 click.echo(f"note: {note}", err=True)
     except (TierrouteError, ArtifactError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
-    metrics = report(replay)
+    metrics = report(replay, resamples)
     if decisions_path:
         with open(decisions_path, "w", encoding="utf-8") as f:
             for row in decisions(replay):
@@ -193,6 +198,18 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     _print_report(metrics)
 
 
+def _print_intervals(m: dict[str, Any], figures: list[tuple[str, Any, str]]) -> None:
+    """One line of bootstrap intervals; an interval whose upper end is undefined prints as 'never'."""
+    def show(interval: Any, fmt: str) -> str:
+        if interval is None:
+            return "never (on more than 2.5% of resamples)"
+        return f"{interval[0]:{fmt}}..{interval[1]:{fmt}}"
+
+    b = m["bootstrap"]
+    click.echo(f"  {b['level']:.0%} intervals ({b['resamples']} resamples of the items): "
+               + ", ".join(f"{name} {show(interval, fmt)}" for name, interval, fmt in figures))
+
+
 def _print_report(m: dict[str, Any]) -> None:
     click.echo(f"{m['items']} items, {len(m['models'])} models")
     if "two_model" in m:
@@ -200,6 +217,11 @@ def _print_report(m: dict[str, Any]) -> None:
         click.echo(f"strong {t['strong']} ({t['q_strong']:.3f}) vs weak {t['weak']} ({t['q_weak']:.3f})")
         click.echo(f"APGR {t['apgr']:.3f}   CPT(50%) {t['cpt50']:.1%}   CPT(80%) {t['cpt80']:.1%}   "
                    f"strong share for 95% of strong quality {t['strong_share_for_95pct_quality']:.1%}")
+        if "intervals" in t:
+            i = t["intervals"]
+            _print_intervals(m, [("APGR", i["apgr"], ".3f"), ("CPT(50%)", i["cpt50"], ".1%"),
+                                 ("CPT(80%)", i["cpt80"], ".1%"),
+                                 ("strong share", i["strong_share_for_95pct_quality"], ".1%")])
     if "cost_quality" in m:
         c = m["cost_quality"]
         click.echo(f"AIQ router {c['aiq_router']:.4f}   zero router {c['aiq_zero']:.4f}   oracle {c['aiq_oracle']:.4f}   "
@@ -207,6 +229,11 @@ def _print_report(m: dict[str, Any]) -> None:
         share = c["cost_share_for_best_single_quality"]
         click.echo(f"{c['best_single']}'s quality reached at "
                    + ("never" if share is None else f"{share:.1%} of its cost"))
+        if "intervals" in c:
+            i = c["intervals"]
+            _print_intervals(m, [("AIQ", i["aiq_router"], ".4f"), ("gap closed", i["gap_closed"], ".1%"),
+                                 ("worst margin", i["min_margin_over_zero"], "+.4f"),
+                                 ("best single's quality at", i["cost_share_for_best_single_quality"], ".1%")])
     op = m["operating_point"]
     cost = f", cost {op['cost']:.5f}" if "cost" in op else ""
     top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]

@@ -34,12 +34,18 @@ def quality_by_strong_share(router_score: np.ndarray, strong: np.ndarray, weak: 
     gain = (strong - weak)[order]
     n = s.size
     cum = np.concatenate(([0.0], np.cumsum(gain)))
-    # Replace the cumulative gain inside each tie group by the straight line between its endpoints.
-    boundaries = np.concatenate(([0], np.flatnonzero(np.diff(s) != 0) + 1, [n]))
+    # Inside each tie group, replace the cumulative gain by the straight line between the group's endpoints,
+    # every group at once, with np.linspace's arithmetic (start + k * step), so the figures match it to the bit.
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    width = np.diff(np.append(starts, n))
+    lo, w = starts[width > 1], width[width > 1]
     out = cum.copy()
-    for lo, hi in zip(boundaries[:-1], boundaries[1:]):
-        if hi - lo > 1:
-            out[lo:hi + 1] = np.linspace(cum[lo], cum[hi], hi - lo + 1)
+    if lo.size:
+        inner = w - 1
+        group = np.repeat(np.arange(lo.size), inner)
+        k = np.arange(inner.sum()) - np.repeat(np.cumsum(inner) - inner, inner) + 1
+        step = (cum[lo + w] - cum[lo]) / w
+        out[lo[group] + k] = k * step[group] + cum[lo[group]]
     return (weak.sum() + out) / n
 
 
@@ -119,31 +125,37 @@ def aiq(hull: Sequence[tuple[float, float]], lo: float, hi: float, n: int = 2001
     return float(np.mean(q))
 
 
-def oracle_points(scores: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -> list[tuple[float, float]]:
-    """Operating points of the oracle: per item, the model maximising true score - lambda * cost."""
+def oracle_picks(scores: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -> np.ndarray:
+    """The oracle's choice per item (columns) at each lambda (rows): the model maximising true score - lambda * cost."""
     scale = float(np.nanmax(costs)) or 1.0
-    points = []
-    for lam in np.concatenate(([0.0], np.geomspace(1e-4, 1e4, n_lambdas))):
-        utility = scores - lam * costs / scale - 1e-9 * costs / scale  # cheaper wins exact ties
-        pick = np.argmax(utility, axis=1)
-        rows = np.arange(scores.shape[0])
-        points.append((float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
-    return points
+    lambdas = np.concatenate(([0.0], np.geomspace(1e-4, 1e4, n_lambdas)))
+    # cheaper wins exact ties
+    return np.array([np.argmax(scores - lam * costs / scale - 1e-9 * costs / scale, axis=1) for lam in lambdas])
+
+
+def oracle_points(scores: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -> list[tuple[float, float]]:
+    """Operating points of the oracle (``oracle_picks``) as (mean cost, mean quality)."""
+    rows = np.arange(scores.shape[0])
+    return [(float(costs[rows, pick].mean()), float(scores[rows, pick].mean()))
+            for pick in oracle_picks(scores, costs, n_lambdas)]
+
+
+def lambda_picks(pred: np.ndarray, mean_costs: np.ndarray,
+                 lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> np.ndarray:
+    """The router's choice per item (columns) at each ``lambda`` (rows): what ``choose_many`` picks from ``pred``."""
+    return np.array([choose_many(pred, mean_costs, Objective("lambda", float(lam))) for lam in lambdas])
 
 
 def lambda_points(pred: np.ndarray, mean_costs: np.ndarray, scores: np.ndarray, costs: np.ndarray,
                   lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> list[tuple[float, float]]:
-    """A router's (mean cost, mean quality) at each ``lambda``: what ``choose_many`` picks from ``pred``.
+    """A router's (mean cost, mean quality) at each ``lambda`` (``lambda_picks``).
 
     Every point is reachable by configuration (``Objective("lambda", value)``); the hull between two of them is
     reachable by sending a random share of requests to each setting, as for the zero router's mixes.
     """
     rows = np.arange(scores.shape[0])
-    points = []
-    for lam in lambdas:
-        pick = choose_many(pred, mean_costs, Objective("lambda", float(lam)))
-        points.append((float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
-    return points
+    return [(float(costs[rows, pick].mean()), float(scores[rows, pick].mean()))
+            for pick in lambda_picks(pred, mean_costs, lambdas)]
 
 
 @dataclass(frozen=True)
@@ -174,12 +186,18 @@ def cost_quality_report(router_points: Sequence[tuple[float, float]], models: Se
                         costs: np.ndarray) -> CostQualityReport:
     """Compare a router's operating points with the zero router and the oracle on the same items."""
     singles = {m: (float(costs[:, j].mean()), float(scores[:, j].mean())) for j, m in enumerate(models)}
+    return compare_points(router_points, singles, oracle_points(scores, costs))
+
+
+def compare_points(router_points: Sequence[tuple[float, float]], singles: dict[str, tuple[float, float]],
+                   oracle: Sequence[tuple[float, float]]) -> CostQualityReport:
+    """``cost_quality_report`` from the points themselves (the bootstrap reweights the points, not the items)."""
     lo = min(c for c, _ in singles.values())
     hi = max(c for c, _ in singles.values())
     zero = upper_hull(list(singles.values()))
-    oracle = upper_hull(oracle_points(scores, costs))
+    oracle_hull = upper_hull(oracle)
     router = upper_hull(router_points)
-    a_r, a_z, a_o = aiq(router, lo, hi), aiq(zero, lo, hi), aiq(oracle, lo, hi)
+    a_r, a_z, a_o = aiq(router, lo, hi), aiq(zero, lo, hi), aiq(oracle_hull, lo, hi)
     grid = np.linspace(lo, hi, 401)
     rq, zq = curve_at(router, grid), curve_at(zero, grid)
     margin = float(np.nanmin(np.nan_to_num(rq, nan=-1.0) - zq))
@@ -190,5 +208,5 @@ def cost_quality_report(router_points: Sequence[tuple[float, float]], models: Se
         xs, ys = np.array([p[0] for p in router]), np.array([p[1] for p in router])
         share = float(np.interp(best_q, ys, xs)) / best_cost if ys[0] < best_q else xs[0] / best_cost
     gap = (a_r - a_z) / (a_o - a_z) if a_o > a_z else 0.0
-    return CostQualityReport(tuple(router), tuple(zero), tuple(oracle), singles, a_r, a_z, a_o, gap, margin, share,
-                             best_model)
+    return CostQualityReport(tuple(router), tuple(zero), tuple(oracle_hull), singles, a_r, a_z, a_o, gap, margin,
+                             share, best_model)

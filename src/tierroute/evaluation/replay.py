@@ -19,6 +19,7 @@ from ..policies.objective import Objective, choose_many
 from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
 from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, two_model_report
 from .train import DEFAULT_GOAL, Progress, TrainReport, expected_costs, featurize, train_router
+from .uncertainty import LEVEL, cost_quality_intervals, two_model_intervals
 
 
 @dataclass
@@ -121,8 +122,9 @@ def strong_weak(data: OutcomeSet) -> tuple[int, int]:
     return strong, 1 - strong
 
 
-def report(replay: Replay) -> dict[str, Any]:
-    """Standard metrics as a JSON-able dict: calibration, two-model gap recovery, cost-quality curves."""
+def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
+    """Standard metrics as a JSON-able dict: calibration, two-model gap recovery, cost-quality curves; with
+    ``resamples``, each gap-recovery and cost-quality figure's bootstrap interval over the items (``intervals``)."""
     data, pred = replay.data, replay.pred
     if not data.complete:
         raise OutcomeDataError(f"{data.incomplete_items} of {len(data)} items lack some model's "
@@ -143,8 +145,16 @@ def report(replay: Replay) -> dict[str, Any]:
         s, w = strong_weak(data)
         out["two_model"] = two_model_report(router_score(pred, data), data.scores[:, s], data.scores[:, w]).as_dict()
         out["two_model"]["strong"], out["two_model"]["weak"] = data.models[s], data.models[w]
+        if resamples:
+            out["two_model"]["intervals"] = two_model_intervals(router_score(pred, data), data.scores[:, s],
+                                                                data.scores[:, w], resamples)
     if data.has_costs:
         out["cost_quality"] = cost_quality_report(router_points(replay), data.models, data.scores, data.costs).as_dict()
+        if resamples:
+            out["cost_quality"]["intervals"] = cost_quality_intervals(pred, replay.mean_costs, data.models,
+                                                                      data.scores, data.costs, resamples)
+    if resamples and ("two_model" in out or "cost_quality" in out):
+        out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "over": "evaluated items; routers not retrained"}
     if replay.training:
         out["training"] = replay.training
     return out

@@ -16,6 +16,7 @@ from ..policies.calibration import brier, fit_platt
 from ..policies.predictors.base import sigmoid
 from .data import OutcomeSet
 from .metrics import aiq, lambda_points, two_model_report, upper_hull
+from .uncertainty import resample_rows
 
 Config = TypeVar("Config")
 
@@ -54,10 +55,8 @@ def standard_error(diff: np.ndarray) -> float:
 def bootstrap_se(first: np.ndarray, second: np.ndarray, data: OutcomeSet, resamples: int = 100) -> float:
     """Bootstrap standard error of the routing metric of ``first`` minus that of ``second`` (paired: the same
     resampled items for both; seeded, so a training run repeats exactly)."""
-    rng = np.random.default_rng(0)
     gains = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(data), len(data))
+    for rows in resample_rows(len(data), resamples, seed=0):
         scores, costs = data.scores[rows], data.costs[rows]
         gains.append(routing_score(first[rows], scores, costs)[1] - routing_score(second[rows], scores, costs)[1])
     return float(np.std(gains))
