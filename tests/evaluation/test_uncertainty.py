@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 
 from tierroute.evaluation.metrics import cost_quality_report, lambda_points, quality_by_strong_share, two_model_report
@@ -79,3 +81,13 @@ def test_a_router_that_is_a_single_model_at_its_cheap_end_keeps_a_defined_margin
     intervals = cost_quality_intervals(pred, costs.mean(axis=0), models, scores, costs, resamples=300)
     lo, hi = intervals["min_margin_over_zero"]
     assert -0.05 < lo <= hi <= 1e-12
+
+
+def test_a_figure_that_is_never_reached_has_no_interval_and_no_warning() -> None:
+    scores, costs, models = _many_models(300)
+    pred = np.tile([0.9, 0.1, 0.1, 0.1], (len(scores), 1))  # always the cheapest model: never the best's quality
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intervals = cost_quality_intervals(pred, costs.mean(axis=0), models, scores, costs, resamples=100)
+    assert intervals["cost_share_for_best_single_quality"] is None
+    assert intervals["aiq_router"] is not None

@@ -30,13 +30,16 @@ def resample_rows(n: int, resamples: int, seed: int = 0) -> Iterator[np.ndarray]
 
 
 def _intervals(names: Sequence[str], values: list[tuple[float, ...]]) -> dict[str, Interval]:
-    """Central ``LEVEL`` percentile interval of each column; NaN (undefined) counts as worse than any value."""
+    """Central ``LEVEL`` percentile interval of each column. NaN (undefined: "never") ranks above every value; if
+    it reaches the upper percentile the interval is None. It stands in as the largest float, not infinity, so
+    interpolating next to it stays finite."""
     table = np.array(values, dtype=np.float64)
     tail = 100 * (1 - LEVEL) / 2
+    never = np.finfo(np.float64).max
     out: dict[str, Interval] = {}
     for name, column in zip(names, table.T):
-        lo, hi = np.percentile(np.where(np.isnan(column), np.inf, column), [tail, 100 - tail])
-        out[name] = (float(lo), float(hi)) if np.isfinite(hi) else None
+        lo, hi = np.percentile(np.where(np.isnan(column), never, column), [tail, 100 - tail])
+        out[name] = None if hi > never / 2 else (float(lo), float(hi))
     return out
 
 
