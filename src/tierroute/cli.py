@@ -13,7 +13,7 @@ import click
 import orjson
 
 from ._exceptions import ConfigError, TierrouteError
-from .evaluation.commands import eval_command, train_command
+from .evaluation.commands import compare_command, eval_command, train_command
 
 CONFIG_OPTION = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
                              help="YAML config file (default: $TIERROUTE_CONFIG, ./tierroute.yaml, else the environment).")
@@ -331,3 +331,4 @@ def export(config: str | None, out: str, since: str | None) -> None:
 
 main.add_command(train_command, "train")
 main.add_command(eval_command, "eval")
+main.add_command(compare_command, "compare")

@@ -15,6 +15,7 @@ import click
 from .._exceptions import TierrouteError
 from ..policies.artifact import ArtifactError, load_artifact, save_artifact
 from ..policies.calibration import Goal
+from .comparison import compare, load_side
 from .data import load_outcomes
 from .encoder_options import Encoder, encoder_options
 from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
@@ -250,6 +251,52 @@ def _print_report(m: dict[str, Any]) -> None:
                f"{sum(v['brier'] for v in m['calibration'].values()) / len(m['calibration']):.4f}")
 
 
+FIGURE_LABELS = {"apgr": ("APGR", ".4f"), "cpt50": ("CPT(50%)", ".1%"), "cpt80": ("CPT(80%)", ".1%"),
+                 "strong_share_for_95pct_quality": ("strong share for 95%", ".1%"),
+                 "aiq_router": ("AIQ", ".4f"), "gap_closed": ("gap closed", ".1%"),
+                 "min_margin_over_zero": ("worst margin over zero", "+.4f"),
+                 "cost_share_for_best_single_quality": ("best single's quality at", ".1%"),
+                 "brier": ("mean Brier", ".4f")}
+
+
+@click.command("compare")
+@click.option("--data", "data_files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Outcome JSONL file(s) both routers are scored on.")
+@click.argument("first", type=click.Path(exists=True, dir_okay=False))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resamples", type=click.IntRange(min=1), default=DEFAULT_RESAMPLES, show_default=True,
+              help="Paired bootstrap resamples of the items.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(data_files: tuple[str, ...], first: str, second: str, resamples: int, as_json: bool) -> None:
+    """Compare two routers on the same items: each figure for both, and second - first with a paired 95% interval.
+
+    FIRST and SECOND are router files (replayed on --data) or decisions files from `tierroute eval --decisions`
+    (how two training pipelines are compared under --cv).
+    """
+    _require_train_extra()
+    try:
+        data = load_outcomes(list(data_files))
+        result = compare(load_side(first, data), load_side(second, data), data, resamples)
+    except (TierrouteError, ArtifactError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['items']} items, {len(result['models'])} models; first {result['first']}, second "
+               f"{result['second']}; {resamples} paired resamples of the items")
+    click.echo(f"{'figure':24s} {'first':>9s} {'second':>9s}   second - first (95%)")
+    for row in result["figures"]:
+        label, fmt = FIGURE_LABELS[row["figure"]]
+        show = (lambda v: "never" if v is None else f"{v:{fmt}}")  # noqa: E731
+        diff, interval = row["difference"], row["interval"]
+
+        def delta(v: float, fmt: str = fmt) -> str:  # a difference of shares in percentage points
+            return f"{100 * v:+.1f} pt" if fmt.endswith("%") else f"{v:+{fmt.lstrip('+')}}"
+        spread = "undefined on too many resamples" if interval is None else f"{delta(interval[0])} .. {delta(interval[1])}"
+        click.echo(f"{label:24s} {show(row['first']):>9s} {show(row['second']):>9s}   "
+                   + ("n/a" if diff is None else f"{delta(diff)} ({spread})"))
+
+
 if __name__ == "__main__":  # pragma: no cover - convenience for running without the main CLI group
-    group = click.Group(commands={"train": train_command, "eval": eval_command})
+    group = click.Group(commands={"train": train_command, "eval": eval_command, "compare": compare_command})
     sys.exit(group())

@@ -189,8 +189,14 @@ def decisions(replay: Replay) -> list[dict[str, Any]]:
         score = pred.max(axis=1)
         for lam in (0.0, 0.1, 0.3, 1.0):
             extra[f"lambda_{lam:g}"] = choose_many(pred, replay.mean_costs, Objective("lambda", lam))
+    # Full precision, and with costs the per-model expected cost the router priced with: enough to recompute
+    # the choice at any lambda, and for ``tierroute compare`` to rescore the file exactly as ``eval`` scored it.
+    priced = {m: float(c) for m, c in zip(data.models, replay.mean_costs)} if data.has_costs else None
     for i, item in enumerate(data.items):
-        rows.append({"id": item.id, "router_score": float(score[i]), "chosen": data.models[pick[i]],
-                     "chosen_at": {k: data.models[v[i]] for k, v in extra.items()},
-                     "predicted": {m: round(float(pred[i, j]), 4) for j, m in enumerate(data.models)}})
+        row = {"id": item.id, "router_score": float(score[i]), "chosen": data.models[pick[i]],
+               "chosen_at": {k: data.models[v[i]] for k, v in extra.items()},
+               "predicted": {m: float(pred[i, j]) for j, m in enumerate(data.models)}}
+        if priced is not None:
+            row["expected_cost"] = priced
+        rows.append(row)
     return rows

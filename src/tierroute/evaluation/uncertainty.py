@@ -12,7 +12,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .metrics import LAMBDA_SWEEP, compare_points, lambda_picks, oracle_picks, two_model_report
+from .metrics import (LAMBDA_SWEEP, CostQualityReport, compare_points, lambda_picks, oracle_picks,
+                      two_model_report)
 
 LEVEL = 0.95
 DEFAULT_RESAMPLES = 1000
@@ -43,42 +44,86 @@ def _intervals(names: Sequence[str], values: list[tuple[float, ...]]) -> dict[st
     return out
 
 
+def _two_model_figures(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple[float, ...]:
+    rep = two_model_report(router_score, strong, weak)
+    return rep.apgr, rep.cpt50, rep.cpt80, rep.strong_share_for_95pct
+
+
+def _cost_quality_figures(rep: CostQualityReport) -> tuple[float, ...]:
+    share = np.nan if rep.cost_share_for_best_single is None else rep.cost_share_for_best_single
+    return rep.aiq_router, rep.gap_closed, rep.min_margin_over_zero, share
+
+
 def two_model_intervals(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray,
                         resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Interval]:
     """Intervals for APGR, CPT(50%), CPT(80%) and the strong share for 95% of strong quality."""
-    values = []
-    for rows in resample_rows(len(router_score), resamples, seed):
-        rep = two_model_report(router_score[rows], strong[rows], weak[rows])
-        values.append((rep.apgr, rep.cpt50, rep.cpt80, rep.strong_share_for_95pct))
+    values = [_two_model_figures(router_score[rows], strong[rows], weak[rows])
+              for rows in resample_rows(len(router_score), resamples, seed)]
     return _intervals(TWO_MODEL_FIGURES, values)
+
+
+class _ResampledCurves:
+    """Routers', the oracle's and the single models' operating points, rescored on resamples of the items.
+
+    Each item's choice at each lambda, a router's or the oracle's, does not depend on which other items are
+    drawn, so the choices are made once and a resample only reweights them. Every point is a row of per-item
+    choices; identical rows (many lambdas choose alike; a router's cheapest point is often a single model's) are
+    summed once, so they come out bit-identical: a router point that is a single model's point must not land a
+    rounding error to the right of it, where the router's curve is undefined.
+    """
+
+    def __init__(self, preds: Sequence[tuple[np.ndarray, np.ndarray]], models: Sequence[str], scores: np.ndarray,
+                 costs: np.ndarray, lambdas: Sequence[float]) -> None:
+        n, k = scores.shape
+        blocks = [lambda_picks(pred, mean_costs, lambdas) for pred, mean_costs in preds]
+        blocks += [oracle_picks(scores, costs), np.repeat(np.arange(k)[:, None], n, axis=1)]
+        picks, which = np.unique(np.vstack(blocks), axis=0, return_inverse=True)
+        self._which = which.ravel()
+        self._cost = np.take_along_axis(costs.T, picks, axis=0)
+        self._quality = np.take_along_axis(scores.T, picks, axis=0)
+        self._ends = np.cumsum([len(block) for block in blocks])[:-1]
+        self._models = list(models)
+
+    def reports(self, drawn: np.ndarray) -> list[CostQualityReport]:
+        """Each router's report on the items ``drawn`` (indices, with repeats)."""
+        n = self._cost.shape[1]
+        count = np.bincount(drawn, minlength=n)
+        cost, quality = self._cost @ count / n, self._quality @ count / n
+        points = list(zip(cost[self._which], quality[self._which]))
+        *routers, oracle, singles = (points[a:b] for a, b in zip([0, *self._ends], [*self._ends, len(points)]))
+        return [compare_points(router, dict(zip(self._models, singles)), oracle) for router in routers]
 
 
 def cost_quality_intervals(pred: np.ndarray, mean_costs: np.ndarray, models: Sequence[str], scores: np.ndarray,
                            costs: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                            lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> dict[str, Interval]:
     """Intervals for the router's AIQ, the gap it closes, its worst margin over the zero router and the share of
-    the best single model's cost at which it reaches that model's quality.
+    the best single model's cost at which it reaches that model's quality (the zero router, the oracle and the
+    router all rescored on the same resample)."""
+    curves = _ResampledCurves([(pred, mean_costs)], models, scores, costs, lambdas)
+    values = [_cost_quality_figures(curves.reports(drawn)[0]) for drawn in resample_rows(len(scores), resamples, seed)]
+    return _intervals(COST_QUALITY_FIGURES, values)
 
-    Each item's choice at each lambda, the router's and the oracle's, does not depend on which other items are
-    drawn, so the choices are made once and a resample only reweights them; the zero router, the oracle and the
-    router are all rescored on the same resample.
-    """
-    n, k = scores.shape
-    router, oracle = lambda_picks(pred, mean_costs, lambdas), oracle_picks(scores, costs)
-    singles = np.repeat(np.arange(k)[:, None], n, axis=1)
-    # Every point is a row of per-item choices. Identical rows (many lambdas choose alike; the router's cheapest
-    # point is a single model) are summed once, so they come out bit-identical: a router point that is a single
-    # model's point must not land a rounding error to the right of it, where the router's curve is undefined.
-    picks, which = np.unique(np.vstack([router, oracle, singles]), axis=0, return_inverse=True)
-    which = which.ravel()
-    item_cost, item_quality = np.take_along_axis(costs.T, picks, axis=0), np.take_along_axis(scores.T, picks, axis=0)
-    ends = np.cumsum([len(router), len(oracle)])
+
+def paired_two_model(first: np.ndarray, second: np.ndarray, strong: np.ndarray, weak: np.ndarray,
+                     resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Interval]:
+    """Intervals for ``second`` minus ``first`` in each two-model figure, both router scores on the same resamples
+    (paired: far narrower than either figure's own interval when the routers agree on most items)."""
+    values = [tuple(np.subtract(_two_model_figures(second[rows], strong[rows], weak[rows]),
+                                _two_model_figures(first[rows], strong[rows], weak[rows])))
+              for rows in resample_rows(len(first), resamples, seed)]
+    return _intervals(TWO_MODEL_FIGURES, values)
+
+
+def paired_cost_quality(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                        models: Sequence[str], scores: np.ndarray, costs: np.ndarray,
+                        resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                        lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> dict[str, Interval]:
+    """Intervals for ``second`` minus ``first`` in each cost-quality figure; each router is (predictions, the
+    expected cost per model it priced with). A figure undefined for either router on a resample is undefined."""
+    curves = _ResampledCurves([first, second], models, scores, costs, lambdas)
     values = []
-    for drawn in resample_rows(n, resamples, seed):
-        count = np.bincount(drawn, minlength=n)
-        cost, quality = item_cost @ count / n, item_quality @ count / n
-        points = list(zip(cost[which], quality[which]))
-        rep = compare_points(points[:ends[0]], dict(zip(models, points[ends[1]:])), points[ends[0]:ends[1]])
-        share = np.nan if rep.cost_share_for_best_single is None else rep.cost_share_for_best_single
-        values.append((rep.aiq_router, rep.gap_closed, rep.min_margin_over_zero, share))
+    for drawn in resample_rows(len(scores), resamples, seed):
+        a, b = curves.reports(drawn)
+        values.append(tuple(np.subtract(_cost_quality_figures(b), _cost_quality_figures(a))))
     return _intervals(COST_QUALITY_FIGURES, values)
