@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tierroute.evaluation.commands import eval_command, train_command
+from tierroute.evaluation.commands import _print_heldout_routing, eval_command, train_command
 from tierroute.evaluation.data import data_dir
 
 OUT = data_dir() / "outcomes"
@@ -101,6 +101,7 @@ def test_train_reports_auxiliary_targets_and_can_skip_them(tmp_path: Path) -> No
     res = CliRunner().invoke(train_command, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
+    assert 0.55 < summary["heldout_routing"]["apgr"] < 0.8  # out of fold, GSM8K's signal
     assert summary["auxiliary_targets"] == ["answer length: gpt-4-1106-preview",
                                             "answer length: mistralai/Mixtral-8x7B-Instruct-v0.1"]
     res = CliRunner().invoke(train_command, [*args, "--no-auxiliary"])
@@ -110,3 +111,17 @@ def test_train_reports_auxiliary_targets_and_can_skip_them(tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     assert ("auxiliary targets (training only, folded into the linear stage): answer length "
             "(gpt-4-1106-preview, mistralai/Mixtral-8x7B-Instruct-v0.1)") in res.output
+    assert "held out, inner CV (optimistic" in res.output and "APGR 0." in res.output
+
+
+def test_train_says_when_routing_does_not_pay(capsys: pytest.CaptureFixture[str]) -> None:
+    """The held-out summary and its note, for figures that show no gain (many models, and two)."""
+    _print_heldout_routing({"aiq_router": 0.90, "aiq_zero": 0.91, "aiq_oracle": 0.98, "gap_closed": -0.14,
+                            "min_margin_over_zero": -0.02})
+    out = capsys.readouterr()
+    assert "gap closed -14.0%" in out.out and "does not beat the best fixed mix of models" in out.err
+    _print_heldout_routing({"apgr": 0.49, "cpt50": 0.51})
+    assert "no better than chance" in capsys.readouterr().err
+    _print_heldout_routing({"apgr": 0.7, "cpt50": 0.25})
+    _print_heldout_routing({})  # no routing curve (no costs, or one model): nothing to say
+    assert capsys.readouterr().err == ""

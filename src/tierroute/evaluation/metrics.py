@@ -210,3 +210,19 @@ def compare_points(router_points: Sequence[tuple[float, float]], singles: dict[s
     gap = (a_r - a_z) / (a_o - a_z) if a_o > a_z else 0.0
     return CostQualityReport(tuple(router), tuple(zero), tuple(oracle_hull), singles, a_r, a_z, a_o, gap, margin,
                              share, best_model)
+
+
+def routing_summary(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, mean_costs: np.ndarray,
+                    models: Sequence[str]) -> dict[str, float]:
+    """The headline figures of predictions on complete outcomes: APGR and CPT(50%) for two models; AIQ against
+    the zero router and the oracle, the gap closed and the worst margin with costs and three or more models;
+    nothing for other shapes (no routing curve to score)."""
+    if scores.shape[1] == 2:
+        strong = int(np.argmax(scores.mean(axis=0)))
+        rep = two_model_report(pred[:, strong] - pred[:, 1 - strong], scores[:, strong], scores[:, 1 - strong])
+        return {"apgr": rep.apgr, "cpt50": rep.cpt50}
+    if scores.shape[1] > 2 and np.isfinite(costs).all():
+        cq = cost_quality_report(lambda_points(pred, mean_costs, scores, costs), models, scores, costs)
+        return {"aiq_router": cq.aiq_router, "aiq_zero": cq.aiq_zero, "aiq_oracle": cq.aiq_oracle,
+                "gap_closed": cq.gap_closed, "min_margin_over_zero": cq.min_margin_over_zero}
+    return {}

@@ -11,7 +11,7 @@ import hashlib
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from .auxiliary import (
     projection,
 )
 from .data import OutcomeDataError, OutcomeSet
+from .metrics import routing_summary
 from .selection import platt_steps, race, routing_metric, routing_score, standard_error
 from .workers import Workers
 
@@ -103,6 +104,7 @@ class TrainReport:
     operating_point: dict[str, float]
     seconds: float
     auxiliary: tuple[str, ...] = ()
+    routing: dict[str, float] = field(default_factory=dict)  # ``metrics.routing_summary`` out of fold
 
 
 def apply_idf(x: Any, idf: np.ndarray) -> Any:
@@ -462,15 +464,18 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
         seen = observed[:, j]
         calibration[m] = {"brier": brier(oof[seen, j], data.scores[seen, j]),
                           "ece": ece(oof[seen, j], data.scores[seen, j]), "items": int(seen.sum())}
+    # What the user most needs to know before deploying: does routing on these prompts beat the best fixed mix
+    # of models? Out of fold, but for the configuration inner CV chose, so slightly optimistic.
+    routing = (routing_summary(oof, data.scores, data.costs, mean_costs, data.models) if data.complete else {})
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
-               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete}
+               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
     return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
-                                 time.perf_counter() - start, fitted.auxiliary)
+                                 time.perf_counter() - start, fitted.auxiliary, routing)
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:
