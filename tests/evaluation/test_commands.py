@@ -125,3 +125,16 @@ def test_train_says_when_routing_does_not_pay(capsys: pytest.CaptureFixture[str]
     _print_heldout_routing({"apgr": 0.7, "cpt50": 0.25})
     _print_heldout_routing({})  # no routing curve (no costs, or one model): nothing to say
     assert capsys.readouterr().err == ""
+
+
+def test_a_missing_cost_is_priced_and_reported_not_dropped(arc: tuple[Path, Path], tmp_path: Path) -> None:
+    _, test = arc
+    rows = [json.loads(line) for line in test.read_text().splitlines()]
+    del rows[3]["outcomes"]["claude-v1"]["cost"]
+    gap = tmp_path / "gap.jsonl"
+    gap.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    res = CliRunner().invoke(eval_command, ["--cv", "3", "--fast", "--bits", "12", "--data", str(gap),
+                                            "--resamples", "0"])
+    assert res.exit_code == 0, res.output
+    assert f"note: 1 of 1650 scores have no recorded cost (first: {gap}:4, 'claude-v1')" in res.output
+    assert "gap closed" in res.output  # the cost figures are still there

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,33 @@ def test_continuous_scores_and_a_single_model_load(tmp_path: Path) -> None:
 def test_data_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TIERROUTE_DATA_DIR", str(tmp_path))
     assert data_dir() == tmp_path
+
+
+def _priced(item_id: str, c1: float | None, c2: float | None) -> str:
+    out = {"m1": {"score": 1.0}, "m2": {"score": 0.0}}
+    for model, cost in (("m1", c1), ("m2", c2)):
+        if cost is not None:
+            out[model]["cost"] = cost
+    return json.dumps({"id": item_id, "messages": [{"role": "user", "content": "q"}], "outcomes": out})
+
+
+def test_a_missing_cost_is_priced_at_the_models_mean_and_said(tmp_path: Path) -> None:
+    """One gap must not turn a priced file into an unpriced one (every cost figure would silently vanish)."""
+    path = tmp_path / "costs.jsonl"
+    path.write_text("\n".join([_priced("a", 1.0, 0.1), _priced("b", 3.0, None), _priced("c", None, 0.3)]) + "\n")
+    data = load_outcomes(path)
+    assert data.has_costs
+    assert data.costs.tolist() == [[1.0, 0.1], [3.0, 0.2], [2.0, 0.3]]
+    (note,) = data.notes
+    assert note.startswith(f"2 of 6 scores have no recorded cost (first: {path}:2, 'm2')")
+
+
+def test_a_model_never_priced_beside_priced_ones_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "costs.jsonl"
+    path.write_text("\n".join([_priced("a", 1.0, None), _priced("b", 3.0, None)]) + "\n")
+    with pytest.raises(OutcomeDataError) as exc:
+        load_outcomes(path)
+    assert "no recorded cost for ['m2'] on any item" in exc.value.message and str(path) in exc.value.message
+    path.write_text("\n".join([_priced("a", None, None), _priced("b", None, None)]) + "\n")
+    data = load_outcomes(path)  # no costs at all: an unpriced file, nothing to say
+    assert not data.has_costs and data.notes == ()

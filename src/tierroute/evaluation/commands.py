@@ -16,7 +16,7 @@ from .._exceptions import TierrouteError
 from ..policies.artifact import ArtifactError, load_artifact, save_artifact
 from ..policies.calibration import Goal
 from .comparison import compare, load_side
-from .data import load_outcomes
+from .data import OutcomeSet, load_outcomes
 from .encoder_options import Encoder, encoder_options
 from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
@@ -59,6 +59,13 @@ def _search(fast: bool, no_auxiliary: bool, jobs: int | None) -> dict[str, Any]:
     return search
 
 
+def _notes(data: OutcomeSet, quiet: bool = False) -> None:
+    """What loading the data changed (missing costs priced at a model's mean), on stderr."""
+    if not quiet:
+        for note in data.notes:
+            click.echo(f"note: {note}", err=True)
+
+
 def _progress(enabled: bool) -> Any:
     if not enabled:
         return None
@@ -86,6 +93,7 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
     _require_train_extra()
     try:
         data = load_outcomes(list(data_files), partial=True)
+        _notes(data, quiet)
         if not data.complete and not quiet and not as_json:
             click.echo(f"note: {data.incomplete_items} of {len(data)} items lack some model's "
                        "score (logged traffic): each model is trained on the items it answered; no trees, auxiliary "
@@ -191,11 +199,13 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     progress = _progress(not as_json)
     try:
         data = load_outcomes(list(data_files))
+        _notes(data)
         replay: Replay
         if router_path is not None:
             replay = replay_artifact(load_artifact(router_path), data)
         elif train_files:
             train = load_outcomes(list(train_files), partial=True)  # logged traffic may train; --data is judged
+            _notes(train)
             replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
                                 **_search(fast, no_auxiliary, jobs))
         else:
@@ -297,6 +307,7 @@ def compare_command(data_files: tuple[str, ...], first: str, second: str, resamp
     _require_train_extra()
     try:
         data = load_outcomes(list(data_files))
+        _notes(data)
         result = compare(load_side(first, data), load_side(second, data), data, resamples)
     except (TierrouteError, ArtifactError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None

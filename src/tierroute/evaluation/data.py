@@ -63,6 +63,8 @@ class OutcomeSet:
     models: tuple[str, ...]
     scores: np.ndarray
     costs: np.ndarray
+    # What loading changed and a user should hear about (missing costs priced at the model's mean), for the CLI.
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -200,9 +202,11 @@ def load_outcomes(paths: str | Path | Sequence[str | Path], *, partial: bool = F
     if isinstance(paths, (str, Path)):
         paths = [paths]
     items: list[OutcomeItem] = []
+    where: list[str] = []
     first: tuple[Path, int, set[str]] | None = None
     for p in paths:
         for line, item in _read_numbered(Path(p)):
+            where.append(f"{p}:{line}")
             if first is None:
                 first = (Path(p), line, set(item.scores))
             elif not partial and set(item.scores) != first[2]:
@@ -210,4 +214,27 @@ def load_outcomes(paths: str | Path | Sequence[str | Path], *, partial: bool = F
                 raise _fail(Path(p), line, "outcomes", f"every item must score the same models as {first[0]}:{first[1]}"
                             f" (missing {missing}, extra {extra}); drop those models or those items{PARTIAL_HINT}")
             items.append(item)
-    return to_outcome_set(items, where=", ".join(str(p) for p in paths), partial=partial)
+    label = ", ".join(str(p) for p in paths)
+    return _price_missing(to_outcome_set(items, where=label, partial=partial), where, label)
+
+
+def _price_missing(data: OutcomeSet, where: list[str], label: str) -> OutcomeSet:
+    """Costs recorded for some scores and not others: price the gaps at the model's mean recorded cost, and say
+    so. Treating such a file as unpriced instead would drop every cost figure over one missing value; a model
+    with no recorded cost at all cannot be priced that way, which is an error naming it."""
+    recorded = data.observed & np.isfinite(data.costs)
+    missing = data.observed & ~np.isfinite(data.costs)
+    if not recorded.any() or not missing.any():
+        return data
+    unpriced = [m for j, m in enumerate(data.models) if missing[:, j].any() and not recorded[:, j].any()]
+    if unpriced:
+        raise OutcomeDataError(f"{label}: no recorded cost for {unpriced} on any item, while "
+                               f"other models have costs: record a cost for every model, or for none "
+                               f"(then models are compared by score alone)")
+    means = np.array([data.costs[recorded[:, j], j].mean() if recorded[:, j].any() else np.nan
+                      for j in range(len(data.models))])
+    costs = np.where(missing, means, data.costs)
+    i, j = (int(v[0]) for v in np.nonzero(missing))
+    note = (f"{int(missing.sum())} of {int(data.observed.sum())} scores have no recorded cost (first: {where[i]}, "
+            f"{data.models[j]!r}); priced at that model's mean recorded cost")
+    return OutcomeSet(data.items, data.models, data.scores, costs, data.notes + (note,))
