@@ -138,3 +138,11 @@ def test_a_missing_cost_is_priced_and_reported_not_dropped(arc: tuple[Path, Path
     assert res.exit_code == 0, res.output
     assert f"note: 1 of 1650 scores have no recorded cost (first: {gap}:4, 'claude-v1')" in res.output
     assert "gap closed" in res.output  # the cost figures are still there
+
+
+def test_eval_says_when_test_items_were_trained_on(arc: tuple[Path, Path]) -> None:
+    train, _ = arc
+    res = CliRunner().invoke(eval_command, ["--train", str(train), "--data", str(train), "--fast", "--bits", "12",
+                                            "--resamples", "0"])
+    assert res.exit_code == 0, res.output
+    assert "note: 300 of the 300 evaluated items are also in the training data" in res.output

@@ -34,7 +34,7 @@ def test_malformed_lines_name_file_line_and_field(tmp_path: Path, line: str, whe
 
 def test_models_must_match_across_items(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
-    path.write_text(GOOD + "\n\n" + GOOD.replace('"m2"', '"m3"') + "\n")
+    path.write_text(GOOD + "\n\n" + GOOD.replace('"m2"', '"m3"').replace('"a"', '"b"') + "\n")
     with pytest.raises(OutcomeDataError) as exc:
         load_outcomes(path)
     assert f"{path}:3: outcomes:" in exc.value.message and "missing ['m2'], extra ['m3']" in exc.value.message
@@ -43,7 +43,7 @@ def test_models_must_match_across_items(tmp_path: Path) -> None:
 def test_a_model_missing_from_a_later_file_names_that_file(tmp_path: Path) -> None:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     first.write_text(GOOD + "\n")
-    second.write_text(GOOD.replace(', "m2": {"score": 0}', "") + "\n")
+    second.write_text(GOOD.replace(', "m2": {"score": 0}', "").replace('"a"', '"b"') + "\n")
     with pytest.raises(OutcomeDataError, match=r"b\.jsonl:1: outcomes: .*missing \['m2'\]"):
         load_outcomes([first, second])
 
@@ -88,3 +88,12 @@ def test_a_model_never_priced_beside_priced_ones_is_an_error(tmp_path: Path) -> 
     path.write_text("\n".join([_priced("a", None, None), _priced("b", None, None)]) + "\n")
     data = load_outcomes(path)  # no costs at all: an unpriced file, nothing to say
     assert not data.has_costs and data.notes == ()
+
+
+def test_a_repeated_id_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    """Usually a file given twice: folds, decisions and comparisons are keyed by id."""
+    path = tmp_path / "twice.jsonl"
+    path.write_text(GOOD + "\n")
+    with pytest.raises(OutcomeDataError) as exc:
+        load_outcomes([path, path])
+    assert exc.value.message == f"{path}:1: id: 'a' repeats {path}:1; every item needs its own id"

@@ -206,6 +206,10 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         elif train_files:
             train = load_outcomes(list(train_files), partial=True)  # logged traffic may train; --data is judged
             _notes(train)
+            shared = {it.id for it in train.items} & {it.id for it in data.items}
+            if shared:
+                click.echo(f"note: {len(shared)} of the {len(data)} evaluated items are also in the training data "
+                           f"(same id, e.g. {min(shared)!r}): their figures are not held out", err=True)
             replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
                                 **_search(fast, no_auxiliary, jobs))
         else:

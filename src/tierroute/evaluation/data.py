@@ -203,10 +203,14 @@ def load_outcomes(paths: str | Path | Sequence[str | Path], *, partial: bool = F
         paths = [paths]
     items: list[OutcomeItem] = []
     where: list[str] = []
+    seen: dict[str, str] = {}
     first: tuple[Path, int, set[str]] | None = None
     for p in paths:
         for line, item in _read_numbered(Path(p)):
             where.append(f"{p}:{line}")
+            if item.id in seen:  # folds, decisions and comparisons are keyed by id; a repeat is usually a file given twice
+                raise _fail(Path(p), line, "id", f"{item.id!r} repeats {seen[item.id]}; every item needs its own id")
+            seen[item.id] = where[-1]
             if first is None:
                 first = (Path(p), line, set(item.scores))
             elif not partial and set(item.scores) != first[2]:
