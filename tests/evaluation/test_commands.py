@@ -146,3 +146,24 @@ def test_eval_says_when_test_items_were_trained_on(arc: tuple[Path, Path]) -> No
                                             "--resamples", "0"])
     assert res.exit_code == 0, res.output
     assert "note: 300 of the 300 evaluated items are also in the training data" in res.output
+
+
+def test_split_trains_on_train_items_and_judges_test_items(arc: tuple[Path, Path], tmp_path: Path) -> None:
+    """One file carrying RouterBench's fixed split gives what the two split files give."""
+    train, test = arc
+    both = tmp_path / "both.jsonl"
+    both.write_text(train.read_text() + test.read_text())
+    common = ["--fast", "--bits", "12", "--json", "--resamples", "0"]
+    split = CliRunner().invoke(eval_command, ["--split", "--data", str(both), *common])
+    files = CliRunner().invoke(eval_command, ["--train", str(train), "--data", str(test), *common])
+    assert split.exit_code == 0 and files.exit_code == 0, split.output + files.output
+    a, b = json.loads(split.output), json.loads(files.output)
+    assert a["items"] == 150 and a["cost_quality"] == b["cost_quality"]
+    res = CliRunner().invoke(eval_command, ["--split", "--data", str(test), "--fast"])
+    assert res.exit_code == 1 and "the data has 0 train and 150 test items; it needs both" in res.output
+    rows = [json.loads(line) for line in both.read_text().splitlines()]
+    del rows[7]["split"]
+    gap = tmp_path / "gap.jsonl"
+    gap.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    res = CliRunner().invoke(eval_command, ["--split", "--data", str(gap), "--fast"])
+    assert res.exit_code == 1 and f"found (none) (first: item {rows[7]['id']!r})" in res.output

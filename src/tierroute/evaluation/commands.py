@@ -18,7 +18,7 @@ from ..policies.calibration import Goal
 from .comparison import compare, load_side
 from .data import OutcomeSet, load_outcomes
 from .encoder_options import Encoder, encoder_options
-from .replay import Replay, cross_validate, decisions, replay_artifact, report, train_test
+from .replay import Replay, by_split, cross_validate, decisions, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
 from .uncertainty import DEFAULT_RESAMPLES
 
@@ -171,6 +171,9 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--train", "train_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Train on these files, then test on --data (e.g. RouterBench train/test splits).")
 @click.option("--cv", "cv", type=int, default=None, help="k-fold cross-validation over the items' 'fold' field.")
+@click.option("--split", "by_split_field", is_flag=True,
+              help="Train on the items whose 'split' is \"train\", evaluate on those whose split is \"test\" (one "
+                   "file that carries a fixed split, as RouterBench's do).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
               help="Operating point calibrated on training data when training inside the evaluation.")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
@@ -186,13 +189,13 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, jobs: int | None,
+                 by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, jobs: int | None,
                  decisions_path: str | None, plot_path: str | None, resamples: int, as_json: bool,
                  encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
-    modes = sum([router_path is not None, bool(train_files), cv is not None])
+    modes = sum([router_path is not None, bool(train_files), cv is not None, by_split_field])
     if modes != 1:
-        raise click.UsageError("give exactly one of --router, --train FILE, or --cv K")
+        raise click.UsageError("give exactly one of --router, --train FILE, --cv K, or --split")
     if router_path is not None and encoder is not None:
         raise click.UsageError("--encoder is for training; a --router file brings its own encoder")
     _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
@@ -211,6 +214,10 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
                 click.echo(f"note: {len(shared)} of the {len(data)} evaluated items are also in the training data "
                            f"(same id, e.g. {min(shared)!r}): their figures are not held out", err=True)
             replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
+                                **_search(fast, no_auxiliary, jobs))
+        elif by_split_field:
+            train, test = by_split(data)
+            replay = train_test(train, test, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
                                 **_search(fast, no_auxiliary, jobs))
         else:
             replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,

@@ -70,6 +70,23 @@ def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL
     return replay
 
 
+def by_split(data: OutcomeSet) -> tuple[OutcomeSet, OutcomeSet]:
+    """The items whose ``split`` is "train" and those whose split is "test" (files that carry a source's fixed
+    split, as RouterBench's do). Items without a split, or with another value, are an error naming them: a
+    silently dropped item would change what the figures describe."""
+    splits = np.array([it.split for it in data.items], dtype=object)
+    other = sorted({"(none)" if v is None else repr(v) for v in splits if v not in ("train", "test")})
+    if other:
+        first = data.items[int(np.flatnonzero([v not in ("train", "test") for v in splits])[0])].id
+        raise OutcomeDataError(f"--split: every item needs 'split' set to \"train\" or \"test\"; found {', '.join(other)} "
+                               f"(first: item {first!r})")
+    train, test = splits == "train", splits == "test"
+    if not train.any() or not test.any():
+        raise OutcomeDataError(f"--split: the data has {int(train.sum())} train and {int(test.sum())} test items; "
+                               "it needs both")
+    return data.subset(train), data.subset(test)
+
+
 def cv_folds(data: OutcomeSet, k: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Outer fold per item: the ``fold`` field, or with ``k`` and no item carrying one, a stable hash of the id.
 
