@@ -167,3 +167,16 @@ def test_split_trains_on_train_items_and_judges_test_items(arc: tuple[Path, Path
     gap.write_text("".join(json.dumps(row) + "\n" for row in rows))
     res = CliRunner().invoke(eval_command, ["--split", "--data", str(gap), "--fast"])
     assert res.exit_code == 1 and f"found (none) (first: item {rows[7]['id']!r})" in res.output
+
+
+def test_goals_that_cannot_be_met_are_said(arc: tuple[Path, Path], tmp_path: Path) -> None:
+    train, _ = arc
+    out = ["--out", str(tmp_path / "r.npz"), "--fast", "--bits", "12"]
+    res = CliRunner().invoke(train_command, ["--data", str(train), *out, "--goal", "cost=0.000001"])
+    assert res.exit_code == 0, res.output
+    assert "note: goal cost=1e-06 is out of reach: the cheapest setting costs" in res.output
+    res = CliRunner().invoke(train_command, ["--data", str(train), *out, "--goal", "quality=0.9"])
+    assert res.exit_code == 0 and "out of reach" not in res.output
+    gsm8k = _head(OUT / "routellm-gsm8k.jsonl", tmp_path / "g.jsonl", 200)  # no recorded costs
+    res = CliRunner().invoke(train_command, ["--data", str(gsm8k), *out, "--goal", "cost=0.5"])
+    assert res.exit_code == 1 and "--goal cost=0.5: the data records no costs" in res.output

@@ -109,6 +109,9 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
+    if not quiet:
+        for note in rep.notes:
+            click.echo(f"note: {note}", err=True)
     summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c, "weighting": rep.weighting,
                "second_stage": rep.second_stage, "shrink": rep.shrink, "auxiliary_targets": list(rep.auxiliary),
                "seconds": round(rep.seconds, 2), "goal": str(goal),

@@ -105,6 +105,7 @@ class TrainReport:
     seconds: float
     auxiliary: tuple[str, ...] = ()
     routing: dict[str, float] = field(default_factory=dict)  # ``metrics.routing_summary`` out of fold
+    notes: tuple[str, ...] = ()  # what the user asked for and did not get (a goal out of reach)
 
 
 def apply_idf(x: Any, idf: np.ndarray) -> Any:
@@ -435,6 +436,9 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     ``jobs`` worker processes run the independent fits (``evaluation.workers``; None: one per CPU when the
     corpus is large enough to gain from it); the router is the same whatever the number."""
     start = time.perf_counter()
+    if goal.kind == "cost" and not data.has_costs:
+        raise OutcomeDataError(f"--goal {goal}: the data records no costs, so no cost per request can be calibrated "
+                               "on it; give a quality=... or strong_share=... goal, or data with a cost per score")
     if len(data) < MIN_TRAIN_ITEMS:
         raise OutcomeDataError(f"{len(data)} items: training needs at least {MIN_TRAIN_ITEMS} (every choice is "
                                f"made by {INNER_FOLDS}-fold cross-validation inside the training data)")
@@ -459,6 +463,7 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     # out-of-fold predicted quality there (the "direct method" of off-policy evaluation), on true scores elsewhere.
     scores = np.where(observed, data.scores, oof)
     objective, achieved = calibrate_operating_point(oof, scores, _cost_matrix(data, mean_costs), goal)
+    notes = [] if achieved["met"] else [_out_of_reach(goal, achieved)]
     calibration = {}
     for j, m in enumerate(data.models):
         seen = observed[:, j]
@@ -475,7 +480,19 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
     return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
-                                 time.perf_counter() - start, fitted.auxiliary, routing)
+                                 time.perf_counter() - start, fitted.auxiliary, routing, tuple(notes))
+
+
+def _out_of_reach(goal: Goal, achieved: dict[str, float]) -> str:
+    """Why the calibrated operating point misses ``goal``: no setting of the router reaches it on held-out data."""
+    if goal.kind == "quality":
+        return (f"goal {goal} is out of reach: the router's best setting reaches {achieved['quality_vs_best']:.1%} "
+                "of the best model's quality out of fold, and the router uses that setting")
+    if goal.kind == "cost":
+        return (f"goal {goal} is out of reach: the cheapest setting costs {achieved['cost']:.4g} per request out of "
+                "fold, and the router uses that setting")
+    return (f"goal {goal} is out of reach: the lowest share of requests to the strongest model is "
+            f"{achieved['strong_share']:.1%} out of fold, and the router uses that setting")
 
 
 def _cost_matrix(data: OutcomeSet, mean_costs: np.ndarray) -> np.ndarray:

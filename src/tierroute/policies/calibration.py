@@ -81,7 +81,8 @@ def calibrate_operating_point(pred: np.ndarray, scores: np.ndarray, costs: np.nd
 
     Knob direction: a larger lambda or margin always means cheaper choices, so we scan a grid from cheap to
     expensive and keep the cheapest setting that meets a quality goal (or the most expensive setting that
-    stays inside a cost or share goal). Returns the objective and its achieved held-out figures.
+    stays inside a cost or share goal). Returns the objective and its achieved held-out figures; ``met`` is
+    False when no setting reaches the goal (then the nearest setting is returned).
     """
     mean_cost = costs.mean(axis=0)
     strongest = int(np.argmax(scores.mean(axis=0)))
@@ -102,5 +103,7 @@ def calibrate_operating_point(pred: np.ndarray, scores: np.ndarray, costs: np.nd
         ok = [r for r in results if r[col] <= goal.value + 1e-12]
         chosen = min(ok, key=lambda r: r[0]) if ok else max(results, key=lambda r: r[0])
     knob, cost, quality, share = chosen
+    # Not met: no setting reaches the goal, and the chosen one is the nearest (cheapest or dearest) there is.
     return Objective(mode=mode, value=knob), {"cost": cost, "quality": quality, "strong_share": share,
-                                               "quality_vs_best": quality / best_quality if best_quality else 0.0}
+                                               "quality_vs_best": quality / best_quality if best_quality else 0.0,
+                                               "met": bool(ok)}
