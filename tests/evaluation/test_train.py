@@ -83,9 +83,12 @@ def test_many_priced_models_choose_shrink_by_aiq(continuous: bool) -> None:
 
 def test_two_models_choose_by_apgr_and_three_unpriced_by_brier() -> None:
     _, two = train_router(_data(models=2, costs=False), bits=10, c_grid=(0.3, 1.0), weightings=("tf",))
-    assert all("apgr" in row for row in two.cv_table.values()) and two.shrink == 1.0
-    # trees, alone and blended, are tried on the linear stage with the best Brier
-    assert {f"tf C={two.c:g} stacked", f"tf C={two.c:g} blend"} <= set(two.cv_table)
+    assert all("apgr" in two.cv_table[f"tf C={c:g}"] for c in (0.3, 1.0)) and two.shrink == 1.0
+    # trees, alone and blended, are tried on the linear stage with the best Brier (here they fall so far behind
+    # on the first inner fold that the other folds are not fitted: the table says so, with the three Briers)
+    tried = {f"tf C={two.c:g} stacked", f"tf C={two.c:g} blend"} <= set(two.cv_table)
+    raced = two.cv_table.get(f"tf C={two.c:g} second stage, raced out on inner fold 1", {})
+    assert tried or set(raced) == {"brier linear", "brier stacked", "brier blend"}
     _, three = train_router(_data(models=3, costs=False), bits=10, c_grid=(1.0,), weightings=("tf",),
                             second_stage=False)
     assert set(three.cv_table) == {"tf C=1"} and "-brier" in three.cv_table["tf C=1"]
@@ -154,3 +157,68 @@ def test_the_race_saves_fits_without_changing_the_router(monkeypatch: pytest.Mon
     assert raced_report.c == full_report.c == 1.0
     for name, array in raced.predictor.to_arrays()[1].items():
         assert np.array_equal(array, full.predictor.to_arrays()[1][name]), name
+
+
+def _many(n: int = 300, models: int = 6, seed: int = 0) -> OutcomeSet:
+    """``_data``'s topics with more models than the race scouts: each model weak on its own pair of topics."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        topic = i % len(TOPICS)
+        scores = {f"m{j}": float(rng.random() < (0.3 if topic in (j % 4, (j + 1) % 4) else 0.9)) for j in range(models)}
+        items.append(OutcomeItem(id=f"q{i}", messages=({"role": "user", "content": f"{TOPICS[topic]} number {i}"},),
+                                 scores=scores, costs={f"m{j}": 10.0 ** -j for j in range(models)}, fold=i % 5))
+    return to_outcome_set(items)
+
+
+def test_with_many_models_the_race_scouts_on_a_few_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hopeless configuration is fitted for the scouts only; the router is the one the unscouted race trains."""
+    import tierroute.evaluation.train as train_module
+
+    data = _many()
+    calls: list[tuple[float, int]] = []
+    fit = train_module._held_out_logits
+
+    def counted(*args: object) -> np.ndarray:
+        calls.append((args[-1], args[2].shape[1]))  # type: ignore[attr-defined]
+        return fit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module, "_held_out_logits", counted)
+    kwargs = {"bits": 10, "c_grid": (1e-4, 1.0), "weightings": ("tf",), "second_stage": False, "auxiliary": False,
+              "jobs": 1}
+    scouted, _ = train_router(data, **kwargs)  # type: ignore[arg-type]
+    assert calls[:3] == [(1e-4, 4), (1.0, 4), (1.0, 2)]  # both on the 4 scouts, then C=1 on the other 2 models
+    assert calls[3:] == [(1.0, 6), (1.0, 6)]  # the other folds, survivors only
+    calls.clear()
+    monkeypatch.setattr(train_module, "RACE_SCOUTS", 100)
+    full, _ = train_router(data, **kwargs)  # type: ignore[arg-type]
+    assert calls[:2] == [(1e-4, 6), (1.0, 6)]
+    for name, array in scouted.predictor.to_arrays()[1].items():
+        assert np.array_equal(array, full.predictor.to_arrays()[1][name]), name
+
+
+def test_trees_clearly_behind_on_the_first_fold_are_not_fitted_on_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tierroute.evaluation.train as train_module
+
+    data = _data(n=300, models=3)
+    folds: list[int] = []
+    held_out = train_module._held_out_trees
+
+    def wrong(f: np.ndarray, scores: np.ndarray, f_test: np.ndarray) -> np.ndarray:
+        folds.append(len(f_test))
+        return -8.0 * (held_out(f, scores, f_test) > 0) + 4.0  # confidently inverted: far behind the linear stage
+
+    monkeypatch.setattr(train_module, "_held_out_trees", wrong)
+    final: list[object] = []
+    fit_linear_stage = train_module._fit_linear
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        final.append(args[8] if len(args) > 8 else kwargs.get("tree_inputs"))  # the stage on all rows, if chosen
+        return fit_linear_stage(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module, "_fit_linear", recorded)
+    artifact, report = train_router(data, bits=10, jobs=1)
+    assert len(folds) == 1  # the first inner fold only (one piece: jobs=1)
+    assert not report.second_stage and final == [None] and artifact.predictor.kind == "linear"
+    (raced,) = [row for name, row in report.cv_table.items() if name.endswith("raced out on inner fold 1")]
+    assert raced["brier stacked"] > raced["brier linear"]

@@ -50,6 +50,9 @@ INNER_FOLDS = 3
 # A configuration this many standard errors behind the best on the first inner fold is not fitted on the others
 # (``_linear_grid``).
 RACE_Z = 2.0
+# With more models than this, the race first scores every configuration on this many of them (those whose
+# scores vary most, where Brier differences are largest) and fits the others only for the survivors.
+RACE_SCOUTS = 4
 # Below this many items inner CV has folds too small to fit or score anything.
 MIN_TRAIN_ITEMS = 10
 # Strengths tried for pulling predictions toward each model's base rate when many priced models are routed
@@ -152,9 +155,8 @@ def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
     jobs = f" ({workers.jobs} workers)" if workers.jobs > 1 else ""
     if progress:
         progress(f"inner {INNER_FOLDS}-fold CV, fold 1: {len(configs)} configurations{jobs}")
-    first = dict(zip(configs, workers.map(_held_out_logits, [(views[w][head], dense, data.scores, folds == head, c)
-                                                             for w, c in configs])))
-    survivors = race(first, data.scores[folds == head], RACE_Z)
+    first, survivors = _first_fold({w: views[w][head] for w in weightings}, dense, data.scores, folds == head,
+                                   configs, workers)
     for weighting in dict.fromkeys(w for w, _ in survivors):  # the other folds' views, for survivors only
         views[weighting].update({k: _fold_view(x, folds, k, weigher[weighting]) for k in rest})
     if progress:
@@ -168,6 +170,37 @@ def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray,
         for k in rest:
             logits[folds == k] = next(parts)
         yield weighting, c, views[weighting], logits, platt_steps(logits, data.scores)
+
+
+def _first_fold(views: dict[str, Any], dense: np.ndarray, scores: np.ndarray, test: np.ndarray,
+                configs: list[tuple[str, float]], workers: Workers,
+                ) -> tuple[dict[tuple[str, float], np.ndarray], list[tuple[str, float]]]:
+    """The race on the first inner fold (``test``): held-out logits of the configurations that were fitted for
+    every model, and the survivors. ``views``: the corpus per weighting as that fold's models see it.
+
+    With more than ``RACE_SCOUTS`` models, the configurations are raced on the scouts first, only the scouts'
+    survivors are fitted for the other models, and those are raced again on every model."""
+    m = scores.shape[1]
+    if m <= RACE_SCOUTS:
+        first = dict(zip(configs, workers.map(_held_out_logits, [(views[w], dense, scores, test, c)
+                                                                 for w, c in configs])))
+        return first, race(first, scores[test], RACE_Z)
+    seen = np.isfinite(scores[~test])  # logged traffic: a model may have few scores, or none, here
+    count = np.maximum(seen.sum(axis=0), 1)
+    mean = np.where(seen, scores[~test], 0.0).sum(axis=0) / count
+    variance = np.where(seen, (scores[~test] - mean) ** 2, 0.0).sum(axis=0) / count
+    scouts = np.sort(np.argsort(-variance, kind="stable")[:RACE_SCOUTS])
+    others = np.setdiff1d(np.arange(m), scouts)
+    scouted = dict(zip(configs, workers.map(_held_out_logits, [(views[w], dense, scores[:, scouts], test, c)
+                                                               for w, c in configs])))
+    kept = race(scouted, scores[test][:, scouts], RACE_Z)
+    rest = workers.map(_held_out_logits, [(views[w], dense, scores[:, others], test, c) for w, c in kept])
+    first = {}
+    for config, logits in zip(kept, rest):  # each model's fit is independent of the others (seeded per fit)
+        full = np.empty((int(test.sum()), m), np.result_type(scouted[config], logits))
+        full[:, scouts], full[:, others] = scouted[config], logits
+        first[config] = full
+    return first, race(first, scores[test], RACE_Z)
 
 
 def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tuple[HashingFeaturizer, Any]:
@@ -186,10 +219,11 @@ def _held_out_logits(x: Any, dense: np.ndarray, scores: np.ndarray, test: np.nda
 
 
 def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], c: float,
-                workers: Workers, targets: np.ndarray | None = None
-                ) -> tuple[LinearPredictor, AuxiliaryRegression | None]:
+                workers: Workers, targets: np.ndarray | None = None, tree_inputs: np.ndarray | None = None
+                ) -> tuple[LinearPredictor, AuxiliaryRegression | None, TreeEnsemble | None]:
     """``predictors.linear.fit_linear`` with the models split among ``workers`` (fits are per model), and with
-    ``targets`` the auxiliary regressions on the same corpus as one more task beside them."""
+    ``targets`` the auxiliary regressions on the same corpus, with ``tree_inputs`` the second stage, each as one
+    more task beside them."""
     # Two pieces per worker balance uneven tasks (the regression takes about as long as three models' fits); in
     # one process one piece, so the [hashed | dense] matrix is built once.
     pieces = 1 if workers.jobs == 1 else 2 * workers.jobs
@@ -197,11 +231,13 @@ def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str
     calls: list[tuple[Any, ...]] = [(fit_columns, x, dense, scores[:, chunk], c) for chunk in chunks]
     if targets is not None:
         calls.append((fit_regression, x, dense, targets))
-    results = workers.map(_call, calls)
-    parts = results[:len(chunks)]
+    if tree_inputs is not None:
+        calls.append((fit_trees, tree_inputs, scores))
+    results = iter(workers.map(_call, calls))
+    parts = [next(results) for _ in chunks]
     w, v, b = (np.concatenate([part[i] for part in parts], axis=-1) for i in range(3))
     linear = LinearPredictor(models, w, v, b, np.ones(len(models)), np.zeros(len(models)))
-    return linear, (results[-1] if targets is not None else None)
+    return linear, (next(results) if targets is not None else None), (next(results) if tree_inputs is not None else None)
 
 
 def _call(function: Callable[..., Any], *args: Any) -> Any:
@@ -302,28 +338,33 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
         if helps:
             best, best_logits, aux = challenger, aux_logits, (basis, stack)
     del best_views
-    trees = None
+    tree_inputs = None
     if second_stage:
         if progress:
             progress(f"inner {INNER_FOLDS}-fold CV, second stage on {best.weighting}, C={best.c:g}")
-        stacked_oof, fitted = _cross_fit_trees(best_logits, dense, data.scores, folds, workers)
         linear_oof = best.oof
-        stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
-                   _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)), data)]
-        candidates += stacked
-        challenger = min(stacked, key=lambda cand: cand.brier)
-        if challenger.brier < best.brier:
-            trees, best = fitted, challenger
+        stacked_oof, raced_out = _cross_fit_trees(best_logits, dense, data.scores, folds, linear_oof, workers)
+        if stacked_oof is not None:
+            stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
+                       _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)),
+                                  data)]
+            candidates += stacked
+            challenger = min(stacked, key=lambda cand: cand.brier)
+            if challenger.brier < best.brier:
+                tree_inputs, best = stage_two_inputs(best_logits, dense), challenger
     table = {f"{cand.weighting} C={cand.c:g}" + ("" if cand.stage == "linear" else f" {cand.stage}"):
              {"brier": cand.brier, metric: routing_score(cand.oof, data.scores, data.costs)[1]} for cand in candidates}
     if targets is not None:
         table["auxiliary targets, cross-fitted stack"] = paired
+    if second_stage and stacked_oof is None:
+        table[f"{best.weighting} C={best.c:g} second stage, raced out on inner fold 1"] = raced_out
     featurizer, x_final = _final_corpus(x, featurizer, best.weighting)
     if progress:
         progress(f"final fit on {len(data)} items, {best.weighting}, C={best.c}"
                  + (", auxiliary targets" if aux is not None else ""))
     values = None if aux is None or targets is None else aux[0].apply(targets.values)
-    first, regression = _fit_linear(x_final, dense, data.scores, data.models, best.c, workers, values)
+    first, regression, trees = _fit_linear(x_final, dense, data.scores, data.models, best.c, workers, values,
+                                           tree_inputs)
     if aux is not None:
         assert regression is not None
         first = fold_into(first, regression, aux[1])
@@ -413,16 +454,45 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
 
 
 def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray, folds: np.ndarray,
-                     workers: Workers) -> tuple[np.ndarray, TreeEnsemble]:
-    """Out-of-fold predictions of the second stage (on out-of-fold logits), and the stage fitted on all rows.
-    The inner folds' fits and the final one are independent tasks for ``workers``."""
+                     linear_oof: np.ndarray, workers: Workers) -> tuple[np.ndarray | None, dict[str, float]]:
+    """Out-of-fold predictions of the second stage (on out-of-fold logits), or None and the first fold's Brier
+    of each stage when it is raced out.
+
+    As in the linear search, the trees are fitted on the first inner fold first; if both the trees and their
+    blend with the linear stage are more than ``RACE_Z`` standard errors behind the linear stage there (paired
+    per-item Brier), the other folds are not fitted (on ARC and GSM8K inner CV rejects the trees anyway). Each
+    fold's fits are split by model among ``workers`` (a model's trees do not depend on the others'); the stage
+    on all rows is fitted only if chosen, beside the final linear fit."""
     f = stage_two_inputs(logits, dense)
-    ks = np.unique(folds)
-    fits = workers.map(fit_trees, [(f[folds != k], scores[folds != k]) for k in ks] + [(f, scores)])
+    ks = [int(k) for k in np.unique(folds)]
+    pieces = [chunk for chunk in np.array_split(np.arange(scores.shape[1]), min(workers.jobs, scores.shape[1]))
+              if chunk.size]
     out = np.zeros_like(scores)
-    for k, trees in zip(ks, fits):
-        out[folds == k] = sigmoid(trees.raw_many(f[folds == k]))
-    return out, fits[-1]
+
+    def fit(fold_ids: list[int]) -> None:
+        calls = [(f[folds != k], scores[folds != k][:, chunk], f[folds == k]) for k in fold_ids for chunk in pieces]
+        results = iter(workers.map(_held_out_trees, calls))
+        for k in fold_ids:
+            for chunk in pieces:
+                out[np.ix_(folds == k, chunk)] = sigmoid(next(results))
+
+    fit(ks[:1])
+    head = folds == ks[0]
+    linear_error = ((linear_oof[head] - scores[head]) ** 2).mean(axis=1)
+    behind, figures = [], {"brier linear": float(linear_error.mean())}
+    for name, pred in (("stacked", out[head]), ("blend", BLEND * out[head] + (1 - BLEND) * linear_oof[head])):
+        diff = ((pred - scores[head]) ** 2).mean(axis=1) - linear_error
+        behind.append(diff.mean() > RACE_Z * standard_error(diff))
+        figures[f"brier {name}"] = float(linear_error.mean() + diff.mean())
+    if all(behind):
+        return None, figures
+    fit(ks[1:])
+    return out, {}
+
+
+def _held_out_trees(f: np.ndarray, scores: np.ndarray, f_test: np.ndarray) -> np.ndarray:
+    """Raw second-stage predictions for the rows ``f_test`` of trees fitted on ``f`` (one worker task)."""
+    return fit_trees(f, scores).raw_many(f_test)
 
 
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
