@@ -161,6 +161,15 @@ def test_split_trains_on_train_items_and_judges_test_items(arc: tuple[Path, Path
     assert a["items"] == 150 and a["cost_quality"] == b["cost_quality"]
     res = CliRunner().invoke(eval_command, ["--split", "--data", str(test), "--fast"])
     assert res.exit_code == 1 and "the data has 0 train and 150 test items; it needs both" in res.output
+    router = tmp_path / "r.npz"
+    res = CliRunner().invoke(train_command, ["--data", str(both), "--split", "train", "--out", str(router), "--fast",
+                                             "--bits", "12", "--json", "--quiet"])
+    assert res.exit_code == 0 and json.loads(res.output)["items"] == 300, res.output
+    replayed = CliRunner().invoke(eval_command, ["--router", str(router), "--data", str(test), "--json",
+                                                 "--resamples", "0"])
+    assert json.loads(replayed.output)["cost_quality"] == a["cost_quality"]  # the same router as eval --split's
+    res = CliRunner().invoke(train_command, ["--data", str(both), "--split", "dev", "--out", str(router)])
+    assert res.exit_code == 1 and "no item has split 'dev'; the data has 'test', 'train'" in res.output
     rows = [json.loads(line) for line in both.read_text().splitlines()]
     del rows[7]["split"]
     gap = tmp_path / "gap.jsonl"

@@ -18,7 +18,7 @@ from ..policies.calibration import Goal
 from .comparison import compare, load_side
 from .data import OutcomeSet, load_outcomes
 from .encoder_options import Encoder, encoder_options
-from .replay import Replay, by_split, cross_validate, decisions, replay_artifact, report, train_test
+from .replay import Replay, by_split, cross_validate, only_split, decisions, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
 from .uncertainty import DEFAULT_RESAMPLES
 
@@ -84,22 +84,29 @@ def _progress(enabled: bool) -> Any:
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
+@click.option("--split", "split", default=None, metavar="NAME",
+              help="Train only on the items whose 'split' field is NAME (e.g. train, in a file that carries a fixed "
+                   "split; `tierroute eval --split` judges the test items).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
 @encoder_options
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
-                  no_auxiliary: bool, jobs: int | None, as_json: bool, quiet: bool, encoder: Encoder | None) -> None:
+                  no_auxiliary: bool, jobs: int | None, split: str | None, as_json: bool, quiet: bool,
+                  encoder: Encoder | None) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     _require_train_extra()
     try:
         data = load_outcomes(list(data_files), partial=True)
         _notes(data, quiet)
+        if split is not None:
+            data = only_split(data, split)
         if not data.complete and not quiet and not as_json:
             click.echo(f"note: {data.incomplete_items} of {len(data)} items lack some model's "
                        "score (logged traffic): each model is trained on the items it answered; no trees, auxiliary "
                        "targets or shrinkage (docs/routing-quality.md, 'Training on your own traffic')", err=True)
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
                       "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
+                      + (f" --split {split}" if split is not None else "")
                       + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")
                       + (" --no-auxiliary" if no_auxiliary else "")
                       + (f" --encoder {encoder.kind} ({encoder.model})" if encoder else "")}

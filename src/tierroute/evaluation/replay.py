@@ -70,6 +70,15 @@ def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL
     return replay
 
 
+def only_split(data: OutcomeSet, name: str) -> OutcomeSet:
+    """The items whose ``split`` is ``name``; none is an error listing the splits the data has."""
+    keep = np.array([it.split == name for it in data.items])
+    if not keep.any():
+        found = sorted({"(none)" if it.split is None else repr(it.split) for it in data.items})
+        raise OutcomeDataError(f"--split {name}: no item has split {name!r}; the data has {', '.join(found)}")
+    return data.subset(keep)
+
+
 def by_split(data: OutcomeSet) -> tuple[OutcomeSet, OutcomeSet]:
     """The items whose ``split`` is "train" and those whose split is "test" (files that carry a source's fixed
     split, as RouterBench's do). Items without a split, or with another value, are an error naming them: a
