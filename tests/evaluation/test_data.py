@@ -97,3 +97,17 @@ def test_a_repeated_id_is_an_error_naming_both_lines(tmp_path: Path) -> None:
     with pytest.raises(OutcomeDataError) as exc:
         load_outcomes([path, path])
     assert exc.value.message == f"{path}:1: id: 'a' repeats {path}:1; every item needs its own id"
+
+
+def test_gzip_files_and_a_byte_order_mark_load(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "data.jsonl.gz"
+    packed.write_bytes(gzip.compress((GOOD + "\n").encode()))
+    marked = tmp_path / "bom.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + (GOOD + "\n").encode())
+    assert load_outcomes(packed).scores.tolist() == load_outcomes(marked).scores.tolist() == [[1.0, 0.0]]
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress((GOOD + "\n").encode())[:20])
+    with pytest.raises(OutcomeDataError, match=r"broken\.jsonl\.gz: cannot read outcome data"):
+        load_outcomes(broken)

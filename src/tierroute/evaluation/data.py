@@ -7,7 +7,9 @@ a cost matrix) because every consumer works model-by-model over all items.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,10 +165,15 @@ def read_items(path: str | Path) -> list[OutcomeItem]:
 
 
 def _read_numbered(path: Path) -> list[tuple[int, OutcomeItem]]:
+    """Numbered items of a JSONL file; a ``.gz`` file is decompressed, and a UTF-8 byte order mark (as some
+    Windows editors write) is skipped."""
     try:
-        lines = path.read_bytes().splitlines()
-    except OSError as exc:
-        raise OutcomeDataError(f"{path}: cannot read outcome data ({exc.strerror or exc})") from None
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise OutcomeDataError(f"{path}: cannot read outcome data ({getattr(exc, 'strerror', None) or exc})") from None
+    lines = raw.removeprefix(b"\xef\xbb\xbf").splitlines()
     return [(n, _parse_line(raw, path, n)) for n, raw in enumerate(lines, start=1) if raw.strip()]
 
 
