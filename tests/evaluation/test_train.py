@@ -8,8 +8,8 @@ pytest.importorskip("sklearn")
 from tierroute.evaluation.data import OutcomeDataError, OutcomeItem, OutcomeSet, to_outcome_set
 from tierroute.evaluation.replay import cross_validate, cv_folds, report
 from tierroute.evaluation.selection import race, routing_metric, routing_score
+from tierroute.evaluation.search import RACE_Z
 from tierroute.evaluation.train import (
-    RACE_Z,
     SHRINK_GRID,
     _shrink,
     _shrunk_predictor,
@@ -136,22 +136,22 @@ def test_the_race_drops_only_configurations_clearly_behind_on_the_first_fold() -
 
 
 def test_the_race_saves_fits_without_changing_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tierroute.evaluation.train as train_module
+    import tierroute.evaluation.search as search_module
 
     data = _data(n=300, models=3)
     calls: list[float] = []
-    fit = train_module._held_out_logits
+    fit = search_module.held_out_logits
 
     def counted(*args: object) -> np.ndarray:
         calls.append(args[-1])  # type: ignore[arg-type]
         return fit(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train_module, "_held_out_logits", counted)
+    monkeypatch.setattr(search_module, "held_out_logits", counted)
     kwargs = {"bits": 10, "c_grid": (1e-4, 1.0), "weightings": ("tf",), "second_stage": False, "jobs": 1}
     raced, raced_report = train_router(data, **kwargs)  # type: ignore[arg-type]
     raced_calls = len(calls)
     calls.clear()
-    monkeypatch.setattr(train_module, "RACE_Z", 1e9)  # no configuration dropped
+    monkeypatch.setattr(search_module, "RACE_Z", 1e9)  # no configuration dropped
     full, full_report = train_router(data, **kwargs)  # type: ignore[arg-type]
     assert len(calls) == 6 and raced_calls == 4  # C=1e-4 is far behind on the first fold: not fitted on two
     assert raced_report.c == full_report.c == 1.0
@@ -173,24 +173,24 @@ def _many(n: int = 300, models: int = 6, seed: int = 0) -> OutcomeSet:
 
 def test_with_many_models_the_race_scouts_on_a_few_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """A hopeless configuration is fitted for the scouts only; the router is the one the unscouted race trains."""
-    import tierroute.evaluation.train as train_module
+    import tierroute.evaluation.search as search_module
 
     data = _many()
     calls: list[tuple[float, int]] = []
-    fit = train_module._held_out_logits
+    fit = search_module.held_out_logits
 
     def counted(*args: object) -> np.ndarray:
         calls.append((args[-1], args[2].shape[1]))  # type: ignore[attr-defined]
         return fit(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train_module, "_held_out_logits", counted)
+    monkeypatch.setattr(search_module, "held_out_logits", counted)
     kwargs = {"bits": 10, "c_grid": (1e-4, 1.0), "weightings": ("tf",), "second_stage": False, "auxiliary": False,
               "jobs": 1}
     scouted, _ = train_router(data, **kwargs)  # type: ignore[arg-type]
     assert calls[:3] == [(1e-4, 4), (1.0, 4), (1.0, 2)]  # both on the 4 scouts, then C=1 on the other 2 models
     assert calls[3:] == [(1.0, 6), (1.0, 6)]  # the other folds, survivors only
     calls.clear()
-    monkeypatch.setattr(train_module, "RACE_SCOUTS", 100)
+    monkeypatch.setattr(search_module, "RACE_SCOUTS", 100)
     full, _ = train_router(data, **kwargs)  # type: ignore[arg-type]
     assert calls[:2] == [(1e-4, 6), (1.0, 6)]
     for name, array in scouted.predictor.to_arrays()[1].items():
@@ -198,17 +198,18 @@ def test_with_many_models_the_race_scouts_on_a_few_first(monkeypatch: pytest.Mon
 
 
 def test_trees_clearly_behind_on_the_first_fold_are_not_fitted_on_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tierroute.evaluation.search as search_module
     import tierroute.evaluation.train as train_module
 
     data = _data(n=300, models=3)
     folds: list[int] = []
-    held_out = train_module._held_out_trees
+    held_out = search_module._held_out_trees
 
     def wrong(f: np.ndarray, scores: np.ndarray, f_test: np.ndarray) -> np.ndarray:
         folds.append(len(f_test))
         return -8.0 * (held_out(f, scores, f_test) > 0) + 4.0  # confidently inverted: far behind the linear stage
 
-    monkeypatch.setattr(train_module, "_held_out_trees", wrong)
+    monkeypatch.setattr(search_module, "_held_out_trees", wrong)
     final: list[object] = []
     fit_linear_stage = train_module._fit_linear
 

@@ -1,4 +1,4 @@
-"""``tierroute train`` and ``tierroute eval``: thin shells over ``train.py`` and ``replay.py``.
+"""``tierroute train``, ``eval`` and ``compare``: thin shells over ``train.py``, ``replay.py`` and ``comparison.py``.
 
 They parse options, call the library, and print; nothing here decides anything a test cannot reach directly.
 """
@@ -199,7 +199,8 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
-                 by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool, jobs: int | None,
+                 by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool,
+                 jobs: int | None,
                  decisions_path: str | None, plot_path: str | None, resamples: int, as_json: bool,
                  encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
@@ -345,7 +346,8 @@ def compare_command(data_files: tuple[str, ...], first: str, second: str, resamp
 
         def delta(v: float, fmt: str = fmt) -> str:  # a difference of shares in percentage points
             return f"{100 * v:+.1f} pt" if fmt.endswith("%") else f"{v:+{fmt.lstrip('+')}}"
-        spread = "undefined on too many resamples" if interval is None else f"{delta(interval[0])} .. {delta(interval[1])}"
+        spread = ("undefined on too many resamples" if interval is None
+                  else f"{delta(interval[0])} .. {delta(interval[1])}")
         click.echo(f"{label:24s} {show(row['first']):>9s} {show(row['second']):>9s}   "
                    + ("n/a" if diff is None else f"{delta(diff)} ({spread})"))
 

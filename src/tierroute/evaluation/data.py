@@ -215,7 +215,8 @@ def load_outcomes(paths: str | Path | Sequence[str | Path], *, partial: bool = F
     for p in paths:
         for line, item in _read_numbered(Path(p)):
             where.append(f"{p}:{line}")
-            if item.id in seen:  # folds, decisions and comparisons are keyed by id; a repeat is usually a file given twice
+            # Folds, decisions and comparisons are keyed by id; a repeat is usually a file given twice.
+            if item.id in seen:
                 raise _fail(Path(p), line, "id", f"{item.id!r} repeats {seen[item.id]}; every item needs its own id")
             seen[item.id] = where[-1]
             if first is None:

@@ -87,7 +87,8 @@ def by_split(data: OutcomeSet) -> tuple[OutcomeSet, OutcomeSet]:
     other = sorted({"(none)" if v is None else repr(v) for v in splits if v not in ("train", "test")})
     if other:
         first = data.items[int(np.flatnonzero([v not in ("train", "test") for v in splits])[0])].id
-        raise OutcomeDataError(f"--split: every item needs 'split' set to \"train\" or \"test\"; found {', '.join(other)} "
+        raise OutcomeDataError("--split: every item needs 'split' set to \"train\" or \"test\"; "
+                               f"found {', '.join(other)} "
                                f"(first: item {first!r})")
     train, test = splits == "train", splits == "test"
     if not train.any() or not test.any():

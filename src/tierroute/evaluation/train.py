@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,31 +37,21 @@ from .auxiliary import (
 )
 from .data import OutcomeDataError, OutcomeSet
 from .metrics import routing_summary
-from .selection import platt_steps, race, routing_metric, routing_score, standard_error
+from .search import BLEND, INNER_FOLDS, Progress, apply_idf, cross_fit_trees, linear_grid
+from .selection import routing_metric, routing_score, standard_error
 from .workers import Workers
 
-Progress = Callable[[str], None]
 DEFAULT_C_GRID: tuple[float, ...] = (0.3, 0.5, 1.0)
 # n-gram weightings tried by inner CV: "tf" (log counts) or "idf" (log counts x idf, fitted on training prompts).
 DEFAULT_WEIGHTINGS: tuple[str, ...] = ("tf", "idf")
 DEFAULT_BITS = 16
 DEFAULT_GOAL = Goal("quality", 0.95)
-INNER_FOLDS = 3
-# A configuration this many standard errors behind the best on the first inner fold is not fitted on the others
-# (``_linear_grid``).
-RACE_Z = 2.0
-# With more models than this, the race first scores every configuration on this many of them (those whose
-# scores vary most, where Brier differences are largest) and fits the others only for the survivors.
-RACE_SCOUTS = 4
 # Below this many items inner CV has folds too small to fit or score anything.
 MIN_TRAIN_ITEMS = 10
 # Strengths tried for pulling predictions toward each model's base rate when many priced models are routed
 # (1 = as predicted, 0 = base rates, which is the zero router): over-confident predictions buy dear models for
 # nothing, and inner CV on AIQ decides how much of the per-item signal to trust.
 SHRINK_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-# Weight of the trees when the second stage is blended with the linear stage (one fixed average, not a grid:
-# every extra choice made on the same out-of-fold predictions adds selection noise).
-BLEND = 0.5
 
 
 def item_text(messages: Sequence[dict[str, Any]]) -> str:
@@ -111,98 +101,6 @@ class TrainReport:
     notes: tuple[str, ...] = ()  # what the user asked for and did not get (a goal out of reach)
 
 
-def apply_idf(x: Any, idf: np.ndarray) -> Any:
-    """Reweight a featurised corpus by ``idf`` and re-normalise rows: what ``transform`` does with idf set."""
-    from scipy import sparse
-
-    y = sparse.csr_matrix(x, copy=True)
-    y.data *= idf[y.indices]
-    norms = np.sqrt(np.asarray(y.multiply(y).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sparse.diags((1.0 / norms).astype(np.float32)) @ y
-
-
-def _idf_of(featurizer: HashingFeaturizer, x: Any) -> np.ndarray:
-    idf = featurizer.with_idf(x).idf
-    assert idf is not None
-    return idf
-
-
-def _fold_view(x: Any, folds: np.ndarray, k: int, featurizer: HashingFeaturizer | None) -> Any:
-    """The corpus as inner fold ``k``'s models see it: ``x`` itself, or with ``featurizer`` given, x reweighted
-    by the idf of that fold's training part only (so no held-out prompt shapes its own weights). Built once per
-    weighting and fold, and shared by every C and by the auxiliary regressions."""
-    return x if featurizer is None else apply_idf(x, _idf_of(featurizer, x[folds != k]))
-
-
-def _linear_grid(x: Any, dense: np.ndarray, data: OutcomeSet, folds: np.ndarray, featurizer: HashingFeaturizer,
-                 weightings: Sequence[str], c_grid: Sequence[float], progress: Progress | None, workers: Workers,
-                 ) -> Iterator[tuple[str, float, dict[int, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]]:
-    """The (weighting, C) configurations of the search that survive the race on the first inner fold: for each,
-    its fold views, out-of-fold logits, and Platt step fitted on them.
-
-    Every configuration is first fitted and scored on one inner fold only; those whose Brier there is worse than
-    the best by more than ``RACE_Z`` standard errors (of the paired per-item difference) are dropped, and only
-    the rest are fitted on the other folds (successive halving, as scikit-learn's HalvingGridSearchCV does). A
-    configuration that full cross-validation would choose, or call tied with the choice, is never that far behind
-    on a third of the data except by a rare fluke, so the choice stays what it was at a fraction of the fits:
-    on MMLU 8 fold fits instead of 18."""
-    ks = [int(k) for k in np.unique(folds)]
-    head, rest = ks[0], ks[1:]
-    weigher = {weighting: featurizer if weighting == "idf" else None for weighting in weightings}
-    views = {weighting: {head: _fold_view(x, folds, head, weigher[weighting])} for weighting in weightings}
-    configs = [(weighting, c) for weighting in weightings for c in c_grid]
-    jobs = f" ({workers.jobs} workers)" if workers.jobs > 1 else ""
-    if progress:
-        progress(f"inner {INNER_FOLDS}-fold CV, fold 1: {len(configs)} configurations{jobs}")
-    first, survivors = _first_fold({w: views[w][head] for w in weightings}, dense, data.scores, folds == head,
-                                   configs, workers)
-    for weighting in dict.fromkeys(w for w, _ in survivors):  # the other folds' views, for survivors only
-        views[weighting].update({k: _fold_view(x, folds, k, weigher[weighting]) for k in rest})
-    if progress:
-        progress(f"inner {INNER_FOLDS}-fold CV, folds 2-{INNER_FOLDS}: "
-                 + ", ".join(f"{w} C={c:g}" for w, c in survivors) + jobs)
-    calls = [(views[w][k], dense, data.scores, folds == k, c) for w, c in survivors for k in rest]
-    parts = iter(workers.map(_held_out_logits, calls))
-    for weighting, c in survivors:
-        logits = np.zeros_like(data.scores)
-        logits[folds == head] = first[(weighting, c)]
-        for k in rest:
-            logits[folds == k] = next(parts)
-        yield weighting, c, views[weighting], logits, platt_steps(logits, data.scores)
-
-
-def _first_fold(views: dict[str, Any], dense: np.ndarray, scores: np.ndarray, test: np.ndarray,
-                configs: list[tuple[str, float]], workers: Workers,
-                ) -> tuple[dict[tuple[str, float], np.ndarray], list[tuple[str, float]]]:
-    """The race on the first inner fold (``test``): held-out logits of the configurations that were fitted for
-    every model, and the survivors. ``views``: the corpus per weighting as that fold's models see it.
-
-    With more than ``RACE_SCOUTS`` models, the configurations are raced on the scouts first, only the scouts'
-    survivors are fitted for the other models, and those are raced again on every model."""
-    m = scores.shape[1]
-    if m <= RACE_SCOUTS:
-        first = dict(zip(configs, workers.map(_held_out_logits, [(views[w], dense, scores, test, c)
-                                                                 for w, c in configs])))
-        return first, race(first, scores[test], RACE_Z)
-    seen = np.isfinite(scores[~test])  # logged traffic: a model may have few scores, or none, here
-    count = np.maximum(seen.sum(axis=0), 1)
-    mean = np.where(seen, scores[~test], 0.0).sum(axis=0) / count
-    variance = np.where(seen, (scores[~test] - mean) ** 2, 0.0).sum(axis=0) / count
-    scouts = np.sort(np.argsort(-variance, kind="stable")[:RACE_SCOUTS])
-    others = np.setdiff1d(np.arange(m), scouts)
-    scouted = dict(zip(configs, workers.map(_held_out_logits, [(views[w], dense, scores[:, scouts], test, c)
-                                                               for w, c in configs])))
-    kept = race(scouted, scores[test][:, scouts], RACE_Z)
-    rest = workers.map(_held_out_logits, [(views[w], dense, scores[:, others], test, c) for w, c in kept])
-    first = {}
-    for config, logits in zip(kept, rest):  # each model's fit is independent of the others (seeded per fit)
-        full = np.empty((int(test.sum()), m), np.result_type(scouted[config], logits))
-        full[:, scouts], full[:, others] = scouted[config], logits
-        first[config] = full
-    return first, race(first, scores[test], RACE_Z)
-
-
 def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tuple[HashingFeaturizer, Any]:
     """The featurizer and corpus of the final fit: with idf weighting, idf fitted on the whole training set."""
     if weighting != "idf":
@@ -210,12 +108,6 @@ def _final_corpus(x: Any, featurizer: HashingFeaturizer, weighting: str) -> tupl
     featurizer = featurizer.with_idf(x)
     assert featurizer.idf is not None
     return featurizer, apply_idf(x, featurizer.idf)
-
-
-def _held_out_logits(x: Any, dense: np.ndarray, scores: np.ndarray, test: np.ndarray, c: float) -> np.ndarray:
-    """Logits on the ``test`` rows of per-model regressions fitted on the others (one worker task)."""
-    w, v, b = fit_columns(x[~test], dense[~test], scores[~test], c)
-    return np.asarray(x[test] @ w) + dense[test] @ v + b
 
 
 def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str, ...], c: float,
@@ -237,7 +129,8 @@ def _fit_linear(x: Any, dense: np.ndarray, scores: np.ndarray, models: tuple[str
     parts = [next(results) for _ in chunks]
     w, v, b = (np.concatenate([part[i] for part in parts], axis=-1) for i in range(3))
     linear = LinearPredictor(models, w, v, b, np.ones(len(models)), np.zeros(len(models)))
-    return linear, (next(results) if targets is not None else None), (next(results) if tree_inputs is not None else None)
+    regression = next(results) if targets is not None else None
+    return linear, regression, (next(results) if tree_inputs is not None else None)
 
 
 def _call(function: Callable[..., Any], *args: Any) -> Any:
@@ -291,7 +184,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
                   workers: Workers = Workers()) -> FittedPredictor:
     """Choose the n-gram weighting, C and the stage by inner-CV Brier, the shrink by inner-CV routing metric.
 
-    Every (weighting, C) that survives the race on the first inner fold (``_linear_grid``) gets out-of-fold
+    Every (weighting, C) that survives the race on the first inner fold (``search.linear_grid``) gets out-of-fold
     logits and a Platt step fitted on them; the lowest Brier wins, with ties (within one standard error) broken
     by the routing metric (``_choose``). With ``auxiliary`` and data that
     records categories or answers, the winner's logits are stacked with regressions on those training-only
@@ -313,7 +206,7 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     logits_by: dict[tuple[str, float], np.ndarray] = {}
     platt_by: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
     views: dict[str, dict[int, Any]] = {}
-    for weighting, c, fold_views, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer,
+    for weighting, c, fold_views, logits, (scale, shift) in linear_grid(x, dense, data, folds, featurizer,
                                                                          weightings, c_grid, progress, workers):
         views[weighting] = fold_views
         logits_by[(weighting, c)], platt_by[(weighting, c)] = logits, (scale, shift)
@@ -338,12 +231,12 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
         if helps:
             best, best_logits, aux = challenger, aux_logits, (basis, stack)
     del best_views
-    tree_inputs = None
+    tree_inputs, stacked_oof, raced_out = None, None, {}
     if second_stage:
         if progress:
             progress(f"inner {INNER_FOLDS}-fold CV, second stage on {best.weighting}, C={best.c:g}")
         linear_oof = best.oof
-        stacked_oof, raced_out = _cross_fit_trees(best_logits, dense, data.scores, folds, linear_oof, workers)
+        stacked_oof, raced_out = cross_fit_trees(best_logits, dense, data.scores, folds, linear_oof, workers)
         if stacked_oof is not None:
             stacked = [_candidate(best.weighting, best.c, "stacked", ((1.0, stacked_oof),), data),
                        _candidate(best.weighting, best.c, "blend", ((BLEND, stacked_oof), (1 - BLEND, linear_oof)),
@@ -415,7 +308,7 @@ def fit_partial(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashing
     observed = data.observed
     table: dict[str, dict[str, float]] = {}
     best: tuple[float, str, float, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
-    for weighting, c, _, logits, (scale, shift) in _linear_grid(x, dense, data, folds, featurizer, weightings,
+    for weighting, c, _, logits, (scale, shift) in linear_grid(x, dense, data, folds, featurizer, weightings,
                                                                 c_grid, progress, workers):
         pred = sigmoid(scale * logits + shift)
         score = brier(pred[observed], data.scores[observed])
@@ -451,48 +344,6 @@ def _shrunk_predictor(predictor: QualityPredictor, base_logit: np.ndarray, stren
         return replace(predictor, first=first, trees=trees)
     assert isinstance(predictor, LinearPredictor)
     return predictor.with_platt(strength * predictor.scale, strength * predictor.shift + (1 - strength) * base_logit)
-
-
-def _cross_fit_trees(logits: np.ndarray, dense: np.ndarray, scores: np.ndarray, folds: np.ndarray,
-                     linear_oof: np.ndarray, workers: Workers) -> tuple[np.ndarray | None, dict[str, float]]:
-    """Out-of-fold predictions of the second stage (on out-of-fold logits), or None and the first fold's Brier
-    of each stage when it is raced out.
-
-    As in the linear search, the trees are fitted on the first inner fold first; if both the trees and their
-    blend with the linear stage are more than ``RACE_Z`` standard errors behind the linear stage there (paired
-    per-item Brier), the other folds are not fitted (on ARC and GSM8K inner CV rejects the trees anyway). Each
-    fold's fits are split by model among ``workers`` (a model's trees do not depend on the others'); the stage
-    on all rows is fitted only if chosen, beside the final linear fit."""
-    f = stage_two_inputs(logits, dense)
-    ks = [int(k) for k in np.unique(folds)]
-    pieces = [chunk for chunk in np.array_split(np.arange(scores.shape[1]), min(workers.jobs, scores.shape[1]))
-              if chunk.size]
-    out = np.zeros_like(scores)
-
-    def fit(fold_ids: list[int]) -> None:
-        calls = [(f[folds != k], scores[folds != k][:, chunk], f[folds == k]) for k in fold_ids for chunk in pieces]
-        results = iter(workers.map(_held_out_trees, calls))
-        for k in fold_ids:
-            for chunk in pieces:
-                out[np.ix_(folds == k, chunk)] = sigmoid(next(results))
-
-    fit(ks[:1])
-    head = folds == ks[0]
-    linear_error = ((linear_oof[head] - scores[head]) ** 2).mean(axis=1)
-    behind, figures = [], {"brier linear": float(linear_error.mean())}
-    for name, pred in (("stacked", out[head]), ("blend", BLEND * out[head] + (1 - BLEND) * linear_oof[head])):
-        diff = ((pred - scores[head]) ** 2).mean(axis=1) - linear_error
-        behind.append(diff.mean() > RACE_Z * standard_error(diff))
-        figures[f"brier {name}"] = float(linear_error.mean() + diff.mean())
-    if all(behind):
-        return None, figures
-    fit(ks[1:])
-    return out, {}
-
-
-def _held_out_trees(f: np.ndarray, scores: np.ndarray, f_test: np.ndarray) -> np.ndarray:
-    """Raw second-stage predictions for the rows ``f_test`` of trees fitted on ``f`` (one worker task)."""
-    return fit_trees(f, scores).raw_many(f_test)
 
 
 def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEFAULT_BITS, focus: Focus = "last",
@@ -540,7 +391,8 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
         calibration[m] = {"brier": brier(oof[seen, j], data.scores[seen, j]),
                           "ece": ece(oof[seen, j], data.scores[seen, j]), "items": int(seen.sum())}
     # What the user most needs to know before deploying: does routing on these prompts beat the best fixed mix
-    # of models? Out of fold, but for the configuration inner CV chose, so slightly optimistic.
+    # of models? Out of fold, but the same predictions chose the configuration: optimistic, the more so the
+    # fewer the items (``eval --cv`` is not).
     routing = (routing_summary(oof, data.scores, data.costs, mean_costs, data.models) if data.complete else {})
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
