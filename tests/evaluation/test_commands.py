@@ -40,6 +40,14 @@ def test_train_then_eval_many_models(arc: tuple[Path, Path], tmp_path: Path) -> 
     assert cq["aiq_oracle"] >= cq["aiq_zero"] > 0.5
     lo, hi = cq["intervals"]["gap_closed"]  # bootstrap intervals by default, 1,000 resamples of the items
     assert lo <= cq["gap_closed"] <= hi and metrics["bootstrap"]["resamples"] == 1000
+    points = cq["at_model_costs"]  # the cost-quality points: every curve at each single model's cost
+    assert list(points) == sorted(points, key=lambda m: points[m]["cost"]) and len(points) == 11
+    for row in points.values():  # the zero router is at least each model alone, the oracle at least the zero router
+        assert row["zero"] >= row["quality"] - 1e-12 and row["oracle"] >= row["zero"] - 1e-12
+    assert {"router", "zero", "oracle"} == set(cq["curves"]) and cq["curves"]["zero"][0][0] == min(
+        row["cost"] for row in points.values())
+    text = CliRunner().invoke(eval_command, ["--router", str(router), "--data", str(test), "--resamples", "0"])
+    assert "quality at each model's cost" in text.output
     rows = [json.loads(line) for line in dec.read_text().splitlines()]
     assert len(rows) == 150 and {"id", "chosen", "router_score", "chosen_at"} <= set(rows[0])
     assert plot.stat().st_size > 1000

@@ -252,6 +252,19 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     _print_report(metrics)
 
 
+def _print_cost_quality_points(rows: dict[str, dict[str, float | None]]) -> None:
+    """The curves at each model's cost: what the router buys for the money each single model costs."""
+    def q(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    title = "quality at each model's cost"
+    width = max([len(title)] + [len(m) for m in rows])
+    click.echo(f"  {title:{width}s} {'cost':>9s} {'alone':>6s} {'zero':>6s} {'router':>6s} {'oracle':>6s}")
+    for m, r in rows.items():
+        click.echo(f"  {m:{width}s} {r['cost']:9.2e} {q(r['quality']):>6s} {q(r['zero']):>6s} "
+                   f"{q(r['router']):>6s} {q(r['oracle']):>6s}")
+
+
 def _print_intervals(m: dict[str, Any], figures: list[tuple[str, Any, str]]) -> None:
     """One line of bootstrap intervals; an interval whose upper end is undefined prints as 'never'."""
     def show(interval: Any, fmt: str) -> str:
@@ -288,6 +301,7 @@ def _print_report(m: dict[str, Any]) -> None:
             _print_intervals(m, [("AIQ", i["aiq_router"], ".4f"), ("gap closed", i["gap_closed"], ".1%"),
                                  ("worst margin", i["min_margin_over_zero"], "+.4f"),
                                  ("best single's quality at", i["cost_share_for_best_single_quality"], ".1%")])
+        _print_cost_quality_points(c["at_model_costs"])
     op = m["operating_point"]
     cost = f", cost {op['cost']:.5f}" if "cost" in op else ""
     top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]

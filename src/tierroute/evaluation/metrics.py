@@ -174,12 +174,27 @@ class CostQualityReport:
     cost_share_for_best_single: float | None
     best_single: str
 
+    def at_model_costs(self) -> dict[str, dict[str, float | None]]:
+        """Per single model, at its mean cost: its own quality, and the zero router's, the router's and the
+        oracle's curves there (None where a curve has not started yet)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for m, (c, q) in sorted(self.singles.items(), key=lambda kv: kv[1][0]):
+            row: dict[str, float | None] = {"cost": c, "quality": q}
+            for name, hull in (("zero", self.zero_hull), ("router", self.router_hull), ("oracle", self.oracle_hull)):
+                v = float(curve_at(hull, np.array([c]))[0])
+                row[name] = None if np.isnan(v) else v
+            out[m] = row
+        return out
+
     def as_dict(self) -> dict[str, object]:
         return {"aiq_router": self.aiq_router, "aiq_zero": self.aiq_zero, "aiq_oracle": self.aiq_oracle,
                 "gap_closed": self.gap_closed, "min_margin_over_zero": self.min_margin_over_zero,
                 "best_single": self.best_single,
                 "cost_share_for_best_single_quality": self.cost_share_for_best_single,
-                "singles": {m: {"cost": c, "quality": q} for m, (c, q) in self.singles.items()}}
+                "singles": {m: {"cost": c, "quality": q} for m, (c, q) in self.singles.items()},
+                "at_model_costs": self.at_model_costs(),
+                "curves": {"router": [list(p) for p in self.router_hull], "zero": [list(p) for p in self.zero_hull],
+                           "oracle": [list(p) for p in self.oracle_hull]}}
 
 
 def cost_quality_report(router_points: Sequence[tuple[float, float]], models: Sequence[str], scores: np.ndarray,
