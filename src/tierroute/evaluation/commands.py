@@ -18,7 +18,7 @@ from ..policies.calibration import Goal
 from .comparison import compare, load_side
 from .data import OutcomeSet, load_outcomes
 from .encoder_options import Encoder, encoder_options
-from .replay import Replay, by_split, cross_validate, only_split, decisions, replay_artifact, report, train_test
+from .replay import Replay, by_split, cross_validate, decisions, only_split, replay_artifact, report, train_test
 from .train import DEFAULT_BITS, file_digest, train_router
 from .uncertainty import DEFAULT_RESAMPLES
 
@@ -350,20 +350,30 @@ def compare_command(data_files: tuple[str, ...], first: str, second: str, resamp
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    _print_comparison(result)
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
     click.echo(f"{result['items']} items, {len(result['models'])} models; first {result['first']}, second "
-               f"{result['second']}; {resamples} paired resamples of the items")
+               f"{result['second']}; {result['bootstrap']['resamples']} paired resamples of the items")
     click.echo(f"{'figure':24s} {'first':>9s} {'second':>9s}   second - first (95%)")
     for row in result["figures"]:
         label, fmt = FIGURE_LABELS[row["figure"]]
-        show = (lambda v: "never" if v is None else f"{v:{fmt}}")  # noqa: E731
         diff, interval = row["difference"], row["interval"]
-
-        def delta(v: float, fmt: str = fmt) -> str:  # a difference of shares in percentage points
-            return f"{100 * v:+.1f} pt" if fmt.endswith("%") else f"{v:+{fmt.lstrip('+')}}"
+        first, second = (_figure(row[side], fmt) for side in ("first", "second"))
         spread = ("undefined on too many resamples" if interval is None
-                  else f"{delta(interval[0])} .. {delta(interval[1])}")
-        click.echo(f"{label:24s} {show(row['first']):>9s} {show(row['second']):>9s}   "
-                   + ("n/a" if diff is None else f"{delta(diff)} ({spread})"))
+                  else f"{_delta(interval[0], fmt)} .. {_delta(interval[1], fmt)}")
+        click.echo(f"{label:24s} {first:>9s} {second:>9s}   "
+                   + ("n/a" if diff is None else f"{_delta(diff, fmt)} ({spread})"))
+
+
+def _figure(value: float | None, fmt: str) -> str:
+    return "never" if value is None else f"{value:{fmt}}"
+
+
+def _delta(value: float, fmt: str) -> str:
+    """A difference: in percentage points for figures that are shares, else signed in the figure's format."""
+    return f"{100 * value:+.1f} pt" if fmt.endswith("%") else f"{value:+{fmt.lstrip('+')}}"
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience for running without the main CLI group

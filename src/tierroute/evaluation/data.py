@@ -174,7 +174,7 @@ def _read_numbered(path: Path) -> list[tuple[int, OutcomeItem]]:
     except (OSError, EOFError, zlib.error) as exc:
         raise OutcomeDataError(f"{path}: cannot read outcome data ({getattr(exc, 'strerror', None) or exc})") from None
     lines = raw.removeprefix(b"\xef\xbb\xbf").splitlines()
-    return [(n, _parse_line(raw, path, n)) for n, raw in enumerate(lines, start=1) if raw.strip()]
+    return [(n, _parse_line(text, path, n)) for n, text in enumerate(lines, start=1) if text.strip()]
 
 
 def to_outcome_set(items: Iterable[OutcomeItem], *, where: str = "data", partial: bool = False) -> OutcomeSet:
