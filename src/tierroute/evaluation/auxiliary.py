@@ -227,8 +227,8 @@ def cross_fit_auxiliary(views: dict[int, Any], dense: np.ndarray, data: OutcomeS
     folds, compared by Brier; a difference within one standard error is decided by the routing metric, which
     must rise by more than its bootstrap standard error to take the targets (on GSM8K the answer lengths leave
     Brier as it is but raise APGR). Cross-fitting any stack on out-of-fold logits costs Brier on small data,
-    since each fold's logits have their own spread, so the stack is not compared with the in-sample Platt step. The returned logits are the stack fitted on all
-    rows applied to them, as the Platt candidates' are.
+    since each fold's logits have their own spread, so the stack is not compared with the in-sample Platt step.
+    The returned logits are the stack fitted on all rows applied to them, as the Platt candidates' are.
     """
     predicted = np.zeros((len(data), basis.components.shape[1]))
     calls = []

@@ -23,7 +23,7 @@ from .metrics import cost_quality_report, lambda_points, two_model_report
 from .replay import replay_artifact, strong_weak
 from .train import expected_costs
 from .uncertainty import (COST_QUALITY_FIGURES, DEFAULT_RESAMPLES, LEVEL, TWO_MODEL_FIGURES, Interval,
-                          paired_cost_quality, paired_two_model, resample_rows)
+                          paired_cost_quality, paired_mean, paired_two_model)
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,8 @@ def compare(first: Side, second: Side, data: OutcomeSet, resamples: int = DEFAUL
                                                             (second.pred, second.mean_costs), data.models,
                                                             data.scores, data.costs, resamples))
     errors = [((side.pred - data.scores) ** 2).mean(axis=1) for side in (first, second)]
-    diffs = [float((errors[1][r] - errors[0][r]).mean()) for r in resample_rows(len(data), resamples)]
-    tail = 100 * (1 - LEVEL) / 2
-    lo, hi = np.percentile(diffs, [tail, 100 - tail])
     rows.append({"figure": "brier", "first": brier(first.pred, data.scores), "second": brier(second.pred, data.scores),
-                 "difference": float(errors[1].mean() - errors[0].mean()), "interval": (float(lo), float(hi))})
+                 "difference": float(errors[1].mean() - errors[0].mean()),
+                 "interval": paired_mean(errors[0], errors[1], resamples)})
     return {"items": len(data), "models": list(data.models), "first": first.label, "second": second.label,
             "bootstrap": {"resamples": resamples, "level": LEVEL, "paired": True}, "figures": rows}

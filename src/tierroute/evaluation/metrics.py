@@ -67,6 +67,12 @@ class TwoModelReport:
                 "q_strong": self.q_strong, "q_weak": self.q_weak}
 
 
+def strong_and_weak(scores: np.ndarray) -> tuple[int, int]:
+    """Two-model data's columns: strong = the model with the higher mean score (a tie: the first), then weak."""
+    strong = int(np.argmax(scores.mean(axis=0)))
+    return strong, 1 - strong
+
+
 def two_model_report(router_score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> TwoModelReport:
     """APGR, CPT(50%), CPT(80%) and the strong share needed for 95% of the strong model's quality."""
     router_score = np.asarray(router_score, dtype=np.float64)
@@ -233,8 +239,8 @@ def routing_summary(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, mea
     the zero router and the oracle, the gap closed and the worst margin with costs and three or more models;
     nothing for other shapes (no routing curve to score)."""
     if scores.shape[1] == 2:
-        strong = int(np.argmax(scores.mean(axis=0)))
-        rep = two_model_report(pred[:, strong] - pred[:, 1 - strong], scores[:, strong], scores[:, 1 - strong])
+        strong, weak = strong_and_weak(scores)
+        rep = two_model_report(pred[:, strong] - pred[:, weak], scores[:, strong], scores[:, weak])
         return {"apgr": rep.apgr, "cpt50": rep.cpt50}
     if scores.shape[1] > 2 and np.isfinite(costs).all():
         cq = cost_quality_report(lambda_points(pred, mean_costs, scores, costs), models, scores, costs)

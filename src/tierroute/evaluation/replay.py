@@ -17,7 +17,7 @@ from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
 from ..policies.objective import Objective, choose_many
 from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
-from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, two_model_report
+from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, strong_and_weak, two_model_report
 from .train import DEFAULT_GOAL, Progress, TrainReport, expected_costs, featurize, train_router
 from .uncertainty import LEVEL, cost_quality_intervals, two_model_intervals
 
@@ -143,10 +143,8 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
 
 
 def strong_weak(data: OutcomeSet) -> tuple[int, int]:
-    """Strong = the model with the higher mean score (ties: the dearer one)."""
-    means = data.scores.mean(axis=0)
-    strong = int(np.argmax(means))
-    return strong, 1 - strong
+    """Strong and weak model of two-model ``data`` (``metrics.strong_and_weak``)."""
+    return strong_and_weak(data.scores)
 
 
 def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
@@ -170,11 +168,11 @@ def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
     out["operating_point"] = point
     if len(data.models) == 2:
         s, w = strong_weak(data)
-        out["two_model"] = two_model_report(router_score(pred, data), data.scores[:, s], data.scores[:, w]).as_dict()
+        score = router_score(pred, data)
+        out["two_model"] = two_model_report(score, data.scores[:, s], data.scores[:, w]).as_dict()
         out["two_model"]["strong"], out["two_model"]["weak"] = data.models[s], data.models[w]
         if resamples:
-            out["two_model"]["intervals"] = two_model_intervals(router_score(pred, data), data.scores[:, s],
-                                                                data.scores[:, w], resamples)
+            out["two_model"]["intervals"] = two_model_intervals(score, data.scores[:, s], data.scores[:, w], resamples)
     if data.has_costs:
         out["cost_quality"] = cost_quality_report(router_points(replay), data.models, data.scores, data.costs).as_dict()
         if resamples:

@@ -15,7 +15,7 @@ import numpy as np
 from ..policies.calibration import brier, fit_platt
 from ..policies.predictors.base import sigmoid
 from .data import OutcomeSet
-from .metrics import aiq, lambda_points, two_model_report, upper_hull
+from .metrics import aiq, lambda_points, strong_and_weak, two_model_report, upper_hull
 from .uncertainty import resample_rows
 
 Config = TypeVar("Config")
@@ -30,8 +30,7 @@ def routing_score(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tu
     """
     metric = routing_metric(scores, costs)
     if metric == "apgr":
-        strong = int(np.argmax(scores.mean(axis=0)))
-        weak = 1 - strong
+        strong, weak = strong_and_weak(scores)
         return metric, two_model_report(pred[:, strong] - pred[:, weak], scores[:, strong], scores[:, weak]).apgr
     if metric == "aiq":
         mean_costs = costs.mean(axis=0)

@@ -127,3 +127,12 @@ def paired_cost_quality(first: tuple[np.ndarray, np.ndarray], second: tuple[np.n
         a, b = curves.reports(drawn)
         values.append(tuple(np.subtract(_cost_quality_figures(b), _cost_quality_figures(a))))
     return _intervals(COST_QUALITY_FIGURES, values)
+
+
+def paired_mean(first: np.ndarray, second: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
+                seed: int = 0) -> Interval:
+    """Interval for the mean of ``second`` minus ``first``, two per-item figures (a squared error, say) on the
+    same resampled items."""
+    diff = second - first
+    values = [(float(diff[rows].mean()),) for rows in resample_rows(len(diff), resamples, seed)]
+    return _intervals(("mean",), values)["mean"]
