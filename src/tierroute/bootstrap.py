@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .budgets import build_limits_guard
-from .budgets.settings import LimitsSettings
 from .catalog import Catalog
 from .config import LOCAL_SERVERS, Settings, find_config_file, load_settings_file, settings_from_environment
 from .discovery import local_model_specs, probe_local_servers
 from .guards import Guard
-from .identity import as_caller_id
 from .ledger import open_ledger
 from .router import Router
 
@@ -47,17 +45,10 @@ def build_router(config: str | os.PathLike[str] | None = None, *, environ: Mappi
     return Router(loaded.settings, catalog=loaded.catalog, ledger=ledger, guards=build_guards(loaded.settings))
 
 
-def _by_caller_id(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return {as_caller_id(k): v for k, v in mapping.items()}
-
-
 def build_guards(settings: Settings) -> list[Guard]:
-    """The guards ``limits:`` asks for: none when it is empty, so unlimited gateways pay nothing."""
+    """The guards ``limits:`` asks for: none when it is empty, so unlimited gateways pay nothing. Keys named
+    in ``limits:`` are already caller ids (``parse_settings`` resolves them, see budgets/keys.py)."""
     limits = settings.limits
-    if limits.teams or limits.projects or limits.max_cost_usd_by_caller:
-        limits = LimitsSettings.model_validate({
-            **limits.model_dump(), "teams": _by_caller_id(limits.teams), "projects": _by_caller_id(limits.projects),
-            "max_cost_usd_by_caller": _by_caller_id(limits.max_cost_usd_by_caller)})
     guard = build_limits_guard(limits)
     return [guard] if guard is not None else []
 

@@ -11,6 +11,10 @@ from typing import Any
 from ._exceptions import InvalidRequest
 from .types import JSONDict, RequestFeatures
 
+# Client-chosen labels become limiter and ledger keys: bounded, so no request can make the gateway hold megabytes.
+MAX_USER_CHARS = 256
+MAX_TAGS = 64
+MAX_TAG_CHARS = 128
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Per-message framing tokens (role markers, separators) as chat templates add them.
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -165,12 +169,20 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         raise InvalidRequest(f"stream_options: expected an object, got {_kind(stream_options)}", param="stream_options")
 
     user = body.get("user")
+    if isinstance(user, str) and len(user) > MAX_USER_CHARS:
+        raise InvalidRequest(f"user: expected at most {MAX_USER_CHARS} characters, got {len(user)}", param="user")
     options = body.get("tierroute") or {}
     if not isinstance(options, dict):
         raise InvalidRequest(f"tierroute: expected an object of routing options, got {_kind(options)}", param="tierroute")
     tags = options.get("tags", ())
     if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
         raise InvalidRequest("tierroute.tags: expected an array of strings", param="tierroute.tags")
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(f"tierroute.tags: expected at most {MAX_TAGS} tags, got {len(tags)}", param="tierroute.tags")
+    if any(len(t) > MAX_TAG_CHARS for t in tags):
+        longest = max(len(t) for t in tags)
+        raise InvalidRequest(f"tierroute.tags: expected tags of at most {MAX_TAG_CHARS} characters, got one of {longest}",
+                             param="tierroute.tags")
     max_cost = options.get("max_cost_usd")
     if max_cost is not None and (not isinstance(max_cost, (int, float)) or isinstance(max_cost, bool) or max_cost <= 0):
         raise InvalidRequest(f"tierroute.max_cost_usd: expected a positive number, got {max_cost!r}", param="tierroute.max_cost_usd")

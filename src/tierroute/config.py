@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._exceptions import ConfigError
+from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
@@ -153,9 +154,14 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
-    """Replace ``${NAME}`` references in every string of a decoded YAML document."""
+    """Replace ``${NAME}`` references in every string of a decoded YAML document, mapping keys included
+    (``teams: {"${ALICE_KEY}": research}`` names a gateway key by its variable)."""
     if isinstance(value, dict):
-        return {k: _expand(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            path = f"{where}.{k}" if where else str(k)
+            out[_expand(k, environ, where or "(top level)")] = _expand(v, environ, path)
+        return out
     if isinstance(value, list):
         return [_expand(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
@@ -210,7 +216,7 @@ def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, st
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     _check_references(settings, source)
-    return settings
+    return settings.model_copy(update={"limits": resolve_keys(settings.limits, settings.server.api_keys, source)})
 
 
 def _check_references(settings: Settings, source: str) -> None:

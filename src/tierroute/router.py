@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ._exceptions import InvalidRequest, TierrouteError, UpstreamError
+from ._exceptions import ConfigError, InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
 from .catalog import AUTO, Catalog
 from .chat_request import parse_chat_request, upstream_body
@@ -114,7 +114,8 @@ class Router:
         self.guards = tuple(guards)
         self.intents = self._build_intents(settings)
         self.dispatcher = dispatcher or Dispatcher(self.providers, self.catalog, settings=settings.reliability,
-                                                   provider_settings=settings.providers, clock=clock)
+                                                   provider_settings=settings.providers, clock=clock,
+                                                   limiter=self._deployment_limiter())
         self.metrics = Metrics()
         self._clock = clock
         self._wall = wall_clock
@@ -123,6 +124,20 @@ class Router:
         self._sync = LoopThread()
         # An encoder-backed learned policy embeds the prompt before deciding, off the event loop; others: None.
         self._prepare = getattr(self.policy, "prepare", None)
+
+    def _deployment_limiter(self) -> Any:
+        """The guard enforcing ``limits.deployments``, if any; each of its ids must name a deployment."""
+        for guard in self.guards:
+            limited = getattr(guard, "limited_deployments", frozenset())
+            if not limited:
+                continue
+            known = {dep.id for deps in self.catalog.deployments.values() for dep in deps}
+            unknown = sorted(limited - known)
+            if unknown:
+                raise ConfigError(f"limits.deployments: unknown deployment {', '.join(map(repr, unknown))}; "
+                                  f"deployment ids: {', '.join(sorted(known)) or 'none'}", param="limits.deployments")
+            return guard
+        return None
 
     @staticmethod
     def _build_intents(settings: Settings) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from .._exceptions import StateUnavailable
 from ..state.base import Counter, Refusal, StateStore
 from ..types import Decision, ModelSpec, RequestFeatures, StateSnapshot, Usage
 from .runaway import client_request_id, fingerprint
+from .scopes import Bindings, key_part, scope_values
 from .settings import REQUEST_SCOPES, LimitsSettings
 from .windows import bucket, describe_seconds, units_to_usd, usd_to_units
 
@@ -78,28 +79,6 @@ class Hold:
     settled: bool = field(default=False)
 
 
-def _scope_values(scope: str, features: RequestFeatures, model: ModelSpec | None,
-                  teams: Mapping[str, str], projects: Mapping[str, str]) -> tuple[str, ...]:
-    if scope == "global":
-        return ("all",)
-    if scope == "caller":
-        return (features.caller,) if features.caller else ()
-    if scope == "user":
-        return (features.user,) if features.user else ()
-    if scope in ("team", "project"):
-        mapping = teams if scope == "team" else projects
-        prefix = f"{scope}:"
-        values = [t[len(prefix):] for t in features.tags if t.startswith(prefix)]
-        if features.caller and features.caller in mapping:
-            values.append(mapping[features.caller])
-        return tuple(dict.fromkeys(values))
-    if scope == "tag":
-        return features.tags
-    if model is None:
-        return ()
-    return (model.id,) if scope == "model" else (model.provider,)
-
-
 class LimitsGuard:
     """A :class:`~tierroute.guards.Guard` enforcing ``limits:``. ``clock`` is epoch seconds (injectable)."""
 
@@ -108,6 +87,7 @@ class LimitsGuard:
         self.store = store
         self._clock = clock
         self._limits = compile_limits(settings)
+        self._bindings = Bindings(users=settings.users, teams=settings.teams, projects=settings.projects)
         self._request_budgets = tuple(x for x in self._limits if x.kind == "budget" and x.scope in REQUEST_SCOPES)
         self._hold_seconds = settings.state.reservation_ttl_seconds
         self._refresh = settings.pressure_refresh_seconds
@@ -122,19 +102,25 @@ class LimitsGuard:
     # -- counters ------------------------------------------------------------------------------------
     def _counters(self, limits: Sequence[Limit], features: RequestFeatures, model: ModelSpec | None,
                   now: float) -> list[tuple[Counter, Limit, str, float | None]]:
-        out = []
+        """One entry per counter. Rules that land on the same counter (same scope value, unit and window, e.g.
+        "every caller $1/day" and "this caller $0.0025/day") are one quantity with two ceilings: the request
+        is counted once, against the tightest."""
+        out: dict[str, tuple[Counter, Limit, str, float | None]] = {}
         for lim in limits:
-            for value in _scope_values(lim.scope, features, model, self.settings.teams, self.settings.projects):
+            for value in scope_values(lim.scope, features, model, self._bindings):
                 if lim.match != "*" and value != lim.match:
                     continue
-                out.append(self._counter(lim, value, now))
-        return out
+                entry = self._counter(lim, value, now)
+                kept = out.get(entry[0].key)
+                if kept is None or entry[0].limit < kept[0].limit:
+                    out[entry[0].key] = entry
+        return list(out.values())
 
     def _counter(self, lim: Limit, value: str, now: float) -> tuple[Counter, Limit, str, float | None]:
         bucket_id, ends = bucket(lim.window, now)
         # Keep a window's counter a little past its end, so late settlements still find it.
         expires = None if ends is None else ends + self._hold_seconds
-        key = f"{lim.scope}={value}:{lim.unit}:{lim.window}:{bucket_id}"
+        key = f"{lim.scope}={key_part(value)}:{lim.unit}:{lim.window}:{bucket_id}"
         return Counter(key=key, limit=lim.limit, expires_at=expires), lim, value, ends
 
     def _estimate(self, features: RequestFeatures, model: ModelSpec) -> tuple[int, int]:
@@ -151,8 +137,9 @@ class LimitsGuard:
             now = self._clock()
             fp = fingerprint(body, last_messages=runaway.last_messages, near_identical=runaway.near_identical)
             who = self._who(features)
-            member = client_request_id(body) or uuid.uuid4().hex
-            count = await self.store.seen(f"run:{who}:{fp}", member, now=now, window_seconds=runaway.window_seconds)
+            member = key_part(client_request_id(body) or uuid.uuid4().hex)
+            count = await self.store.seen(f"run:{key_part(who)}:{fp}", member, now=now,
+                                          window_seconds=runaway.window_seconds)
             if count > runaway.max_repeats:
                 why = (f"the same request was sent {count} times within {runaway.window_seconds:g} s by {who} "
                        f"(limit {runaway.max_repeats})")
@@ -281,6 +268,11 @@ class LimitsGuard:
             log.warning("could not settle %s (its reservation expires on its own): %s", token.id, exc.message)
         except Exception:  # noqa: BLE001 - settle must never raise into the response path
             log.exception("settling %s failed", token.id)
+
+    @property
+    def limited_deployments(self) -> frozenset[str]:
+        """The deployment ids with a configured limit (``limits.deployments``)."""
+        return frozenset(self._deployments)
 
     async def try_acquire(self, deployment_id: str, tokens: int) -> bool:
         """Count one request of ``tokens`` against a deployment's configured per-minute limits.

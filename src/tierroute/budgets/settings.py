@@ -12,6 +12,8 @@ Every limit is a rule over a *scope* (who or what is counted) and a *window* (ho
       deployments:
         openai/gpt-4o-mini: {requests_per_minute: 500, tokens_per_minute: 2000000}
       runaway: {enabled: true, max_repeats: 5, window_seconds: 60, action: refuse}
+      users: {"${ALICE_KEY}": alice}                     # identities bound to gateway keys
+      teams: {"${ALICE_KEY}": research}
 
 See docs/cost-control.md for what each scope means and how windows roll over.
 """
@@ -112,6 +114,9 @@ class LimitsSettings(_Frozen):
     default_completion_tokens: int = Field(default=DEFAULT_COMPLETION_TOKENS, ge=1)
     default_max_cost_usd: float | None = Field(default=None, gt=0)
     max_cost_usd_by_caller: dict[str, float] = Field(default_factory=dict)
+    # Identities bound to gateway keys (by caller id once the config is read; see budgets/keys.py). A key's
+    # binding decides its user/team/project scope; client labels can only narrow (see budgets/scopes.py).
+    users: dict[str, str] = Field(default_factory=dict)
     teams: dict[str, str] = Field(default_factory=dict)
     projects: dict[str, str] = Field(default_factory=dict)
 

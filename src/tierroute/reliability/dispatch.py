@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .._exceptions import AllAttemptsFailed, UpstreamContextTooLong, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from ..catalog import Catalog
@@ -69,6 +70,13 @@ BodyFor = Callable[[ModelSpec, Deployment], JSONDict]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class DeploymentLimiter(Protocol):
+    """Counts a request against a deployment's own per-minute limits (``limits.deployments``): False when
+    it is full this minute, so the request goes elsewhere before the provider answers 429."""
+
+    async def try_acquire(self, deployment_id: str, tokens: int) -> bool: ...
+
+
 class Dispatcher:
     """Answers a decision from the healthiest, fastest deployment that can, failing over along the plan."""
 
@@ -76,8 +84,9 @@ class Dispatcher:
                  settings: ReliabilitySettings | None = None,
                  provider_settings: Mapping[str, ProviderSettings] | None = None,
                  clock: Callable[[], float] = time.perf_counter, sleep: Sleep = asyncio.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, limiter: DeploymentLimiter | None = None) -> None:
         self.settings = settings or ReliabilitySettings()
+        self.limiter = limiter
         check_fallbacks(self.settings.fallbacks, catalog)
         self.catalog = catalog
         self._providers = providers
@@ -204,6 +213,7 @@ class _Run:
         self.pass_number = 0
         self.wait_before_next = 0.0
         self.forced = False
+        self.at_limit: set[str] = set()  # deployments full this minute (limits.deployments)
 
     # -- choosing ------------------------------------------------------------------------------------
     def _targets(self) -> list[tuple[ModelSpec, Deployment]]:
@@ -249,7 +259,20 @@ class _Run:
                 self.wait_before_next = 0.0
                 if choice is not None and note is None and not health.available(choice[1].id):
                     continue  # its state changed while we slept: choose again
+            if not await self._has_room(*choice):
+                continue  # full this minute: it leaves this request's targets, choose again
             return self._begin(*choice, note=note)
+
+    async def _has_room(self, model: ModelSpec, deployment: Deployment) -> bool:
+        limiter = self.d.limiter
+        if limiter is None:
+            return True
+        tokens = (self.features.prompt_tokens if self.features is not None else 0) + self._output_tokens(model)
+        if await limiter.try_acquire(deployment.id, tokens):
+            return True
+        self.at_limit.add(deployment.id)
+        self.excluded.add(deployment.id)
+        return False
 
     def _healthy(self, pending: Sequence[tuple[ModelSpec, Deployment]]) -> tuple[ModelSpec, Deployment] | None:
         """The first model in plan order with an available deployment; the balancer picks which one."""
@@ -372,6 +395,10 @@ class _Run:
     def _nothing_tried(self) -> UpstreamError:
         now = self.d._clock()
         targets = self._targets()
+        if self.at_limit and not targets:
+            full = ", ".join(sorted(self.at_limit))
+            return UpstreamRateLimited(f"every candidate deployment is at its configured rate limit "
+                                       f"(limits.deployments): {full}", retry_after_seconds=60 - time.time() % 60)
         names = ", ".join(dep.id for _, dep in targets) or "none"
         cooling = [self.d.health.ready_at(dep.id) - now for _, dep in targets
                    if self.d.health.cooling_until(dep.id) > now]

@@ -10,6 +10,8 @@ from .base import Counter, Refusal
 
 # How often (in calls) old windows and stale runaway keys are swept, so memory stays bounded.
 _SWEEP_EVERY = 1024
+# Runaway detection is best effort: past this many keys the least recently seen are dropped (LRU).
+MAX_SEEN_KEYS = 100_000
 
 
 @dataclass(slots=True)
@@ -17,6 +19,13 @@ class _Level:
     used: int = 0
     reserved: int = 0
     expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Seen:
+    window_seconds: float
+    last: float
+    members: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -32,7 +41,7 @@ class MemoryStore:
         self._levels: dict[str, _Level] = {}
         self._holds: dict[str, _Hold] = {}
         self._expiries: list[tuple[float, str]] = []  # (expires_at, hold id); stale entries are skipped
-        self._seen: dict[str, dict[str, float]] = {}
+        self._seen: dict[str, _Seen] = {}  # in least recently seen order
         self._calls = 0
 
     async def reserve(self, hold_id: str | None, counters: Sequence[Counter], amounts: Sequence[int], *,
@@ -76,11 +85,19 @@ class MemoryStore:
         return out
 
     async def seen(self, key: str, member: str, *, now: float, window_seconds: float) -> int:
-        members = self._seen.setdefault(key, {})
+        self._maybe_sweep(now)
+        entry = self._seen.pop(key, None)  # re-inserted below: the dict's order is least recently seen first
+        if entry is None:
+            entry = _Seen(window_seconds=window_seconds, last=now)
+        entry.window_seconds, entry.last = window_seconds, now
+        self._seen[key] = entry
+        members = entry.members
         horizon = now - window_seconds
         for old in [m for m, ts in members.items() if ts <= horizon]:
             del members[old]
         members.setdefault(member, now)
+        while len(self._seen) > MAX_SEEN_KEYS:
+            del self._seen[next(iter(self._seen))]
         return len(members)
 
     async def aclose(self) -> None:
@@ -113,5 +130,5 @@ class MemoryStore:
             return
         for key in [k for k, v in self._levels.items() if v.expires_at is not None and v.expires_at <= now and not v.reserved]:
             del self._levels[key]
-        for key in [k for k, v in self._seen.items() if not v or max(v.values()) < now - 86400]:
+        for key in [k for k, v in self._seen.items() if v.last <= now - v.window_seconds]:
             del self._seen[key]
