@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
+from ..chat_request import parse_chat_request
 from ..identity import caller_id
+from ..ingress import anthropic_messages
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -59,6 +61,8 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
+            ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/messages/count_tokens"): self.count_tokens,
             ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
@@ -183,6 +187,74 @@ class Gateway:
         finally:
             await routed.aclose()
 
+    # -- Anthropic Messages API ---------------------------------------------------------------------
+    async def _json_body(self, scope: Scope, receive: Receive) -> Any:
+        raw = await self._read_body(scope, receive)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages``: Anthropic's Messages API, routed like a chat completion."""
+        started = time.perf_counter()
+        try:
+            caller = self._authenticate(scope)
+            chat = anthropic_messages.to_chat_request(await self._json_body(scope, receive))
+            _attach_client_request_id(scope, chat)
+            if chat.get("stream"):
+                await self._stream_messages(chat, caller, started, send)
+                return
+            routed = await self.router.acompletion(chat, caller=caller, started=started)
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            await _send_anthropic_error(send, exc)
+            return
+        message = anthropic_messages.to_message(routed.response, request_id=routed.plan.request_id,
+                                                model=routed.headers["x-tierroute-model"])
+        await send_json(send, 200, orjson.dumps(message), _anthropic_headers(routed.headers))
+
+    async def _stream_messages(self, chat: dict[str, Any], caller: str | None, started: float, send: Send) -> None:
+        routed = await self.router.astream(chat, caller=caller, started=started)
+        events = anthropic_messages.MessageStream(request_id=routed.plan.request_id,
+                                                  model=routed.headers["x-tierroute-model"],
+                                                  input_tokens=routed.plan.features.prompt_tokens)
+        headers = SSE + _anthropic_headers(routed.headers)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": events.start(), "more_body": True})
+            try:
+                async for chunk in routed.chunks:
+                    data = events.feed(chunk)
+                    if data:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+            except TierrouteError as exc:
+                status, _, _ = error_response(exc)
+                await send({"type": "http.response.body", "body": anthropic_messages.error_event(status, exc),
+                            "more_body": False})
+                return
+            await send({"type": "http.response.body", "body": events.finish(), "more_body": False})
+        except OSError:
+            pass  # the client went away; the relay's cleanup records the request as cancelled
+        finally:
+            await routed.aclose()
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages/count_tokens``: the prompt's size as the router counts it for routing and limits."""
+        try:
+            self._authenticate(scope)
+            body = await self._json_body(scope, receive)
+            if isinstance(body, dict):
+                body = {**body, "max_tokens": 1}
+            features = parse_chat_request(anthropic_messages.to_chat_request(body))
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001
+            await _send_anthropic_error(send, exc)
+            return
+        await send_json(send, 200, orjson.dumps({"input_tokens": features.prompt_tokens}))
+
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/feedback``: a quality label for an answered request, for training on your own traffic."""
         try:
@@ -236,6 +308,20 @@ class Gateway:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", self.router.metrics.content_type.encode())]})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _anthropic_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
+    out = [(k.encode(), v.encode()) for k, v in headers.items()]
+    request_id = headers.get("x-tierroute-request-id")
+    if request_id:
+        out.append((b"request-id", request_id.encode()))
+    return out
+
+
+async def _send_anthropic_error(send: Send, exc: Exception) -> None:
+    status, _, headers = error_response(exc)
+    await send_json(send, status, orjson.dumps(anthropic_messages.error_body(status, exc)), headers)
 
 
 def create_app(router: Router) -> Gateway:
