@@ -300,7 +300,7 @@ def stop_reason(finish_reason: str | None) -> str:
     return STOP_REASONS.get(finish_reason or "stop", "end_turn")
 
 
-def to_message(response: JSONDict, *, request_id: str, model: str) -> JSONDict:
+def to_message(response: JSONDict, body: JSONDict | None = None, *, request_id: str, model: str) -> JSONDict:
     """A routed chat completion as a Messages API ``message``."""
     choice = (response.get("choices") or [{}])[0]
     reply = choice.get("message") or {}
@@ -338,7 +338,7 @@ class MessageStream:
     their own, numbered in the order they begin.
     """
 
-    def __init__(self, *, request_id: str, model: str, input_tokens: int) -> None:
+    def __init__(self, body: JSONDict | None = None, *, request_id: str, model: str, input_tokens: int) -> None:
         self.id = message_id(request_id)
         self.model = model
         self.input_tokens = input_tokens
@@ -393,6 +393,9 @@ class MessageStream:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return b"".join(out)
+
+    def fail(self, status: int, exc: BaseException) -> bytes:
+        return error_event(status, exc)
 
     def finish(self) -> bytes:
         out = list(self._close())

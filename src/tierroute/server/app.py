@@ -16,7 +16,7 @@ import orjson
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
 from ..chat_request import parse_chat_request
 from ..identity import caller_id
-from ..ingress import anthropic_messages
+from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -63,6 +63,7 @@ class Gateway:
             ("POST", "/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
             ("POST", "/v1/messages/count_tokens"): self.count_tokens,
+            ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
@@ -187,7 +188,7 @@ class Gateway:
         finally:
             await routed.aclose()
 
-    # -- Anthropic Messages API ---------------------------------------------------------------------
+    # -- other client APIs, translated to chat completions (ingress/) --------------------------------
     async def _json_body(self, scope: Scope, receive: Receive) -> Any:
         raw = await self._read_body(scope, receive)
         try:
@@ -196,33 +197,41 @@ class Gateway:
             raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``POST /v1/messages``: Anthropic's Messages API, routed like a chat completion."""
+        """``POST /v1/messages``: Anthropic's Messages API."""
+        await self._serve_dialect(ANTHROPIC_MESSAGES, scope, receive, send)
+
+    async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/responses``: OpenAI's Responses API, stateless (``store: false``)."""
+        await self._serve_dialect(OPENAI_RESPONSES, scope, receive, send)
+
+    async def _serve_dialect(self, dialect: Dialect, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         try:
             caller = self._authenticate(scope)
-            chat = anthropic_messages.to_chat_request(await self._json_body(scope, receive))
+            body = await self._json_body(scope, receive)
+            chat = dialect.to_chat_request(body)
             _attach_client_request_id(scope, chat)
             if chat.get("stream"):
-                await self._stream_messages(chat, caller, started, send)
+                await self._stream_dialect(dialect, body, chat, caller, started, send)
                 return
             routed = await self.router.acompletion(chat, caller=caller, started=started)
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            await _send_anthropic_error(send, exc)
+            status, _, headers = error_response(exc)
+            await send_json(send, status, orjson.dumps(dialect.error_body(status, exc)), headers)
             return
-        message = anthropic_messages.to_message(routed.response, request_id=routed.plan.request_id,
-                                                model=routed.headers["x-tierroute-model"])
-        await send_json(send, 200, orjson.dumps(message), _anthropic_headers(routed.headers))
+        answer = dialect.answer(routed.response, body, request_id=routed.plan.request_id,
+                                model=routed.headers["x-tierroute-model"])
+        await send_json(send, 200, orjson.dumps(answer), _dialect_headers(routed.headers))
 
-    async def _stream_messages(self, chat: dict[str, Any], caller: str | None, started: float, send: Send) -> None:
+    async def _stream_dialect(self, dialect: Dialect, body: dict[str, Any], chat: dict[str, Any], caller: str | None,
+                              started: float, send: Send) -> None:
         routed = await self.router.astream(chat, caller=caller, started=started)
-        events = anthropic_messages.MessageStream(request_id=routed.plan.request_id,
-                                                  model=routed.headers["x-tierroute-model"],
-                                                  input_tokens=routed.plan.features.prompt_tokens)
-        headers = SSE + _anthropic_headers(routed.headers)
+        events = dialect.events(body, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"],
+                                input_tokens=routed.plan.features.prompt_tokens)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.start", "status": 200, "headers": SSE + _dialect_headers(routed.headers)})
             await send({"type": "http.response.body", "body": events.start(), "more_body": True})
             try:
                 async for chunk in routed.chunks:
@@ -231,8 +240,7 @@ class Gateway:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
             except TierrouteError as exc:
                 status, _, _ = error_response(exc)
-                await send({"type": "http.response.body", "body": anthropic_messages.error_event(status, exc),
-                            "more_body": False})
+                await send({"type": "http.response.body", "body": events.fail(status, exc), "more_body": False})
                 return
             await send({"type": "http.response.body", "body": events.finish(), "more_body": False})
         except OSError:
@@ -247,11 +255,12 @@ class Gateway:
             body = await self._json_body(scope, receive)
             if isinstance(body, dict):
                 body = {**body, "max_tokens": 1}
-            features = parse_chat_request(anthropic_messages.to_chat_request(body))
+            features = parse_chat_request(ANTHROPIC_MESSAGES.to_chat_request(body))
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001
-            await _send_anthropic_error(send, exc)
+            status, _, headers = error_response(exc)
+            await send_json(send, status, orjson.dumps(ANTHROPIC_MESSAGES.error_body(status, exc)), headers)
             return
         await send_json(send, 200, orjson.dumps({"input_tokens": features.prompt_tokens}))
 
@@ -310,18 +319,13 @@ class Gateway:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _anthropic_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def _dialect_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
     out = [(k.encode(), v.encode()) for k, v in headers.items()]
     request_id = headers.get("x-tierroute-request-id")
     if request_id:
         out.append((b"request-id", request_id.encode()))
     return out
-
-
-async def _send_anthropic_error(send: Send, exc: Exception) -> None:
-    status, _, headers = error_response(exc)
-    await send_json(send, status, orjson.dumps(anthropic_messages.error_body(status, exc)), headers)
 
 
 def create_app(router: Router) -> Gateway:
