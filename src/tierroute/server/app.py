@@ -64,6 +64,8 @@ class Gateway:
             ("POST", "/v1/messages"): self.messages,
             ("POST", "/v1/messages/count_tokens"): self.count_tokens,
             ("POST", "/v1/responses"): self.responses,
+            ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", "/embeddings"): self.embeddings,
             ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
@@ -247,6 +249,21 @@ class Gateway:
             pass  # the client went away; the relay's cleanup records the request as cancelled
         finally:
             await routed.aclose()
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
+        started = time.perf_counter()
+        try:
+            caller = self._authenticate(scope)
+            routed = await self.router.aembedding(await self._json_body(scope, receive), caller=caller, started=started)
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            status, payload, headers = error_response(exc)
+            await send_json(send, status, payload, headers)
+            return
+        headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
+        await send_json(send, 200, orjson.dumps(routed.response), headers)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages/count_tokens``: the prompt's size as the router counts it for routing and limits."""
