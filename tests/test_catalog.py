@@ -12,6 +12,10 @@ def test_builtin_entries_are_complete_and_priced_with_provenance():
     assert len(models) >= 20
     for m in models:
         assert m.source and m.as_of, m.id
+        assert m.mode in {"chat", "embedding"}, m.id
+        if m.mode == "embedding":  # priced per input token, never in a tier (they are never routed to for chat)
+            assert m.input_price > 0 and m.output_price == 0 and m.tier is None, m.id
+            continue
         assert m.input_price > 0 and m.output_price >= m.input_price, m.id
         assert m.context_window >= 8192 and 0 < m.max_output_tokens <= m.context_window, m.id
         assert m.tier in {"reasoning", "general", "extraction"}, m.id

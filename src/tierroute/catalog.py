@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ._exceptions import ConfigError, ModelNotFound
+from ._exceptions import ConfigError, InvalidRequest, ModelNotFound
 from .config import ModelSettings, Settings
 from .types import Deployment, ModelSpec
 
@@ -48,6 +48,7 @@ def _spec_from_mapping(entry: Mapping[str, Any]) -> ModelSpec:
         quality=entry.get("quality"),
         source=entry.get("source"),
         as_of=entry.get("as_of"),
+        mode=entry.get("mode") or "chat",
     )
 
 
@@ -135,7 +136,7 @@ class Catalog:
             tier = self.tiers.get(self.default_tier)
             if tier:
                 return tier, f"tier {self.default_tier}"
-            return tuple(self.models.values()), "all models"
+            return tuple(m for m in self.models.values() if m.mode == "chat"), "all models"
         tier = self.tiers.get(requested)
         if tier is not None:
             if not tier:
@@ -143,12 +144,29 @@ class Catalog:
             return tier, f"tier {requested}"
         model = self.models.get(requested)
         if model is not None:
+            if model.mode != "chat":
+                raise InvalidRequest(f"model {requested!r} is an embedding model; send it to /v1/embeddings", param="model")
             return (model,), "requested"
         raise ModelNotFound(
             f"model {requested!r} not found; use 'auto', a tier ({', '.join(self.tier_order)}) or one of: "
             + ", ".join(sorted(self.models)[:20]) + (" ..." if len(self.models) > 20 else ""),
             param="model",
         )
+
+    def resolve_embedding(self, requested: str | None, default: str | None) -> ModelSpec:
+        """The embedding model for an embeddings request: the one named, else the configured default."""
+        name = default if requested in (None, AUTO) else requested
+        if name is None:
+            choices = sorted(m.id for m in self.models.values() if m.mode == "embedding")
+            raise InvalidRequest("model: name an embedding model (" + (", ".join(choices) or "none is configured")
+                                 + "), or set router.default_embedding_model", param="model")
+        model = self.models.get(name)
+        if model is None:
+            raise ModelNotFound(f"embedding model {name!r} not found (unknown model or provider not configured)",
+                                param="model")
+        if model.mode != "embedding":
+            raise InvalidRequest(f"model {name!r} is a chat model, not an embedding model", param="model")
+        return model
 
     def tier_above(self, tier: str | None) -> str | None:
         if tier is None or tier not in self.tier_order:
@@ -158,7 +176,7 @@ class Catalog:
 
     def strongest(self, models: Sequence[ModelSpec] | None = None) -> ModelSpec | None:
         """The reference model for savings: highest quality prior, then highest price."""
-        pool = list(models if models is not None else self.models.values())
+        pool = list(models if models is not None else (m for m in self.models.values() if m.mode == "chat"))
         if not pool:
             return None
         return max(pool, key=lambda m: (m.quality or 0.0, m.output_price + m.input_price))

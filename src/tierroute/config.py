@@ -96,6 +96,7 @@ class ModelSettings(_Frozen):
     quality: float | None = Field(default=None, ge=0, le=1)
     source: str | None = None
     as_of: str | None = None
+    mode: Literal["chat", "embedding"] | None = None
 
 
 class DeploymentSettings(_Frozen):
@@ -119,6 +120,9 @@ class RouterSettings(_Frozen):
     policy: str = "learned"
     options: dict[str, Any] = Field(default_factory=dict)
     default_tier: str = "general"
+    # The embedding model for /v1/embeddings requests that name none (or say "auto"). Embeddings of different
+    # models are not comparable, so they are never routed between models: this is one fixed model.
+    default_embedding_model: str | None = None
 
 
 class ServerSettings(_Frozen):

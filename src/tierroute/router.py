@@ -18,11 +18,13 @@ from ._sync import LoopThread
 from .catalog import AUTO, Catalog
 from .chat_request import parse_chat_request, upstream_body
 from .config import Settings
+from .embeddings_request import parse_embeddings_request, upstream_embeddings_body
 from .guards import Guard
 from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metrics import Metrics
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
+from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
 from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
 
@@ -109,7 +111,8 @@ class Router:
         self.providers: Mapping[str, Provider] = providers or {
             name: build_provider(name, p) for name, p in settings.providers.items()
         }
-        self.policy = policy or build_policy(settings.router.policy, settings.router.options, list(self.catalog.models.values()))
+        chat_models = [m for m in self.catalog.models.values() if m.mode == "chat"]
+        self.policy = policy or build_policy(settings.router.policy, settings.router.options, chat_models)
         self.ledger = ledger
         self.guards = tuple(guards)
         self.intents = self._build_intents(settings)
@@ -121,6 +124,12 @@ class Router:
         self._wall = wall_clock
         self._request_id = request_id
         self._baseline = self.catalog.strongest()
+        embedding_default = settings.router.default_embedding_model
+        if embedding_default is not None:
+            spec = self.catalog.models.get(embedding_default)
+            if spec is None or spec.mode != "embedding":
+                raise ConfigError(f"router.default_embedding_model: {embedding_default!r} is not an available embedding "
+                                  "model (give it 'mode: embedding' under models:, and configure its provider)")
         self._sync = LoopThread()
         # An encoder-backed learned policy embeds the prompt before deciding, off the event loop; others: None.
         self._prepare = getattr(self.policy, "prepare", None)
@@ -163,7 +172,7 @@ class Router:
             features = replace(features, max_cost_usd=state.extra["max_cost_usd"])  # the key's default ceiling
         runaway = state.extra.get("runaway")
         if runaway:
-            candidates, resolved_as = tuple(self.catalog.models.values()), "runaway"
+            candidates, resolved_as = tuple(m for m in self.catalog.models.values() if m.mode == "chat"), "runaway"
         rejected = tuple((m.id, why) for m in candidates if (why := rejection(features, m, state)) is not None)
         eligible = apply_filters(features, candidates, state)
         if resolved_as == "requested":
@@ -208,6 +217,43 @@ class Router:
         await self._settle(tokens, attempts, ok=True)
         headers = self._headers(plan, answered, cost, overhead, attempts)
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
+
+    async def aembedding(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> Routed:
+        """Answer an OpenAI embeddings request from the model it names (or ``router.default_embedding_model``).
+
+        Embeddings of different models live in different vector spaces, so there is no routing between models:
+        failover stays among that model's deployments. Limits, budgets and the ledger apply as for chat."""
+        started = self._clock() if started is None else started
+        try:
+            features = parse_embeddings_request(body, caller=caller)
+            model = self.catalog.resolve_embedding(features.requested_model, self.settings.router.default_embedding_model)
+            if not isinstance(self.providers.get(model.provider), EmbeddingProvider):
+                raise InvalidRequest(f"model {model.id!r}: provider {model.provider!r} has no embeddings endpoint",
+                                     param="model")
+            ranked = Ranked(model=model, expected_cost_usd=model.cost_usd(features.prompt_tokens, 0), predicted_quality=None)
+            reason = "requested" if features.requested_model == model.id else "router.default_embedding_model"
+            plan = Plan(request_id=self._request_id(), body=body, features=features,
+                        decision=Decision(ranked=(ranked,), reason=reason, policy="none"), resolved_as=reason)
+            tokens = await self._admit(plan)
+        except TierrouteError as exc:
+            self.metrics.refused(exc.code or "error")
+            raise
+        attempts: list[Attempt] = []
+        try:
+            completion = await self.dispatcher.complete(
+                plan.decision, lambda m, deployment: upstream_embeddings_body(body, deployment.upstream), attempts,
+                features=features, timeout_seconds=self.settings.reliability.request_timeout_seconds, call=_embed)
+        except UpstreamError as exc:
+            self._record(plan, attempts, started, error=exc)
+            await self._settle(tokens, attempts, ok=False)
+            raise
+        answered = attempts[-1]
+        overhead = self._overhead_ms(started, attempts)
+        self._record(plan, attempts, started, overhead_ms=overhead)
+        await self._settle(tokens, attempts, ok=True)
+        headers = self._headers(plan, answered, answered.cost_usd, overhead, attempts)
+        return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts,
+                      cost_usd=answered.cost_usd)
 
     async def astream(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> RoutedStream:
         """Route a streamed request. The first chunk is fetched before returning, so routing and upstream
@@ -375,7 +421,8 @@ class Router:
             if final and final_status == "ok" and usage.prompt_tokens == 0:
                 usage = attempt.usage = Usage(features.prompt_tokens, usage.completion_tokens)
             cost = attempt.cost_usd
-            baseline = self._baseline.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and self._baseline) else 0.0
+            reference = self._baseline if attempt.model.mode == "chat" else attempt.model  # embeddings save nothing
+            baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")
             metrics.attempt(attempt.deployment.id, err.kind if err is not None else "ok")
@@ -458,6 +505,10 @@ class Router:
         routed = self._sync.run(self.astream(body, caller=caller))
         return self._sync.iterate(routed.chunks, close=routed.aclose)
 
+    def embedding(self, body: JSONDict, *, caller: str | None = None) -> Routed:
+        """Synchronous :meth:`aembedding`."""
+        return self._sync.run(self.aembedding(body, caller=caller))
+
     def route(self, body: JSONDict, *, caller: str | None = None) -> Plan:
         """Synchronous :meth:`plan`: the decision only, no upstream call."""
         return self._sync.run(self.plan(body, caller=caller))
@@ -474,3 +525,7 @@ class Router:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _embed(provider: Provider, deployment: Deployment, body: JSONDict) -> Awaitable[Completion]:
+    return provider.embed(deployment, body)  # type: ignore[attr-defined]  # checked as an EmbeddingProvider

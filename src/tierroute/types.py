@@ -30,6 +30,9 @@ class ModelSpec:
     quality: float | None = None
     source: str | None = None
     as_of: str | None = None
+    # "chat" models answer /v1/chat/completions (and the dialects translated to it) and are routed;
+    # "embedding" models answer /v1/embeddings only, and only when asked for by name or configured as default.
+    mode: str = "chat"
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000

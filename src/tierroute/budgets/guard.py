@@ -125,7 +125,10 @@ class LimitsGuard:
 
     def _estimate(self, features: RequestFeatures, model: ModelSpec) -> tuple[int, int]:
         """(nano-USD, tokens) this request may cost: prompt tokens plus max_tokens (or the default)."""
-        completion = min(features.max_tokens or self.settings.default_completion_tokens, model.max_output_tokens)
+        if model.mode == "embedding":
+            completion = 0  # an embedding has no completion
+        else:
+            completion = min(features.max_tokens or self.settings.default_completion_tokens, model.max_output_tokens)
         return usd_to_units(model.cost_usd(features.prompt_tokens, completion)), features.prompt_tokens + completion
 
     # -- Guard ---------------------------------------------------------------------------------------

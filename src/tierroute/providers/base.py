@@ -42,6 +42,15 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    """A provider whose wire format has an embeddings endpoint (OpenAI's does; Anthropic's has none)."""
+
+    async def embed(self, deployment: Deployment, body: JSONDict) -> Completion:
+        """Send an OpenAI ``/embeddings`` body and return the answer in OpenAI shape."""
+        ...
+
+
 class HTTPProvider:
     """Shared plumbing: one pooled HTTP client (``client.py``) per provider, created inside the running loop."""
 

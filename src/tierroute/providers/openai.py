@@ -29,6 +29,7 @@ class OpenAIProvider(HTTPProvider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
         self._url = f"{settings.api_base}/chat/completions"
+        self._embeddings_url = f"{settings.api_base}/embeddings"
         headers = {"Content-Type": "application/json", **settings.headers}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
@@ -40,6 +41,20 @@ class OpenAIProvider(HTTPProvider):
             response = orjson.loads(raw)
             if not isinstance(response, dict) or "choices" not in response:
                 raise UpstreamUnavailable(f"{self.name}: response has no 'choices'", provider=self.name, deployment=deployment.id)
+            return Completion(response=response, usage=usage_from(response.get("usage")))
+        except UpstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client failure is mapped in one place
+            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id) from exc
+
+    async def embed(self, deployment: Deployment, body: JSONDict) -> Completion:
+        """``POST /embeddings``: the answer as the upstream gave it, with its prompt tokens as usage."""
+        try:
+            raw = await self.post_read(self._embeddings_url, orjson.dumps(body), self._headers, deployment)
+            response = orjson.loads(raw)
+            if not isinstance(response, dict) or not isinstance(response.get("data"), list):
+                raise UpstreamUnavailable(f"{self.name}: embeddings response has no 'data' list", provider=self.name,
+                                          deployment=deployment.id)
             return Completion(response=response, usage=usage_from(response.get("usage")))
         except UpstreamError:
             raise

@@ -67,6 +67,12 @@ class Attempt:
 
 
 BodyFor = Callable[[ModelSpec, Deployment], JSONDict]
+# One upstream call of a non-streamed request: chat completion by default, embeddings for /v1/embeddings.
+Call = Callable[[Provider, Deployment, JSONDict], Awaitable[Completion]]
+
+
+def _complete(provider: Provider, deployment: Deployment, body: JSONDict) -> Awaitable[Completion]:
+    return provider.complete(deployment, body)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -111,7 +117,8 @@ class Dispatcher:
 
     # -- answering -----------------------------------------------------------------------------------
     async def complete(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt], *,
-                       features: RequestFeatures | None = None, timeout_seconds: float | None = None) -> Completion:
+                       features: RequestFeatures | None = None, timeout_seconds: float | None = None,
+                       call: Call = _complete) -> Completion:
         """Answer the request; ``attempts`` is filled in place so the caller can record every try."""
         run = _Run(self, decision, features, attempts, timeout_seconds)
         while True:
@@ -119,8 +126,8 @@ class Dispatcher:
             deployment = attempt.deployment
             try:
                 async with asyncio.timeout(run.deadline.remaining_seconds()):
-                    completion = await self._providers[deployment.provider].complete(
-                        deployment, body_for(attempt.model, deployment))
+                    completion = await call(self._providers[deployment.provider], deployment,
+                                            body_for(attempt.model, deployment))
             except (UpstreamError, TimeoutError) as exc:
                 run.failed(attempt, exc)
                 continue

@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
+from ..chat_request import parse_chat_request
 from ..identity import caller_id
+from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -59,6 +61,11 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
+            ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/messages/count_tokens"): self.count_tokens,
+            ("POST", "/v1/responses"): self.responses,
+            ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", "/embeddings"): self.embeddings,
             ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
@@ -183,6 +190,97 @@ class Gateway:
         finally:
             await routed.aclose()
 
+    # -- other client APIs, translated to chat completions (ingress/) --------------------------------
+    async def _json_body(self, scope: Scope, receive: Receive) -> Any:
+        raw = await self._read_body(scope, receive)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages``: Anthropic's Messages API."""
+        await self._serve_dialect(ANTHROPIC_MESSAGES, scope, receive, send)
+
+    async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/responses``: OpenAI's Responses API, stateless (``store: false``)."""
+        await self._serve_dialect(OPENAI_RESPONSES, scope, receive, send)
+
+    async def _serve_dialect(self, dialect: Dialect, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            caller = self._authenticate(scope)
+            body = await self._json_body(scope, receive)
+            chat = dialect.to_chat_request(body)
+            _attach_client_request_id(scope, chat)
+            if chat.get("stream"):
+                await self._stream_dialect(dialect, body, chat, caller, started, send)
+                return
+            routed = await self.router.acompletion(chat, caller=caller, started=started)
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            status, _, headers = error_response(exc)
+            await send_json(send, status, orjson.dumps(dialect.error_body(status, exc)), headers)
+            return
+        answer = dialect.answer(routed.response, body, request_id=routed.plan.request_id,
+                                model=routed.headers["x-tierroute-model"])
+        await send_json(send, 200, orjson.dumps(answer), _dialect_headers(routed.headers))
+
+    async def _stream_dialect(self, dialect: Dialect, body: dict[str, Any], chat: dict[str, Any], caller: str | None,
+                              started: float, send: Send) -> None:
+        routed = await self.router.astream(chat, caller=caller, started=started)
+        events = dialect.events(body, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"],
+                                input_tokens=routed.plan.features.prompt_tokens)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE + _dialect_headers(routed.headers)})
+            await send({"type": "http.response.body", "body": events.start(), "more_body": True})
+            try:
+                async for chunk in routed.chunks:
+                    data = events.feed(chunk)
+                    if data:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+            except TierrouteError as exc:
+                status, _, _ = error_response(exc)
+                await send({"type": "http.response.body", "body": events.fail(status, exc), "more_body": False})
+                return
+            await send({"type": "http.response.body", "body": events.finish(), "more_body": False})
+        except OSError:
+            pass  # the client went away; the relay's cleanup records the request as cancelled
+        finally:
+            await routed.aclose()
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
+        started = time.perf_counter()
+        try:
+            caller = self._authenticate(scope)
+            routed = await self.router.aembedding(await self._json_body(scope, receive), caller=caller, started=started)
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            status, payload, headers = error_response(exc)
+            await send_json(send, status, payload, headers)
+            return
+        headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
+        await send_json(send, 200, orjson.dumps(routed.response), headers)
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages/count_tokens``: the prompt's size as the router counts it for routing and limits."""
+        try:
+            self._authenticate(scope)
+            body = await self._json_body(scope, receive)
+            if isinstance(body, dict):
+                body = {**body, "max_tokens": 1}
+            features = parse_chat_request(ANTHROPIC_MESSAGES.to_chat_request(body))
+        except ConnectionResetError:
+            return
+        except Exception as exc:  # noqa: BLE001
+            status, _, headers = error_response(exc)
+            await send_json(send, status, orjson.dumps(ANTHROPIC_MESSAGES.error_body(status, exc)), headers)
+            return
+        await send_json(send, 200, orjson.dumps({"input_tokens": features.prompt_tokens}))
+
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/feedback``: a quality label for an answered request, for training on your own traffic."""
         try:
@@ -236,6 +334,15 @@ class Gateway:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", self.router.metrics.content_type.encode())]})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _dialect_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
+    out = [(k.encode(), v.encode()) for k, v in headers.items()]
+    request_id = headers.get("x-tierroute-request-id")
+    if request_id:
+        out.append((b"request-id", request_id.encode()))
+    return out
 
 
 def create_app(router: Router) -> Gateway:
