@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ._exceptions import InvalidRequest
-from .tokens import OPENAI_O200K, PromptTokens, estimate
+from .tokens import OPENAI_O200K, QUICK_TOKENS_PER_BYTE, PromptTokens
 from .types import JSONDict, RequestFeatures
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -185,12 +185,14 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidRequest(f"tierroute.request_id: expected a string, got {_kind(request_id)}", param="tierroute.request_id")
 
-    estimated = math.ceil(sum(estimate(p) for p in pieces))
-    prompt = PromptTokens(pieces, len(messages), extra_tokens, has_system, estimated,
-                          bound=sum(_utf8_len(p) for p in pieces))
+    size = sum(_utf8_len(p) for p in pieces)
+    prompt = PromptTokens(pieces, len(messages), extra_tokens, has_system, bound=size)
+    # The central guess for cost and budgets costs nothing; exact counts are taken where they matter
+    # (a context window near, a stream without usage: ``tokens.py``).
+    estimated = math.ceil(size * QUICK_TOKENS_PER_BYTE) + extra_tokens
     return RequestFeatures(
         requested_model=model,
-        prompt_tokens=estimated + extra_tokens + OPENAI_O200K.per_message * len(messages) + OPENAI_O200K.per_reply,
+        prompt_tokens=estimated + OPENAI_O200K.per_message * len(messages) + OPENAI_O200K.per_reply,
         max_tokens=max_tokens,
         text=routing_text(messages, texts),
         n_messages=len(messages),
