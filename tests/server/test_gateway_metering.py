@@ -149,3 +149,13 @@ async def test_a_stream_admitted_within_max_tokens_is_not_cut_at_the_end_of_a_bu
     assert text == fake_upstream.behaviour.text
     entry = final_entry(gw)
     assert entry.status == "ok" and entry.completion_tokens == 24
+
+
+def test_a_complete_answer_without_usage_is_counted_too(metered, fake_upstream):
+    fake_upstream.behaviour.send_usage = False
+    gw = metered()
+    raw = client(gw).chat.completions.with_raw_response.create(model="mini", messages=HELLO)
+    completion = tokens(fake_upstream.behaviour.text)
+    assert float(raw.headers["x-tierroute-cost-usd"]) == pytest.approx((HELLO_PROMPT_TOKENS * 0.15 + completion * 0.6) / 1e6)
+    entry = final_entry(gw)
+    assert (entry.prompt_tokens, entry.completion_tokens, entry.usage_estimated) == (HELLO_PROMPT_TOKENS, completion, True)
