@@ -45,6 +45,11 @@ def test_counting_needs_no_network_and_no_cache():
     assert out.stdout.split() == ["2", "2"]
 
 
+def test_text_that_is_not_valid_unicode_is_still_counted():
+    assert count("a\ud800b", "o200k_base") == count("a\ufffdb", "o200k_base")
+    assert count("<|endoftext|>", "cl100k_base") > 1, "special-token text in a prompt is plain text"
+
+
 def test_families_from_catalog_ids_and_upstream_names():
     assert family_of("gpt-4o-mini") is OPENAI_O200K and family_of("gpt-5-nano") is OPENAI_O200K
     assert family_of("o4-mini") is OPENAI_O200K and family_of("openai/gpt-4.1") is OPENAI_O200K

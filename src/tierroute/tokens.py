@@ -101,7 +101,11 @@ def count(text: str, encoding: str) -> int | None:
         return None
     if not text:
         return 0
-    return len(_tiktoken.get_encoding(encoding).encode_ordinary(text))
+    enc = _tiktoken.get_encoding(encoding)
+    try:
+        return len(enc.encode_ordinary(text))
+    except UnicodeEncodeError:  # lone surrogates: replaced, as tiktoken itself does
+        return len(enc.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
 
 
 def estimate(text: str) -> float:
