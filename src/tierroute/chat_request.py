@@ -6,9 +6,13 @@ router relies on and what a provider would reject confusingly; every error names
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import orjson
+
 from ._exceptions import InvalidRequest
+from .tokens import OPENAI_O200K, QUICK_TOKENS_PER_BYTE, PromptTokens
 from .types import JSONDict, RequestFeatures
 
 # Client-chosen labels become limiter and ledger keys: bounded, so no request can make the gateway hold megabytes.
@@ -16,25 +20,14 @@ MAX_USER_CHARS = 256
 MAX_TAGS = 64
 MAX_TAG_CHARS = 128
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-# Per-message framing tokens (role markers, separators) as chat templates add them.
-MESSAGE_OVERHEAD_TOKENS = 4
 # What an image costs in prompt tokens is provider-specific; this is a middle-of-the-road figure.
 IMAGE_TOKENS = 800
 # Routing-only fields the gateway reads and never forwards upstream.
 ROUTING_FIELDS = ("tierroute",)
 
 
-def estimate_tokens(text: str) -> int:
-    """Estimate the token count of ``text`` without a tokenizer.
-
-    English prose and code average about four characters a token in current BPE vocabularies; other
-    scripts take roughly one token for every two or three UTF-8 bytes. Cost: one ``len`` and, only for
-    non-ASCII text, one encode, so microseconds even on long prompts.
-    """
-    n = len(text)
-    if text.isascii():
-        return (n + 3) // 4
-    return (len(text.encode("utf-8")) + 2) // 3
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
 
 
 def _content_text(content: Any, where: str) -> tuple[str, int, bool]:
@@ -122,7 +115,10 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest(f"messages: expected a non-empty array of messages, got {_kind(messages)}", param="messages")
 
-    tokens = 3  # every reply is primed with an assistant header
+    # The prompt as a chat template frames it: each message's role, name and content are tokenized apart.
+    pieces: list[str] = []
+    extra_tokens = 0
+    has_system = False
     texts: list[str] = []
     needs_vision = False
     for i, message in enumerate(messages):
@@ -135,12 +131,18 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         text, extra, has_image = _content_text(message.get("content"), f"{where}.content")
         if "content" not in message and role in ("user", "system", "developer"):
             raise InvalidRequest(f"{where}.content: required field is missing", param=f"{where}.content")
+        pieces.append(role)
+        pieces.append(text)
+        name = message.get("name")
+        if isinstance(name, str) and name:
+            pieces.append(name)
         tool_calls = message.get("tool_calls")
         if tool_calls:
-            extra += estimate_tokens(str(tool_calls))
+            pieces.append(_json_text(tool_calls))
         texts.append(text)
+        has_system = has_system or role in ("system", "developer")
         needs_vision = needs_vision or has_image
-        tokens += MESSAGE_OVERHEAD_TOKENS + estimate_tokens(text) + extra
+        extra_tokens += extra
 
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -157,7 +159,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
             raise InvalidRequest(f"tools: expected an array, got {_kind(tools)}", param="tools")
         needs_tools = bool(tools)
         if needs_tools:
-            tokens += estimate_tokens(str(tools))
+            pieces.append(_json_text(tools))
     response_format = body.get("response_format")
     needs_json = False
     if response_format is not None:
@@ -195,9 +197,14 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidRequest(f"tierroute.request_id: expected a string, got {_kind(request_id)}", param="tierroute.request_id")
 
+    size = sum(_utf8_len(p) for p in pieces)
+    prompt = PromptTokens(pieces, len(messages), extra_tokens, has_system, bound=size)
+    # The central guess for cost and budgets costs nothing; exact counts are taken where they matter
+    # (a context window near, a stream without usage: ``tokens.py``).
+    estimated = math.ceil(size * QUICK_TOKENS_PER_BYTE) + extra_tokens
     return RequestFeatures(
         requested_model=model,
-        prompt_tokens=tokens,
+        prompt_tokens=estimated + OPENAI_O200K.per_message * len(messages) + OPENAI_O200K.per_reply,
         max_tokens=max_tokens,
         text=routing_text(messages, texts),
         n_messages=len(messages),
@@ -211,7 +218,16 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         max_cost_usd=float(max_cost) if max_cost is not None else None,
         timeout_seconds=float(timeout) if timeout is not None else None,
         client_request_id=request_id,
+        prompt=prompt,
     )
+
+
+def _json_text(value: Any) -> str:
+    """Tool definitions and calls as the model sees them: JSON text (its count is close, not the template's)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
 
 
 def upstream_body(body: JSONDict, upstream_model: str) -> JSONDict:

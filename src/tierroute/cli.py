@@ -292,14 +292,17 @@ def stats(config: str | None, since: str | None, as_json: bool) -> None:
                f"saved: ${summary.savings_usd:.6f}{share}")
     if summary.overhead_p50_ms is not None:
         click.echo(f"router overhead: p50 {summary.overhead_p50_ms:.3f} ms, p99 {summary.overhead_p99_ms:.3f} ms")
+    if summary.estimated:
+        click.echo(f"token counts estimated by tierroute (the server sent no usage): {summary.estimated} of "
+                   f"{summary.attempts} attempts (column 'est')")
     if summary.models:
-        click.echo(f"\n{'model':<40} {'reqs':>6} {'errs':>5} {'tokens in':>10} {'tokens out':>10} {'cost $':>11} "
+        click.echo(f"\n{'model':<40} {'reqs':>6} {'errs':>5} {'tokens in':>10} {'tokens out':>10} {'est':>5} {'cost $':>11} "
                    f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
         for m in summary.models:
             def f(v: float | None) -> str:
                 return "-" if v is None else f"{v:.0f}"
             click.echo(f"{m.model:<40} {m.requests:>6} {m.errors:>5} {m.prompt_tokens:>10} {m.completion_tokens:>10} "
-                       f"{m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
+                       f"{m.estimated:>5} {m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
 
 
 @main.command()

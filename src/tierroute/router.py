@@ -21,6 +21,7 @@ from .config import Settings
 from .embeddings_request import parse_embeddings_request, upstream_embeddings_body
 from .guards import Guard
 from .ledger.base import Feedback, Ledger, LedgerEntry
+from .metering import StreamUsage, counted_prompt_tokens, response_usage
 from .metrics import Metrics
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
@@ -211,6 +212,8 @@ class Router:
             await self._settle(tokens, attempts, ok=False)
             raise
         answered = attempts[-1]
+        if not answered.usage.total_tokens:  # the server reported no usage: count the answer
+            answered.usage = response_usage(plan.features, answered.model, completion.response)
         cost = answered.cost_usd
         overhead = self._overhead_ms(started, attempts)
         self._record(plan, attempts, started, overhead_ms=overhead)
@@ -295,33 +298,33 @@ class Router:
                      tokens: list[Any], relay_started: list[bool]) -> AsyncGenerator[JSONDict, None]:
         relay_started[0] = True
         error: BaseException | None = None
-        completion_chars = 0
+        used = StreamUsage(plan.features, attempts[-1].model)
         try:
             chunk = first
             while chunk is not None:
-                usage = chunk.get("usage")
-                if usage:
-                    attempts[-1].usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        completion_chars += len(content)
+                used.observe(chunk)
+                if used.reported is not None:
+                    attempts[-1].usage = used.reported
                 if tokens:
-                    await self._meter(tokens, attempts[-1], completion_chars)
-                if include_usage or chunk.get("choices") or not usage:
+                    await self._meter(tokens, attempts[-1], used.completion_tokens)
+                if include_usage or chunk.get("choices") or not chunk.get("usage"):
                     yield chunk
                 try:
                     chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     chunk = None
+            if used.reported is None:
+                attempts[-1].usage = used.final()
+                if include_usage:  # the server ignored include_usage: the client still gets its usage chunk
+                    yield used.usage_chunk(attempts[-1].usage)
         except BaseException as exc:
             error = exc
             raise
         finally:
             await upstream.aclose()  # type: ignore[attr-defined]  # frees the deployment's in-flight slot now
             answered = attempts[-1]
-            if answered.usage.completion_tokens == 0 and completion_chars:
-                answered.usage = Usage(answered.usage.prompt_tokens or plan.features.prompt_tokens, (completion_chars + 3) // 4)
+            if used.reported is None and not answered.usage.estimated:
+                answered.usage = used.final()  # cut or cancelled: still charge what was streamed
             upstream_error = error if isinstance(error, UpstreamError) else None
             # A guard cutting the stream (LimitExceeded) is an error; the caller going away is a cancellation.
             status = None if error is None or upstream_error is not None else (
@@ -360,9 +363,8 @@ class Router:
         return replace(decision, ranked=ranked, reason=f"{why}: {change}; {decision.reason}",
                        details={**decision.details, "budget_pressure": state.budget_pressure, "limits_shift": why})
 
-    async def _meter(self, tokens: list[Any], attempt: Attempt, completion_chars: int) -> None:
+    async def _meter(self, tokens: list[Any], attempt: Attempt, completion: int) -> None:
         """The stream hook: guards may reserve more as a stream grows, or cut it by raising LimitExceeded."""
-        completion = attempt.usage.completion_tokens or (completion_chars + 3) // 4
         for guard, token in tokens:
             await guard.meter(token, attempt.model, completion)
 
@@ -419,7 +421,8 @@ class Router:
             final = attempt is attempts[-1]
             usage = attempt.usage
             if final and final_status == "ok" and usage.prompt_tokens == 0:
-                usage = attempt.usage = Usage(features.prompt_tokens, usage.completion_tokens)
+                usage = attempt.usage = Usage(counted_prompt_tokens(features, attempt.model), usage.completion_tokens,
+                                              estimated=True)
             cost = attempt.cost_usd
             reference = self._baseline if attempt.model.mode == "chat" else attempt.model  # embeddings save nothing
             baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
@@ -458,6 +461,7 @@ class Router:
                 stream=features.stream,
                 tags=",".join(features.tags) or None,
                 prompt=prompt,
+                usage_estimated=usage.estimated,
             ))
 
     # -- feedback ------------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ class RequestFeatures:
     # The learned policy's sentence embedding of ``text`` (a float32 array; empty when its encoder failed),
     # computed by the router off the event loop before ``decide``; None when the policy has no encoder.
     embedding: Any = None
+    # The prompt's pieces for exact counting per model family (``tokens.PromptTokens``); None when the
+    # features were built without a request body (replays, tests). Not part of equality.
+    prompt: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ class Decision:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # True when tierroute counted or estimated these figures because the server sent no usage.
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

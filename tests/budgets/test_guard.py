@@ -155,13 +155,32 @@ async def test_meter_extends_a_growing_stream_then_cuts_it():
     g = guard(budgets=[{"scope": "global", "window": "day", "tokens": 4000}])
     hold = await g.admit(features(max_tokens=None), decision(), "s1")  # 1000 + 512 default tokens reserved
     await g.meter(hold, MODEL, 400)  # within the reservation: no store call needed
-    await g.meter(hold, MODEL, 1000)  # outgrew it: one more step reserved
-    assert hold.reserved_tokens == 1512 * 2
+    await g.meter(hold, MODEL, 1000)  # outgrew it: the difference (488) plus an eighth of the hold (189)
+    assert hold.reserved_tokens == 2000 + 189
     with pytest.raises(LimitExceeded) as info:
         await g.meter(hold, MODEL, 3500)
     assert "exhausted while streaming" in info.value.message and "cut" in info.value.message
     await g.settle(hold, cost_usd=0.0, usage=Usage(1000, 3000), ok=False)
     assert await g.store.levels(["global=all:tok:day:1711843200"]) == [4000]
+
+
+async def test_meter_near_the_end_of_a_budget_reserves_only_the_difference():
+    """Issue 15.4: past its hold a stream asked for a whole new hold, and was cut with budget still left."""
+    g = guard(budgets=[{"scope": "global", "window": "day", "tokens": 1700}])
+    hold = await g.admit(features(max_tokens=None), decision(), "s1")  # 1000 + 512 reserved, 188 left
+    await g.meter(hold, MODEL, 600)  # needs 88 more: the 88 + 189 headroom is refused, the 88 alone fits
+    assert hold.reserved_tokens == 1600
+    with pytest.raises(LimitExceeded):
+        await g.meter(hold, MODEL, 701)  # 1701 > 1700: now the budget is really spent
+    await g.settle(hold, cost_usd=0.0, usage=Usage(1000, 700), ok=False)
+
+
+async def test_meter_never_cuts_a_stream_within_its_max_tokens():
+    g = guard(budgets=[{"scope": "global", "window": "day", "tokens": 1100}])
+    hold = await g.admit(features(max_tokens=100), decision(), "s1")  # 1000 + 100: the whole budget
+    await g.meter(hold, MODEL, 130)  # a count above max_tokens is capped: the server stops at 100
+    assert hold.reserved_tokens == 1100
+    await g.settle(hold, cost_usd=0.0, usage=Usage(1000, 100), ok=True)
 
 
 async def test_no_applicable_limit_means_no_reservation():

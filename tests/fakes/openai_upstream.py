@@ -108,9 +108,18 @@ class FakeOpenAI:
             return b"data: " + orjson.dumps(data) + b"\n\n"
 
         pieces = [chunk({"role": "assistant", "content": ""})]
-        words = b.text.split(" ")
-        pieces += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
-        pieces.append(chunk({}, "stop"))
+        if b.tool_call is not None:  # as OpenAI streams a call: id and name first, then the arguments in pieces
+            call, arguments = b.tool_call, b.tool_call["function"]["arguments"]
+            pieces.append(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            pieces += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 8]}}]})
+                       for i in range(0, len(arguments), 8)]
+            pieces.append(chunk({}, "tool_calls"))
+        else:
+            # Word by word, whatever max_tokens says: like a server that sends more than it was allowed.
+            words = b.text.split(" ")
+            pieces += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+            pieces.append(chunk({}, "stop"))
         if b.send_usage and (body.get("stream_options") or {}).get("include_usage"):
             data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
                     "model": body["model"], "choices": [], "usage": usage}

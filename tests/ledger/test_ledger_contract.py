@@ -53,8 +53,9 @@ def entry(i: int, **kw: Any) -> LedgerEntry:
 def test_entries_round_trip_exactly(backend):
     _, _, open_ = backend
     ledger = open_()
-    written = [entry(i) for i in range(5)] + [entry(9, final=False, status="error", error_kind="timeout",
-                                                     http_status=504, ttft_ms=None, overhead_ms=None, user=None)]
+    written = [entry(i) for i in range(4)] + [entry(4, usage_estimated=True)] + [
+        entry(9, final=False, status="error", error_kind="timeout", http_status=504, ttft_ms=None, overhead_ms=None,
+              user=None)]
     for e in written:
         ledger.record(e)
     ledger.flush()
@@ -98,6 +99,62 @@ def test_tierroute_stats_works_on_every_backend(backend, tmp_path):
     result = CliRunner().invoke(main, ["stats", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "requests: 4  errors: 1" in result.output and "spend: $0.004000" in result.output
+
+
+def test_stats_say_which_token_counts_are_estimates(backend, tmp_path):
+    _, settings, open_ = backend
+    ledger = open_()
+    for i in range(4):
+        ledger.record(entry(i, usage_estimated=i == 3))
+    ledger.flush()
+    assert [r.usage_estimated for r in ledger.stats_rows()] == [False, False, False, True]
+    config = tmp_path / "tierroute.yaml"
+    config.write_text(yaml.safe_dump({"ledger": settings}))
+    result = CliRunner().invoke(main, ["stats", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "token counts estimated by tierroute (the server sent no usage): 1 of 4 attempts" in result.output
+    assert " est " in result.output
+    data = CliRunner().invoke(main, ["stats", "--config", str(config), "--json"])
+    assert '"estimated": 1' in data.output
+
+
+def test_a_ledger_from_before_the_estimate_flag_migrates_and_keeps_its_rows(backend):
+    """Migration 3 adds usage_estimated; rows written before it read back as the server's figures."""
+    name, settings, open_ = backend
+    old_row = ("r-old", 1.0, "auto", "small", "fake/small", 1, True, None, None, None, None, 10, 5, 0.001, 0.01,
+               12.5, None, None, "ok", None, 200, False, None, None)
+    columns = "request_id, ts, requested_model, chosen_model, deployment, attempt, final, caller, " \
+              "\"user\", reason, policy, prompt_tokens, completion_tokens, cost_usd, baseline_cost_usd, latency_ms, " \
+              "ttft_ms, overhead_ms, status, error_kind, http_status, stream, tags, prompt"
+    if name == "sqlite":
+        import sqlite3
+
+        from tierroute.ledger.sqlite import MIGRATIONS
+
+        conn = sqlite3.connect(settings["path"], isolation_level=None)
+        for version in (1, 2):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"INSERT INTO requests ({columns}) VALUES ({', '.join('?' for _ in old_row)})", old_row)
+        conn.close()
+    else:
+        import psycopg
+
+        from tierroute.ledger.postgres import MIGRATIONS
+
+        with psycopg.connect(settings["dsn"], autocommit=True) as conn:
+            conn.execute("CREATE TABLE tierroute_schema_version "
+                         "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            for version in (1, 2):
+                conn.execute(MIGRATIONS[version])
+                conn.execute("INSERT INTO tierroute_schema_version (version) VALUES (%s)", (version,))
+            conn.execute(f"INSERT INTO requests ({columns}) VALUES ({', '.join('%s' for _ in old_row)})", old_row)
+    ledger = open_()
+    ledger.record(entry(1, usage_estimated=True))
+    ledger.flush()
+    assert [(e.request_id, e.usage_estimated) for e in ledger.entries()] == [("r-old", False), ("r1", True)]
 
 
 def test_schema_version_is_recorded_and_migrating_again_applies_nothing(backend):

@@ -74,8 +74,9 @@ class Hold:
     prompt_tokens: int
     reserved_usd: int
     reserved_tokens: int
-    step_usd: int
+    step_usd: int  # headroom asked for beyond a stream's need, so it does not round-trip every chunk
     step_tokens: int
+    max_completion: int = 0  # what the server may send at most: a stream is never metered past it
     settled: bool = field(default=False)
 
 
@@ -213,7 +214,8 @@ class LimitsGuard:
         self._adjust_cached(counters, amounts)
         return Hold(id=request_id, counters=counters, limits=tuple((lim, v, e) for _, lim, v, e in entries),
                     model=model, prompt_tokens=features.prompt_tokens, reserved_usd=usd, reserved_tokens=tokens,
-                    step_usd=max(usd, 1), step_tokens=max(tokens, 1))
+                    step_usd=max(usd // 8, 1), step_tokens=max(tokens // 8, 1),
+                    max_completion=min(features.max_tokens or model.max_output_tokens, model.max_output_tokens))
 
     def _refused(self, entries: Sequence[tuple[Counter, Limit, str, float | None]], amounts: Sequence[int],
                  refusal: Refusal, now: float, *, cut: bool) -> LimitExceeded:
@@ -235,27 +237,43 @@ class LimitsGuard:
                                       "limit": scale(counter.limit), "requested": scale(asked)})
 
     async def meter(self, token: Hold | None, model: ModelSpec, completion_tokens: int) -> None:
-        """Called as a stream grows: reserve more when it outruns its hold, cut it (LimitExceeded) when none is left."""
+        """Called as a stream grows: reserve more when it outruns its hold, cut it (LimitExceeded) when none is left.
+
+        The completion is capped at what the server may send (``max_tokens``), so a stream admitted with
+        ``max_tokens`` is never cut. Past its hold it asks for the difference plus an eighth of the original
+        hold (never beyond the cap); if that is refused, for the difference alone; only if that is refused
+        too is the stream cut.
+        """
         if token is None or token.settled:
             return
+        if token.max_completion:
+            completion_tokens = min(completion_tokens, token.max_completion)
         usd = usd_to_units(model.cost_usd(token.prompt_tokens, completion_tokens))
         tokens = token.prompt_tokens + completion_tokens
         if usd <= token.reserved_usd and tokens <= token.reserved_tokens:
             return
-        more_usd = max(usd - token.reserved_usd, token.step_usd) if usd > token.reserved_usd else 0
-        more_tokens = max(tokens - token.reserved_tokens, token.step_tokens) if tokens > token.reserved_tokens else 0
+        need_usd, need_tokens = max(usd - token.reserved_usd, 0), max(tokens - token.reserved_tokens, 0)
         entries = [(c, lim, v, e) for c, (lim, v, e) in zip(token.counters, token.limits) if lim.unit in ("usd", "tok")]
         if not entries:
             token.reserved_usd, token.reserved_tokens = max(usd, token.reserved_usd), max(tokens, token.reserved_tokens)
             return
-        amounts = [more_usd if lim.unit == "usd" else more_tokens for _, lim, _, _ in entries]
+        cap_completion = token.max_completion or completion_tokens
+        cap_usd = usd_to_units(model.cost_usd(token.prompt_tokens, cap_completion)) - token.reserved_usd
+        cap_tokens = token.prompt_tokens + cap_completion - token.reserved_tokens
+        ask_usd = max(need_usd, min(need_usd + token.step_usd, cap_usd)) if need_usd else 0
+        ask_tokens = max(need_tokens, min(need_tokens + token.step_tokens, cap_tokens)) if need_tokens else 0
+        counters = [c for c, *_ in entries]
         now = self._clock()
-        refusal = await self.store.reserve(token.id, [c for c, *_ in entries], amounts, now=now,
-                                           hold_seconds=self._hold_seconds)
-        if refusal is not None:
-            raise self._refused(entries, amounts, refusal, now, cut=True)
-        token.reserved_usd += more_usd
-        token.reserved_tokens += more_tokens
+        for more_usd, more_tokens in ((ask_usd, ask_tokens), (need_usd, need_tokens)):
+            amounts = [more_usd if lim.unit == "usd" else more_tokens for _, lim, _, _ in entries]
+            refusal = await self.store.reserve(token.id, counters, amounts, now=now, hold_seconds=self._hold_seconds)
+            if refusal is None:
+                token.reserved_usd += more_usd
+                token.reserved_tokens += more_tokens
+                return
+            if (more_usd, more_tokens) == (need_usd, need_tokens):
+                break
+        raise self._refused(entries, amounts, refusal, now, cut=True)
 
     async def settle(self, token: Hold | None, *, cost_usd: float, usage: Usage, ok: bool) -> None:
         if token is None or token.settled:

@@ -46,6 +46,8 @@ class LedgerEntry:
     stream: bool = False
     tags: str | None = None
     prompt: str | None = None
+    # True when the token counts are tierroute's (the server reported no usage), not the server's.
+    usage_estimated: bool = False
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
@@ -105,6 +107,7 @@ class StatsRow:
     latency_ms: float
     ttft_ms: float | None
     overhead_ms: float | None
+    usage_estimated: bool = False
 
 
 STATS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StatsRow))

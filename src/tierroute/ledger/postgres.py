@@ -68,6 +68,8 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
     """,
+    # Token counts tierroute counted because the server reported no usage (issue 19).
+    3: "ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_estimated BOOLEAN NOT NULL DEFAULT FALSE",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

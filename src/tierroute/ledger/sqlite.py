@@ -60,6 +60,8 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
     """,
+    # Token counts tierroute counted because the server reported no usage (issue 19).
+    3: "ALTER TABLE requests ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -141,7 +143,8 @@ class SQLiteLedger(BatchWriter):
         sql = f"SELECT {', '.join(STATS_COLUMNS)} FROM requests WHERE ts >= ?"
         rows = self._read(sql, (since_ts or 0.0,))
         final = STATS_COLUMNS.index("final")
-        return [StatsRow(*row[:final], bool(row[final]), *row[final + 1:]) for row in rows]  # type: ignore[arg-type]
+        return [StatsRow(*row[:final], bool(row[final]), *row[final + 1:-1], bool(row[-1]))  # type: ignore[arg-type]
+                for row in rows]
 
     def entries(self, since_ts: float | None = None, limit: int | None = None) -> list[LedgerEntry]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE ts >= ? ORDER BY id"
@@ -153,6 +156,7 @@ class SQLiteLedger(BatchWriter):
         for row in self._read(sql, params):
             entry = LedgerEntry(*row)  # type: ignore[arg-type]
             entry.final, entry.stream = bool(entry.final), bool(entry.stream)
+            entry.usage_estimated = bool(entry.usage_estimated)
             out.append(entry)
         return out
 

@@ -23,6 +23,7 @@ class ModelStats:
     latency_p95_ms: float | None
     latency_p99_ms: float | None
     ttft_p50_ms: float | None
+    estimated: int = 0  # attempts whose token counts tierroute counted (the server reported no usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Summary:
     overhead_p50_ms: float | None
     overhead_p99_ms: float | None
     models: tuple[ModelStats, ...]
+    estimated: int = 0
 
     @property
     def savings_usd(self) -> float:
@@ -55,8 +57,10 @@ def summarize(rows: Iterable[StatsRow]) -> Summary:
     requests = errors = attempts = 0
     cost = baseline = 0.0
     overheads: list[float] = []
+    estimated = 0
     for row in rows:
         attempts += 1
+        estimated += row.usage_estimated
         cost += row.cost_usd
         if row.final:
             requests += 1
@@ -81,8 +85,10 @@ def summarize(rows: Iterable[StatsRow]) -> Summary:
             latency_p95_ms=_pct(latencies, 95),
             latency_p99_ms=_pct(latencies, 99),
             ttft_p50_ms=_pct(ttfts, 50),
+            estimated=sum(r.usage_estimated for r in items),
         ))
     return Summary(
         requests=requests, errors=errors, attempts=attempts, cost_usd=cost, baseline_cost_usd=baseline,
         overhead_p50_ms=_pct(overheads, 50), overhead_p99_ms=_pct(overheads, 99), models=tuple(models),
+        estimated=estimated,
     )

@@ -5,15 +5,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._exceptions import NoModelFits
+from ..tokens import family_of
 from ..types import ModelSpec, RequestFeatures, StateSnapshot
 from .base import expected_cost_usd
 
 
+def context_rejection(features: RequestFeatures, model: ModelSpec) -> str | None:
+    """Why the prompt plus ``max_tokens`` cannot fit ``model``'s context window, or None.
+
+    Fast path: a prompt's UTF-8 size bounds its token count, so most requests are settled without a
+    tokenizer. Near the limit the prompt is counted with the model's tokenizer where one is installed;
+    otherwise with a calibrated estimate and a safety margin, which may refuse a routed request (another
+    model is chosen) but never one naming this model: the server's own count decides that.
+    """
+    completion = features.max_tokens or 0
+    room = model.context_window - completion
+    prompt = features.prompt
+    if prompt is None:
+        if features.prompt_tokens <= room:
+            return None
+        counted_tokens, how = features.prompt_tokens, "estimated"
+    else:
+        if prompt.surely_within(room):
+            return None
+        counted = prompt.count_for(family_of(model.upstream, model.id), with_margin=True)
+        if counted.tokens <= room or (not counted.exact and features.requested_model == model.id):
+            return None
+        counted_tokens, how = counted.tokens, "counted" if counted.exact else "estimated"
+    return f"context window {model.context_window} < {counted_tokens} prompt ({how}) + {completion} max tokens"
+
+
 def rejection(features: RequestFeatures, model: ModelSpec, state: StateSnapshot) -> str | None:
     """Why ``model`` cannot serve this request, or None if it can."""
-    needed = features.prompt_tokens + (features.max_tokens or 0)
-    if needed > model.context_window:
-        return f"context window {model.context_window} < {features.prompt_tokens} prompt + {features.max_tokens or 0} max tokens"
+    too_long = context_rejection(features, model)
+    if too_long is not None:
+        return too_long
     if features.max_tokens is not None and features.max_tokens > model.max_output_tokens:
         return f"max output {model.max_output_tokens} < max_tokens {features.max_tokens}"
     caps = model.capabilities
