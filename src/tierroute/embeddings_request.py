@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from . import tokens
 from ._exceptions import InvalidRequest
-from .chat_request import estimate_tokens
 from .types import JSONDict, RequestFeatures
 
 # Fields passed through to the provider unchanged (the request's other routing-only fields are removed).
@@ -16,6 +17,11 @@ MAX_INPUTS = 2048  # OpenAI's limit on the number of inputs in one request
 def _kind(value: Any) -> str:
     return {str: "string", dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}.get(
         type(value), "null" if value is None else type(value).__name__)
+
+
+def estimate_tokens(text: str) -> int:
+    """A central estimate: budgets settle to the upstream's own count, which embeddings answers always carry."""
+    return math.ceil(tokens.estimate(text))
 
 
 def _input_tokens(value: Any) -> int:
