@@ -16,6 +16,7 @@ from tierroute.bootstrap import build_guards
 from tierroute.router import Router
 
 from ..conftest import RunningGateway, fake_settings
+from ..windows import clear_of_a_minute_boundary
 
 HI = [{"role": "user", "content": "hi"}]
 PRIMARY, BACKUP = "fake/fake-small", "fake/backup"
@@ -34,6 +35,7 @@ def state(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def start(fake_upstream: Any, tmp_path: Path, serve_settings: Any, state: dict[str, Any]) -> Any:
     def run(limited: dict[str, Any], **overrides: Any) -> RunningGateway:
+        clear_of_a_minute_boundary()
         settings = fake_settings(fake_upstream.url, tmp_path, limits={**state, "deployments": limited}, **overrides)
         return serve_settings(settings, guards=build_guards(settings))
 

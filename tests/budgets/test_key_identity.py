@@ -18,6 +18,7 @@ from tierroute.config import Settings, parse_settings
 from tierroute.identity import caller_id
 
 from ..conftest import RunningGateway, fake_settings
+from ..windows import clear_of_a_minute_boundary
 
 HI = [{"role": "user", "content": "hi"}]
 CI_KEY, ALICE_KEY, BOB_KEY = "sk-ci-0123456789", "sk-alice-0123456789", "sk-bob-0123456789"
@@ -78,6 +79,7 @@ def test_a_caller_budget_matching_the_key_itself_applies(start):
 
 
 def test_a_rate_limit_matching_the_key_itself_applies(start):
+    clear_of_a_minute_boundary()
     gw = start({"rate_limits": [{"scope": "caller", "match": "${CI_KEY}", "requests_per_minute": 3}]})
     assert answered(client(gw, CI_KEY), 6) == 3
 
