@@ -16,6 +16,7 @@ from .config import LOCAL_SERVERS, Settings, find_config_file, load_settings_fil
 from .discovery import local_model_specs, probe_local_servers
 from .guards import Guard
 from .identity import as_caller_id
+from .journal import Journal
 from .ledger import open_ledger
 from .router import Router
 
@@ -43,22 +44,35 @@ def load(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, 
 def build_router(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
                  discover: bool = True, with_ledger: bool = True) -> Router:
     loaded = load(config, environ=environ, discover=discover)
-    ledger = open_ledger(loaded.settings.ledger) if with_ledger else None
-    return Router(loaded.settings, catalog=loaded.catalog, ledger=ledger, guards=build_guards(loaded.settings))
+    journal = open_journal(loaded.settings) if with_ledger else None
+    ledger = open_ledger(loaded.settings.ledger, journal=journal) if with_ledger else None
+    router = Router(loaded.settings, catalog=loaded.catalog, ledger=ledger,
+                    guards=build_guards(loaded.settings, journal=journal), journal=journal)
+    if journal is not None:
+        journal.adopt()  # what processes that died here still owed the ledger and the budgets
+    return router
+
+
+def open_journal(settings: Settings) -> Journal | None:
+    """The crash journal, when there is something to keep: a ledger to write, or a shared store to charge."""
+    shared_store = settings.limits.enabled and settings.limits.state.backend != "memory"
+    if not settings.ledger.journal or (settings.ledger.backend == "none" and not shared_store):
+        return None
+    return Journal(settings.ledger.journal_directory())
 
 
 def _by_caller_id(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {as_caller_id(k): v for k, v in mapping.items()}
 
 
-def build_guards(settings: Settings) -> list[Guard]:
+def build_guards(settings: Settings, *, journal: Journal | None = None) -> list[Guard]:
     """The guards ``limits:`` asks for: none when it is empty, so unlimited gateways pay nothing."""
     limits = settings.limits
     if limits.teams or limits.projects or limits.max_cost_usd_by_caller:
         limits = LimitsSettings.model_validate({
             **limits.model_dump(), "teams": _by_caller_id(limits.teams), "projects": _by_caller_id(limits.projects),
             "max_cost_usd_by_caller": _by_caller_id(limits.max_cost_usd_by_caller)})
-    guard = build_limits_guard(limits)
+    guard = build_limits_guard(limits, journal=journal)
     return [guard] if guard is not None else []
 
 

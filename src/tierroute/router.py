@@ -19,12 +19,14 @@ from .catalog import AUTO, Catalog
 from .chat_request import parse_chat_request, upstream_body
 from .config import Settings
 from .guards import Guard
+from .journal import Journal
 from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metrics import Metrics
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
 from .reliability.dispatch import Attempt, Dispatcher
 from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
+from .usage_check import checked_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class Router:
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
         request_id: Callable[[], str] = new_request_id,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog.build(settings)
@@ -111,6 +114,7 @@ class Router:
         }
         self.policy = policy or build_policy(settings.router.policy, settings.router.options, list(self.catalog.models.values()))
         self.ledger = ledger
+        self.journal = journal  # shared by the ledger and the guards; the router only closes it and adopts
         self.guards = tuple(guards)
         self.intents = self._build_intents(settings)
         self.dispatcher = dispatcher or Dispatcher(self.providers, self.catalog, settings=settings.reliability,
@@ -187,10 +191,10 @@ class Router:
             await self._settle(tokens, attempts, ok=False)
             raise
         answered = attempts[-1]
-        cost = answered.cost_usd
         overhead = self._overhead_ms(started, attempts)
         self._record(plan, attempts, started, overhead_ms=overhead)
         await self._settle(tokens, attempts, ok=True)
+        cost = answered.cost_usd  # after _record, which bounds the provider's usage
         headers = self._headers(plan, answered, cost, overhead, attempts)
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
 
@@ -351,14 +355,18 @@ class Router:
         now_wall = self._wall()
         total_ms = (self._clock() - started) * 1000
         final_status = status or ("error" if error is not None else "ok")
+        if self.journal is not None:
+            self.journal.maybe_adopt()  # a sibling's journal, if it died; one clock read otherwise
         prompt = None
         if self.settings.ledger.store_prompts:
             prompt = orjson.dumps(plan.body.get("messages")).decode()
         for attempt in attempts:
             final = attempt is attempts[-1]
-            usage = attempt.usage
+            # Bounded before anything counts it: _settle then charges what the ledger records.
+            usage, usage_note = checked_usage(attempt.usage, attempt.model)
             if final and final_status == "ok" and usage.prompt_tokens == 0:
-                usage = attempt.usage = Usage(features.prompt_tokens, usage.completion_tokens)
+                usage = Usage(features.prompt_tokens, usage.completion_tokens)
+            attempt.usage = usage
             cost = attempt.cost_usd
             baseline = self._baseline.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and self._baseline) else 0.0
             err = attempt.error
@@ -396,6 +404,7 @@ class Router:
                 stream=features.stream,
                 tags=",".join(features.tags) or None,
                 prompt=prompt,
+                usage_note=usage_note,
             ))
 
     # -- feedback ------------------------------------------------------------------------------------
@@ -427,6 +436,8 @@ class Router:
             await guard.aclose()
         if self.ledger is not None:
             self.ledger.close()
+        if self.journal is not None:
+            self.journal.close()
 
     async def __aenter__(self) -> Router:
         return self
@@ -451,8 +462,11 @@ class Router:
         if self._sync.running:
             self._sync.run(self.aclose())
             self._sync.stop()
-        elif self.ledger is not None:
-            self.ledger.close()
+        else:
+            if self.ledger is not None:
+                self.ledger.close()
+            if self.journal is not None:
+                self.journal.close()
 
     def __enter__(self) -> Router:
         return self

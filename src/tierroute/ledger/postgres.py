@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..journal import Journal
 from .base import (
     COLUMNS,
     FEEDBACK_COLUMNS,
@@ -68,6 +69,9 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
     """,
+    3: """
+    ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_note TEXT;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -77,6 +81,11 @@ def _quoted(column: str) -> str:
 
 
 _INSERT = f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) VALUES ({', '.join('%s' for _ in COLUMNS)})"
+# A replayed row (from a dead process's journal) is inserted only if that attempt is not there yet.
+_INSERT_MISSING = (f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) "
+                   f"SELECT {', '.join('%s' for _ in COLUMNS)} "
+                   "WHERE NOT EXISTS (SELECT 1 FROM requests WHERE request_id = %s AND attempt = %s)")
+_REQUEST_ID, _ATTEMPT = COLUMNS.index("request_id"), COLUMNS.index("attempt")
 _INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
                     f"VALUES ({', '.join('%s' for _ in FEEDBACK_COLUMNS)})")
 
@@ -96,8 +105,8 @@ def migrate(conn: Any) -> int:
 
 class PostgresLedger(BatchWriter):
     def __init__(self, dsn: str, *, batch_size: int = 256, flush_interval_seconds: float = 0.2,
-                 connect_timeout_seconds: float = 10.0) -> None:
-        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+                 connect_timeout_seconds: float = 10.0, journal: Journal | None = None) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds, journal=journal)
         if not dsn:
             from .._exceptions import ConfigError
 
@@ -122,13 +131,15 @@ class PostgresLedger(BatchWriter):
         self._conn = self._connect()
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()  # reconnect after a database restart; the batch is retried
         entries, feedback = split_rows(rows)
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                if entries:
+                if entries and replayed:
+                    cur.executemany(_INSERT_MISSING, [(*r, r[_REQUEST_ID], r[_ATTEMPT]) for r in entries])
+                elif entries:
                     cur.executemany(_INSERT, entries)
                 if feedback:
                     cur.executemany(_INSERT_FEEDBACK, feedback)
@@ -136,6 +147,11 @@ class PostgresLedger(BatchWriter):
             if self._conn.broken:
                 self._conn.close()
             raise
+
+    def is_bad_row(self, exc: Exception) -> bool:
+        import psycopg
+
+        return super().is_bad_row(exc) or isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
 
     def close_connection(self) -> None:
         if self._conn is not None:
