@@ -19,6 +19,7 @@ name (atomic, so only one process adopts them) and replayed through the handlers
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -38,6 +39,20 @@ LEDGER_ENTRY = "L"
 SETTLEMENT = "S"
 
 Handler = Callable[[Any, "Segment"], None]
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=repr)
+    except TypeError:  # an integer beyond 64 bits (absurd usage, which the ledger quarantines): keep it exact
+        return json.dumps(value, default=repr).encode()
+
+
+def _loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 @dataclass(slots=True, eq=False)
@@ -76,7 +91,7 @@ class Journal:
     # -- the request path ----------------------------------------------------------------------------
     def append(self, kind: str, payload: Any) -> Segment:
         """Append one line and return its mark. One ``write`` into the page cache: a few microseconds."""
-        line = orjson.dumps((kind, payload)) + b"\n"
+        line = _dumps((kind, payload)) + b"\n"
         with self._mutex:
             segment = self._segment
             if segment is None or self._clock() - segment.opened >= self._segment_seconds:
@@ -95,7 +110,7 @@ class Journal:
 
     def quarantine(self, kind: str, payload: Any, reason: str) -> None:
         """Keep a line no backend will take (e.g. a row the database rejects) for a human to look at."""
-        line = orjson.dumps({"kind": kind, "reason": reason, "payload": payload}, default=repr) + b"\n"
+        line = _dumps({"kind": kind, "reason": reason, "payload": payload}) + b"\n"
         with self._mutex, open(self.directory / "quarantine.jsonl", "ab") as f:
             f.write(line)
 
@@ -174,8 +189,8 @@ class Journal:
         records = []
         for line in lines:
             try:
-                kind, payload = orjson.loads(line)
-            except (orjson.JSONDecodeError, ValueError, TypeError):
+                kind, payload = _loads(line)
+            except (ValueError, TypeError):
                 log.error("journal %s: skipping an unreadable line (%d bytes)", segment.path, len(line))
                 continue
             records.append((kind, payload))
