@@ -72,8 +72,12 @@ class Journal:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self._lock_fd = os.open(self.directory / f"{self.owner}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        # Locked under a temporary name, then renamed into place: another process never sees the lock file
+        # unlocked, which would read as "owner dead" and hand this live journal to it.
+        claiming = self.directory / f".{self.owner}.claim"
+        self._lock_fd = os.open(claiming, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(claiming, self.directory / f"{self.owner}.lock")
         self._segment_seconds = segment_seconds
         self._adopt_every = adopt_every_seconds
         self._clock = clock

@@ -52,8 +52,11 @@ class Settlements:
     async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int]) -> None:
         mark = None
         if self._journal is not None:
-            mark = self._journal.append(SETTLEMENT, (hold_id, [(c.key, c.limit, c.expires_at) for c in counters],
-                                                     amounts))
+            try:
+                mark = self._journal.append(SETTLEMENT, (hold_id, [(c.key, c.limit, c.expires_at) for c in counters],
+                                                         amounts))
+            except OSError as exc:  # a full disk must not fail the answer; this settlement is just not durable
+                log.error("could not journal the settlement of %s: %s", hold_id, exc)
         pending = Pending(hold_id, counters, amounts, mark)
         if self._pending:
             self._pending.append(pending)  # behind the earlier ones, which go first

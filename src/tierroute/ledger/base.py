@@ -193,8 +193,14 @@ class BatchWriter:
         journal = self._journal
         if journal is None:
             self._queue.put(entry)
-        else:
-            self._queue.put(Journaled(entry, journal.append(LEDGER_ENTRY, entry_row(entry))))
+            return
+        try:
+            mark = journal.append(LEDGER_ENTRY, entry_row(entry))
+        except OSError as exc:  # a full disk must not fail the answer; this entry is just not crash-proof
+            log.error("could not journal ledger entry %s: %s", entry.request_id, exc)
+            self._queue.put(entry)
+            return
+        self._queue.put(Journaled(entry, mark))
 
     def _replayed(self, payload: Any, mark: Segment) -> None:
         self._queue.put(Journaled(LedgerEntry(*payload), mark, replayed=True))
