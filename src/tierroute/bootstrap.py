@@ -43,7 +43,11 @@ def load(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, 
 
 def build_router(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
                  discover: bool = True, with_ledger: bool = True) -> Router:
-    loaded = load(config, environ=environ, discover=discover)
+    return router_for(load(config, environ=environ, discover=discover), with_ledger=with_ledger)
+
+
+def router_for(loaded: Loaded, *, with_ledger: bool = True) -> Router:
+    """The router for loaded settings: ledger, guards and the crash journal they share, wired together."""
     journal = open_journal(loaded.settings) if with_ledger else None
     ledger = open_ledger(loaded.settings.ledger, journal=journal) if with_ledger else None
     router = Router(loaded.settings, catalog=loaded.catalog, ledger=ledger,
