@@ -142,7 +142,7 @@ class LedgerSettings(_Frozen):
     def journal_directory(self) -> str:
         if self.journal_dir:
             return self.journal_dir
-        return f"{self.path}.journal" if self.backend == "sqlite" else "tierroute-journal"
+        return f"{self.path}.journal" if self.backend == "sqlite" and self.path != ":memory:" else "tierroute-journal"
 
 
 class Settings(_Frozen):

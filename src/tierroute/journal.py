@@ -242,7 +242,12 @@ class Journal:
                 self.quarantine(kind, payload, "no handler for this kind in the adopting process")
                 self.done(segment)
                 continue
-            handler(payload, segment)
+            try:
+                handler(payload, segment)
+            except Exception as exc:  # noqa: BLE001 - e.g. a line from a newer version with more columns
+                log.exception("journal %s: could not replay a %r line; quarantined", segment.path, kind)
+                self.quarantine(kind, payload, f"replay failed: {type(exc).__name__}: {exc}")
+                self.done(segment)
         return len(records)
 
     def close(self) -> None:
