@@ -364,6 +364,8 @@ class Router:
             final = attempt is attempts[-1]
             # Bounded before anything counts it: _settle then charges what the ledger records.
             usage, usage_note = checked_usage(attempt.usage, attempt.model)
+            if usage_note is not None:
+                metrics.suspect_usage(attempt.model.id)
             if final and final_status == "ok" and usage.prompt_tokens == 0:
                 usage = Usage(features.prompt_tokens, usage.completion_tokens)
             attempt.usage = usage

@@ -29,6 +29,11 @@ def metrics_ok(gw: Any) -> bool:
         return r.status == 200 and b"tierroute_tokens" in r.read()
 
 
+def metrics_text(gw: Any) -> str:
+    with urllib.request.urlopen(f"{gw.url}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
 def ledger_rows(gw: Any) -> list[Any]:
     gw.router.ledger.flush()
     return gw.router.ledger.entries()
@@ -50,6 +55,7 @@ def test_a_1e30_prompt_is_clamped_recorded_as_suspect_and_does_not_lock_the_budg
     assert suspect.prompt_tokens == SMALL_WINDOW and "prompt_tokens" in suspect.usage_note
     assert suspect.cost_usd == pytest.approx(cost, abs=1e-8)
     assert metrics_ok(limited)
+    assert 'tierroute_suspect_usage_total{model="small"} 1.0' in metrics_text(limited)
 
 
 def test_negative_usage_is_a_200_not_a_500(limited, fake_upstream):
