@@ -14,6 +14,7 @@ from .catalog import Catalog
 from .config import LOCAL_SERVERS, Settings, find_config_file, load_settings_file, settings_from_environment
 from .discovery import local_model_specs, probe_local_servers
 from .guards import Guard
+from .journal import Journal
 from .ledger import open_ledger
 from .router import Router
 
@@ -40,16 +41,33 @@ def load(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, 
 
 def build_router(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
                  discover: bool = True, with_ledger: bool = True) -> Router:
-    loaded = load(config, environ=environ, discover=discover)
-    ledger = open_ledger(loaded.settings.ledger) if with_ledger else None
-    return Router(loaded.settings, catalog=loaded.catalog, ledger=ledger, guards=build_guards(loaded.settings))
+    return router_for(load(config, environ=environ, discover=discover), with_ledger=with_ledger)
 
 
-def build_guards(settings: Settings) -> list[Guard]:
+def router_for(loaded: Loaded, *, with_ledger: bool = True) -> Router:
+    """The router for loaded settings: ledger, guards and the crash journal they share, wired together."""
+    journal = open_journal(loaded.settings) if with_ledger else None
+    ledger = open_ledger(loaded.settings.ledger, journal=journal) if with_ledger else None
+    router = Router(loaded.settings, catalog=loaded.catalog, ledger=ledger,
+                    guards=build_guards(loaded.settings, journal=journal), journal=journal)
+    if journal is not None:
+        journal.adopt()  # what processes that died here still owed the ledger and the budgets
+    return router
+
+
+def open_journal(settings: Settings) -> Journal | None:
+    """The crash journal, when there is something to keep: a ledger to write, or a shared store to charge."""
+    shared_store = settings.limits.enabled and settings.limits.state.backend != "memory"
+    if not settings.ledger.journal or (settings.ledger.backend == "none" and not shared_store):
+        return None
+    return Journal(settings.ledger.journal_directory())
+
+
+def build_guards(settings: Settings, *, journal: Journal | None = None) -> list[Guard]:
     """The guards ``limits:`` asks for: none when it is empty, so unlimited gateways pay nothing. Keys named
     in ``limits:`` are already caller ids (``parse_settings`` resolves them, see budgets/keys.py)."""
     limits = settings.limits
-    guard = build_limits_guard(limits)
+    guard = build_limits_guard(limits, journal=journal)
     return [guard] if guard is not None else []
 
 

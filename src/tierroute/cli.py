@@ -73,9 +73,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
 
     import uvicorn
 
-    from .bootstrap import build_guards, load
-    from .ledger import open_ledger
-    from .router import Router
+    from .bootstrap import load, router_for
     from .server import create_app
 
     loaded = load(config)
@@ -108,7 +106,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
         click.echo(f"tierroute: listening on http://{host}:{port}/v1 with {workers} workers", err=True)
         uvicorn.run("tierroute.bootstrap:gateway_app", factory=True, workers=workers, **options)
         return
-    router = Router(settings, catalog=loaded.catalog, ledger=open_ledger(settings.ledger), guards=build_guards(settings))
+    router = router_for(loaded)
     click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
     uvicorn.run(create_app(router), **options)
 

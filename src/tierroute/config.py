@@ -139,6 +139,15 @@ class LedgerSettings(_Frozen):
     store_prompts: bool = False
     batch_size: int = Field(default=256, ge=1)
     flush_interval_seconds: float = Field(default=0.2, gt=0)
+    # The local journal that makes recording and charging survive a crash (docs/cost-control.md,
+    # "Durability"). None: "<path>.journal" beside a SQLite ledger, else ./tierroute-journal.
+    journal: bool = True
+    journal_dir: str | None = None
+
+    def journal_directory(self) -> str:
+        if self.journal_dir:
+            return self.journal_dir
+        return f"{self.path}.journal" if self.backend == "sqlite" and self.path != ":memory:" else "tierroute-journal"
 
 
 class Settings(_Frozen):

@@ -29,6 +29,8 @@ class Metrics:
                                   buckets=OVERHEAD_BUCKETS, registry=r)
         self.rejected = Counter("tierroute_rejected", "Requests refused before dispatch, by error code",
                                 ("code",), registry=r)
+        self.suspect = Counter("tierroute_suspect_usage", "Attempts whose reported usage was clamped, by model",
+                               ("model",), registry=r)
         # Label children, built on first use: ``labels()`` validates and locks on every call, which showed
         # up at ~3% of the gateway's CPU when called seven times per request.
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -54,6 +56,9 @@ class Metrics:
         self._child(self.cost, model).inc(cost_usd)
         self._child(self.tokens, model, "prompt").inc(prompt_tokens)
         self._child(self.tokens, model, "completion").inc(completion_tokens)
+
+    def suspect_usage(self, model: str) -> None:
+        self._child(self.suspect, model).inc()
 
     def refused(self, code: str) -> None:
         self._child(self.rejected, code).inc()

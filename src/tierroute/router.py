@@ -20,6 +20,7 @@ from .chat_request import parse_chat_request, upstream_body
 from .config import Settings
 from .embeddings_request import parse_embeddings_request, upstream_embeddings_body
 from .guards import Guard
+from .journal import Journal
 from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metering import StreamUsage, counted_prompt_tokens, response_usage
 from .metrics import Metrics
@@ -28,6 +29,7 @@ from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
 from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
+from .usage_check import checked_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Router:
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
         request_id: Callable[[], str] = new_request_id,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog.build(settings)
@@ -115,6 +118,7 @@ class Router:
         chat_models = [m for m in self.catalog.models.values() if m.mode == "chat"]
         self.policy = policy or build_policy(settings.router.policy, settings.router.options, chat_models)
         self.ledger = ledger
+        self.journal = journal  # shared by the ledger and the guards; the router only closes it and adopts
         self.guards = tuple(guards)
         self.intents = self._build_intents(settings)
         self.dispatcher = dispatcher or Dispatcher(self.providers, self.catalog, settings=settings.reliability,
@@ -212,12 +216,12 @@ class Router:
             await self._settle(tokens, attempts, ok=False)
             raise
         answered = attempts[-1]
-        if not answered.usage.total_tokens:  # the server reported no usage: count the answer
+        if answered.usage.prompt_tokens == 0 and answered.usage.completion_tokens == 0:  # no usage: count the answer
             answered.usage = response_usage(plan.features, answered.model, completion.response)
-        cost = answered.cost_usd
         overhead = self._overhead_ms(started, attempts)
         self._record(plan, attempts, started, overhead_ms=overhead)
         await self._settle(tokens, attempts, ok=True)
+        cost = answered.cost_usd  # after _record, which bounds the provider's usage
         headers = self._headers(plan, answered, cost, overhead, attempts)
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
 
@@ -414,15 +418,20 @@ class Router:
         now_wall = self._wall()
         total_ms = (self._clock() - started) * 1000
         final_status = status or ("error" if error is not None else "ok")
+        if self.journal is not None:
+            self.journal.maybe_adopt()  # a sibling's journal, if it died; one clock read otherwise
         prompt = None
         if self.settings.ledger.store_prompts:
             prompt = orjson.dumps(plan.body.get("messages")).decode()
         for attempt in attempts:
             final = attempt is attempts[-1]
-            usage = attempt.usage
+            # Bounded before anything counts it: _settle then charges what the ledger records.
+            usage, usage_note = checked_usage(attempt.usage, attempt.model)
+            if usage_note is not None:
+                metrics.suspect_usage(attempt.model.id)
             if final and final_status == "ok" and usage.prompt_tokens == 0:
-                usage = attempt.usage = Usage(counted_prompt_tokens(features, attempt.model), usage.completion_tokens,
-                                              estimated=True)
+                usage = Usage(counted_prompt_tokens(features, attempt.model), usage.completion_tokens, estimated=True)
+            attempt.usage = usage
             cost = attempt.cost_usd
             reference = self._baseline if attempt.model.mode == "chat" else attempt.model  # embeddings save nothing
             baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
@@ -462,6 +471,7 @@ class Router:
                 tags=",".join(features.tags) or None,
                 prompt=prompt,
                 usage_estimated=usage.estimated,
+                usage_note=usage_note,
             ))
 
     # -- feedback ------------------------------------------------------------------------------------
@@ -493,6 +503,8 @@ class Router:
             await guard.aclose()
         if self.ledger is not None:
             self.ledger.close()
+        if self.journal is not None:
+            self.journal.close()
 
     async def __aenter__(self) -> Router:
         return self
@@ -521,8 +533,11 @@ class Router:
         if self._sync.running:
             self._sync.run(self.aclose())
             self._sync.stop()
-        elif self.ledger is not None:
-            self.ledger.close()
+        else:
+            if self.ledger is not None:
+                self.ledger.close()
+            if self.journal is not None:
+                self.journal.close()
 
     def __enter__(self) -> Router:
         return self

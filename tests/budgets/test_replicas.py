@@ -40,7 +40,7 @@ def write_config(path: Path, upstream: str, redis_url: str, prefix: str, **limit
         "providers": {"fake": {"kind": "openai", "api_base": f"{upstream}/v1", "api_key": "sk-upstream"}},
         "models": [{"id": "small", "provider": "fake", "upstream": "fake-small", "context_window": 4000,
                     "max_output_tokens": 1024, "input_price": 0.1, "output_price": 0.2, "tier": "general"}],
-        "ledger": {"backend": "none"},
+        "ledger": {"backend": "none", "journal_dir": str(path.parent / "journal")},
         "limits": {"state": {"backend": "redis", "url": redis_url, "prefix": prefix}, **limits},
     }
     path.write_text(yaml.safe_dump(config))

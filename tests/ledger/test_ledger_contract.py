@@ -11,10 +11,12 @@ import yaml
 from click.testing import CliRunner
 
 from tierroute.cli import main
+from tierroute.journal import LEDGER_ENTRY, Journal
 from tierroute.ledger import Ledger, LedgerEntry, SQLiteLedger
+from tierroute.ledger.base import entry_row
 
 
-Opener = Callable[[], Ledger]
+Opener = Callable[..., Ledger]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -24,8 +26,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     if request.param == "sqlite":
         settings: dict[str, Any] = {"backend": "sqlite", "path": str(tmp_path / "ledger.db")}
 
-        def open_() -> Ledger:
-            opened.append(SQLiteLedger(settings["path"], flush_interval_seconds=0.01))
+        def open_(**kw: Any) -> Ledger:
+            opened.append(SQLiteLedger(settings["path"], flush_interval_seconds=0.01, **kw))
             return opened[-1]
     else:
         from tierroute.ledger.postgres import PostgresLedger
@@ -33,8 +35,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         dsn = request.getfixturevalue("postgres_dsn")
         settings = {"backend": "postgres", "dsn": dsn}
 
-        def open_() -> Ledger:
-            opened.append(PostgresLedger(dsn, flush_interval_seconds=0.01))
+        def open_(**kw: Any) -> Ledger:
+            opened.append(PostgresLedger(dsn, flush_interval_seconds=0.01, **kw))
             return opened[-1]
     yield request.param, settings, open_
     for ledger in opened:
@@ -195,3 +197,49 @@ def test_feedback_labels_answered_requests(backend):
     assert (labelled.request_id, labelled.model, labelled.score) == ("r1", "small", 0.5)
     assert labelled.prompt == '[{"role": "user", "content": "hi"}]' and labelled.cost_usd == 0.001
     assert ledger.labelled(since_ts=1500.0) == []
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_one_bad_row_is_quarantined_and_the_rest_of_its_batch_is_written(backend, tmp_path, journaled):
+    """prompt_tokens 1e30 overflows both databases' integer columns; it used to drop the whole batch."""
+    _, _, open_ = backend
+    journal = Journal(tmp_path / "journal") if journaled else None
+    ledger = open_(journal=journal, batch_size=256)
+    for i in range(10):
+        ledger.record(entry(i))
+    ledger.record(entry(666, prompt_tokens=10**30))
+    for i in range(10, 20):
+        ledger.record(entry(i))
+    ledger.flush()
+    assert sorted(e.request_id for e in ledger.entries()) == sorted(f"r{i}" for i in range(20))
+    if journal is not None:
+        quarantined = (tmp_path / "journal" / "quarantine.jsonl").read_text()
+        assert '"r666"' in quarantined and "1000000000000000000000000000000" in quarantined
+        ledger.close()
+        journal.close()
+        assert journal.pending_segments() == []  # every line done: the good ones written, the bad one kept aside
+
+
+def test_a_dead_processs_journal_is_replayed_once(backend, tmp_path):
+    """Entries the dead process had already written are not duplicated; the others are written."""
+    _, _, open_ = backend
+    dead = Journal(tmp_path / "journal")
+    entries = [entry(i) for i in range(4)] + [entry(4, ttft_ms=None, overhead_ms=None, user=None, final=False,
+                                                    status="error", error_kind="timeout", http_status=504)]
+    for e in entries:
+        dead.append(LEDGER_ENTRY, entry_row(e))
+    dead.close()  # lines not done: left for the next process, as a SIGKILL would leave them
+    assert len(dead.pending_segments()) == 1
+    plain = open_()
+    for e in entries[:3]:  # written before the crash, but not yet marked done in the journal
+        plain.record(e)
+    plain.flush()
+    journal = Journal(tmp_path / "journal")
+    ledger = open_(journal=journal)
+    assert journal.adopt() == 5
+    ledger.flush()
+    assert sorted(ledger.entries(), key=lambda e: e.request_id) == entries  # each once, exactly as recorded
+    assert journal.adopt() == 0  # adopted once
+    ledger.close()
+    journal.close()
+    assert journal.pending_segments() == []

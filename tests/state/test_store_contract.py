@@ -44,9 +44,30 @@ async def test_settle_releases_the_hold_and_counts_the_real_amount(store):
     await store.reserve("r1", [a], [50], now=T0, hold_seconds=60)
     await store.settle("r1", [a], [20], now=T0)
     assert await store.levels(["a"]) == [20]
-    # settling twice, or a hold that never existed, only adds the real amount
+    # settling twice, or a hold that never existed, changes nothing
     await store.settle("r1", [a], [0], now=T0)
     assert await store.levels(["a"]) == [20]
+
+
+async def test_settlement_is_exactly_once_so_a_replay_never_charges_twice(store):
+    a = c("a", 100)
+    await store.reserve("r1", [a], [50], now=T0, hold_seconds=60)
+    assert await store.settle("r1", [a], [20], now=T0) is True
+    assert await store.settle("r1", [a], [20], now=T0 + 1) is False  # the journal replaying it
+    assert await store.levels(["a"]) == [20]
+    assert await store.settle("never-held", [a], [20], now=T0) is False
+    assert await store.levels(["a"]) == [20]
+
+
+async def test_a_hold_that_expired_unsettled_is_still_charged_once(store):
+    """Redis was down (or the replica dead) past the hold's expiry: the late settlement still counts."""
+    a = c("a", 100)
+    await store.reserve("late", [a], [50], now=T0, hold_seconds=30)
+    await store.reserve("x", [c("other", 10)], [1], now=T0 + 31, hold_seconds=30)  # releases the expired hold
+    assert await store.levels(["a"]) == [0]
+    assert await store.settle("late", [a], [40], now=T0 + 60) is True
+    assert await store.settle("late", [a], [40], now=T0 + 61) is False
+    assert await store.levels(["a"]) == [40]
 
 
 async def test_failed_request_settles_to_zero(store):

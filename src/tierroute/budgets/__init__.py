@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ..journal import Journal
 from ..state.base import StateStore
 from ..state.memory import MemoryStore
 from .guard import Hold, LimitsGuard
@@ -25,11 +26,17 @@ def open_state_store(settings: LimitsSettings) -> StateStore:
 
 
 def build_limits_guard(settings: LimitsSettings, *, store: StateStore | None = None,
-                       clock: Callable[[], float] = time.time) -> LimitsGuard | None:
-    """The guard for ``limits:``, or None when nothing is configured (so the hot path does no work)."""
+                       clock: Callable[[], float] = time.time, journal: Journal | None = None) -> LimitsGuard | None:
+    """The guard for ``limits:``, or None when nothing is configured (so the hot path does no work).
+
+    ``journal`` keeps settlements durable; it is used only with a shared (Redis) store, since a
+    process-local store's counters die with the process that would replay them."""
     if not settings.enabled:
         return None
-    return LimitsGuard(settings, store if store is not None else open_state_store(settings), clock=clock)
+    if settings.state.backend == "memory":
+        journal = None
+    return LimitsGuard(settings, store if store is not None else open_state_store(settings), clock=clock,
+                       journal=journal)
 
 
 __all__ = ["Hold", "LimitsGuard", "LimitsSettings", "build_limits_guard", "open_state_store"]

@@ -18,11 +18,13 @@ from typing import Any
 
 from .._exceptions import LimitExceeded
 from .._exceptions import StateUnavailable
+from ..journal import Journal
 from ..state.base import Counter, Refusal, StateStore
 from ..types import Decision, ModelSpec, RequestFeatures, StateSnapshot, Usage
 from .runaway import client_request_id, fingerprint
 from .scopes import Bindings, key_part, scope_values
 from .settings import REQUEST_SCOPES, LimitsSettings
+from .settlement import Settlements
 from .windows import bucket, describe_seconds, units_to_usd, usd_to_units
 
 log = logging.getLogger("tierroute.budgets")
@@ -83,10 +85,13 @@ class Hold:
 class LimitsGuard:
     """A :class:`~tierroute.guards.Guard` enforcing ``limits:``. ``clock`` is epoch seconds (injectable)."""
 
-    def __init__(self, settings: LimitsSettings, store: StateStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: LimitsSettings, store: StateStore, *, clock: Callable[[], float] = time.time,
+                 journal: Journal | None = None) -> None:
         self.settings = settings
         self.store = store
         self._clock = clock
+        self.settlements = Settlements(store, journal=journal, retry_every_seconds=settings.state.retry_after_seconds,
+                                       clock=clock)
         self._limits = compile_limits(settings)
         self._bindings = Bindings(users=settings.users, teams=settings.teams, projects=settings.projects)
         self._request_budgets = tuple(x for x in self._limits if x.kind == "budget" and x.scope in REQUEST_SCOPES)
@@ -200,6 +205,7 @@ class LimitsGuard:
                 self._level_cache[counter.key] = (cached[0], cached[1] + amount)
 
     async def admit(self, features: RequestFeatures, decision: Decision, request_id: str) -> Hold | None:
+        await self.settlements.retry()  # settlements the store could not take before; nothing when none
         now = self._clock()
         model = decision.chosen.model
         entries = self._counters(self._limits, features, model, now)
@@ -283,12 +289,7 @@ class LimitsGuard:
         amounts = [real[lim.unit] for lim, _, _ in token.limits]
         reserved = {"usd": token.reserved_usd, "tok": token.reserved_tokens, "req": 1}
         self._adjust_cached(token.counters, [real[lim.unit] - reserved[lim.unit] for lim, _, _ in token.limits])
-        try:
-            await self.store.settle(token.id, token.counters, amounts, now=self._clock())
-        except StateUnavailable as exc:
-            log.warning("could not settle %s (its reservation expires on its own): %s", token.id, exc.message)
-        except Exception:  # noqa: BLE001 - settle must never raise into the response path
-            log.exception("settling %s failed", token.id)
+        await self.settlements.settle(token.id, token.counters, amounts)  # journaled, retried, never raises
 
     @property
     def limited_deployments(self) -> frozenset[str]:
@@ -314,4 +315,5 @@ class LimitsGuard:
             return True
 
     async def aclose(self) -> None:
+        await self.settlements.retry(now=True)  # a last try; what is left stays in the journal for the next process
         await self.store.aclose()

@@ -1,7 +1,8 @@
 """The ledger interface: every request and every attempt, recorded off the request path.
 
-``record`` only appends to an in-memory queue; one writer thread per ledger drains it in batches, one
-transaction per batch, so a slow disk never slows a request and a crash loses at most the batch in flight.
+``record`` only appends to an in-memory queue (and, with a journal, one line to a local file); one writer
+thread per ledger drains it in batches, one transaction per batch, so a slow disk never slows a request.
+Without a journal a crash loses the batch in flight; with one, nothing (see ``tierroute.journal``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from ..journal import LEDGER_ENTRY, Journal, Segment
 
 log = logging.getLogger("tierroute.ledger")
 
@@ -48,6 +51,7 @@ class LedgerEntry:
     prompt: str | None = None
     # True when the token counts are tierroute's (the server reported no usage), not the server's.
     usage_estimated: bool = False
+    usage_note: str | None = None  # why the provider's usage was suspect and how it was clamped
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
@@ -138,21 +142,47 @@ class Ledger(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class Journaled:
+    """A queued entry with its journal mark; ``replayed`` when it comes from a dead process's journal."""
+
+    entry: LedgerEntry
+    mark: Segment
+    replayed: bool = False
+
+
+Item = LedgerEntry | Feedback | Journaled
+
+# How long a batch that keeps failing (the database is down) waits before its next try, at most.
+MAX_RETRY_DELAY_SECONDS = 5.0
+
+
 class BatchWriter:
     """A writer thread that drains queued entries into ``write_batch`` one batch (one transaction) at a time.
 
     Subclasses implement ``open`` (run on the writer thread, for drivers that pin connections to threads),
-    ``write_batch`` and ``close_connection``.
+    ``write_batch``, ``is_bad_row`` and ``close_connection``.
+
+    With a :class:`~tierroute.journal.Journal`, ``record`` first appends the entry to it, and the writer
+    marks it done once committed: a crash then loses nothing (the next process replays the journal), and
+    a batch that fails for good stays in the journal and is retried instead of dropped. Without one, a
+    crash loses the batch in flight.
     """
 
-    def __init__(self, *, batch_size: int = 256, flush_interval_seconds: float = 0.2) -> None:
-        self._queue: queue.SimpleQueue[LedgerEntry | Feedback | threading.Event | None] = queue.SimpleQueue()
+    def __init__(self, *, batch_size: int = 256, flush_interval_seconds: float = 0.2,
+                 journal: Journal | None = None) -> None:
+        self._queue: queue.SimpleQueue[Item | threading.Event | None] = queue.SimpleQueue()
         self._batch_size = batch_size
         self._interval = flush_interval_seconds
+        self._journal = journal
+        self._backlog: list[Item] = []  # batches the database refused for now; retried between batches
+        self._next_backlog_try = 0.0
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-writer", daemon=True)
         self._closed = False
+        if journal is not None:
+            journal.on(LEDGER_ENTRY, self._replayed)
 
     def start(self) -> None:
         self._thread.start()
@@ -163,7 +193,20 @@ class BatchWriter:
     def record(self, entry: LedgerEntry) -> None:
         if self._closed:
             raise RuntimeError("ledger is closed")
-        self._queue.put(entry)
+        journal = self._journal
+        if journal is None:
+            self._queue.put(entry)
+            return
+        try:
+            mark = journal.append(LEDGER_ENTRY, entry_row(entry))
+        except OSError as exc:  # a full disk must not fail the answer; this entry is just not crash-proof
+            log.error("could not journal ledger entry %s: %s", entry.request_id, exc)
+            self._queue.put(entry)
+            return
+        self._queue.put(Journaled(entry, mark))
+
+    def _replayed(self, payload: Any, mark: Segment) -> None:
+        self._queue.put(Journaled(LedgerEntry(*payload), mark, replayed=True))
 
     def record_feedback(self, feedback: Feedback) -> None:
         if self._closed:
@@ -189,9 +232,14 @@ class BatchWriter:
     def open(self) -> None:
         raise NotImplementedError
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
-        """Write one batch in one transaction (``split_rows`` separates the two kinds)."""
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
+        """Write one batch in one transaction (``split_rows`` separates the two kinds). With ``replayed``,
+        skip request rows whose ``(request_id, attempt)`` is already there: replay never duplicates."""
         raise NotImplementedError
+
+    def is_bad_row(self, exc: Exception) -> bool:
+        """Whether ``exc`` means the data was refused (retrying cannot help), not that the database failed."""
+        return isinstance(exc, (OverflowError, ValueError, TypeError))
 
     def close_connection(self) -> None:
         raise NotImplementedError
@@ -209,44 +257,89 @@ class BatchWriter:
             items = [self._queue.get()]
             # Sleep out the interval, then take everything queued. Waiting on the queue instead would wake
             # this thread on every record(): a thread switch per request, a quarter of the gateway's CPU.
-            if isinstance(items[0], (LedgerEntry, Feedback)):
+            if not isinstance(items[0], threading.Event) and items[0] is not None:
                 time.sleep(self._interval)
             while True:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            batch = [item for item in items if isinstance(item, (LedgerEntry, Feedback))]
+            batch = [item for item in items if not isinstance(item, threading.Event) and item is not None]
+            if self._backlog and time.monotonic() >= self._next_backlog_try:
+                batch, self._backlog = self._backlog + batch, []
             for i in range(0, len(batch), self._batch_size):
-                self._write_with_retry(batch[i:i + self._batch_size])
+                self._write(batch[i:i + self._batch_size], final=stop)
             for item in items:
                 if isinstance(item, threading.Event):
                     item.set()
                 elif item is None:
                     stop = True
         # Drain anything recorded before close() so a clean shutdown loses nothing.
-        rest: list[LedgerEntry | Feedback] = []
+        rest: list[Item] = list(self._backlog)
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, (LedgerEntry, Feedback)):
-                rest.append(item)
-            elif isinstance(item, threading.Event):
+            if isinstance(item, threading.Event):
                 item.set()
+            elif item is not None:
+                rest.append(item)
         if rest:
-            self._write_with_retry(rest)
+            self._write(rest, final=True)
         self.close_connection()
 
-    def _write_with_retry(self, batch: list[LedgerEntry | Feedback]) -> None:
+    def _write(self, batch: list[Item], *, final: bool) -> None:
+        """Write a batch; on a data error find the bad rows one by one and quarantine only them."""
+        rows = [item.entry if isinstance(item, Journaled) else item for item in batch]
+        replayed = any(isinstance(item, Journaled) and item.replayed for item in batch)
         delay = 0.05
         for attempt in range(6):
             try:
-                self.write_batch(batch)
+                self.write_batch(rows, replayed=replayed)
+                self._written(batch)
                 return
-            except Exception:  # noqa: BLE001 - a ledger write failure must not kill the writer
-                log.exception("ledger write of %d entries failed (attempt %d)", len(batch), attempt + 1)
+            except Exception as exc:  # noqa: BLE001 - a ledger write failure must not kill the writer
+                if self.is_bad_row(exc):
+                    if len(batch) == 1:
+                        self._quarantine(batch[0], exc)
+                    else:
+                        for item in batch:
+                            self._write([item], final=final)
+                    return
+                log.warning("ledger write of %d entries failed (attempt %d): %s: %s", len(batch), attempt + 1,
+                            type(exc).__name__, exc)
                 time.sleep(delay)
                 delay *= 2
-        log.error("dropping %d ledger entries after repeated write failures", len(batch))
+        self._gave_up(batch, final=final)
+
+    def _written(self, batch: list[Item]) -> None:
+        journal = self._journal
+        if journal is None:
+            return
+        for item in batch:
+            if isinstance(item, Journaled):
+                journal.done(item.mark)
+
+    def _quarantine(self, item: Item, exc: Exception) -> None:
+        entry = item.entry if isinstance(item, Journaled) else item
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("ledger refused a row (%s); quarantined, the rest of its batch is written: %r", reason, entry)
+        if self._journal is not None:
+            self._journal.quarantine(LEDGER_ENTRY, list(entry_row(entry)) if isinstance(entry, LedgerEntry)
+                                     else repr(entry), reason)
+            self._written([item])
+
+    def _gave_up(self, batch: list[Item], *, final: bool) -> None:
+        journaled = [item for item in batch if isinstance(item, Journaled)]
+        if journaled and not final:
+            self._backlog.extend(journaled)
+            self._next_backlog_try = time.monotonic() + MAX_RETRY_DELAY_SECONDS
+            log.error("ledger write of %d entries keeps failing; they stay in the journal and are retried",
+                      len(journaled))
+        elif journaled:
+            log.error("ledger write of %d entries failed at shutdown; they stay in the journal for the next "
+                      "process", len(journaled))
+        lost = len(batch) - len(journaled)
+        if lost:
+            log.error("dropping %d ledger entries after repeated write failures", lost)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..journal import Journal
 from .base import (
     COLUMNS,
     FEEDBACK_COLUMNS,
@@ -70,6 +71,10 @@ MIGRATIONS: dict[int, str] = {
     """,
     # Token counts tierroute counted because the server reported no usage (issue 19).
     3: "ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_estimated BOOLEAN NOT NULL DEFAULT FALSE",
+    # Why a provider's usage was suspect and how it was clamped (issue 15 item 20).
+    4: """
+    ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_note TEXT;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -79,6 +84,11 @@ def _quoted(column: str) -> str:
 
 
 _INSERT = f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) VALUES ({', '.join('%s' for _ in COLUMNS)})"
+# A replayed row (from a dead process's journal) is inserted only if that attempt is not there yet.
+_INSERT_MISSING = (f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) "
+                   f"SELECT {', '.join('%s' for _ in COLUMNS)} "
+                   "WHERE NOT EXISTS (SELECT 1 FROM requests WHERE request_id = %s AND attempt = %s)")
+_REQUEST_ID, _ATTEMPT = COLUMNS.index("request_id"), COLUMNS.index("attempt")
 _INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
                     f"VALUES ({', '.join('%s' for _ in FEEDBACK_COLUMNS)})")
 
@@ -98,8 +108,8 @@ def migrate(conn: Any) -> int:
 
 class PostgresLedger(BatchWriter):
     def __init__(self, dsn: str, *, batch_size: int = 256, flush_interval_seconds: float = 0.2,
-                 connect_timeout_seconds: float = 10.0) -> None:
-        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+                 connect_timeout_seconds: float = 10.0, journal: Journal | None = None) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds, journal=journal)
         if not dsn:
             from .._exceptions import ConfigError
 
@@ -124,13 +134,15 @@ class PostgresLedger(BatchWriter):
         self._conn = self._connect()
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()  # reconnect after a database restart; the batch is retried
         entries, feedback = split_rows(rows)
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                if entries:
+                if entries and replayed:
+                    cur.executemany(_INSERT_MISSING, [(*r, r[_REQUEST_ID], r[_ATTEMPT]) for r in entries])
+                elif entries:
                     cur.executemany(_INSERT, entries)
                 if feedback:
                     cur.executemany(_INSERT_FEEDBACK, feedback)
@@ -138,6 +150,11 @@ class PostgresLedger(BatchWriter):
             if self._conn.broken:
                 self._conn.close()
             raise
+
+    def is_bad_row(self, exc: Exception) -> bool:
+        import psycopg
+
+        return super().is_bad_row(exc) or isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
 
     def close_connection(self) -> None:
         if self._conn is not None:

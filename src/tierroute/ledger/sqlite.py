@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..journal import Journal
 from .base import (
     COLUMNS,
     FEEDBACK_COLUMNS,
@@ -62,10 +63,18 @@ MIGRATIONS: dict[int, str] = {
     """,
     # Token counts tierroute counted because the server reported no usage (issue 19).
     3: "ALTER TABLE requests ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
+    # Why a provider's usage was suspect and how it was clamped (issue 15 item 20).
+    4: """
+    ALTER TABLE requests ADD COLUMN usage_note TEXT;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+# A replayed row (from a dead process's journal) is inserted only if that attempt is not there yet.
+_INSERT_MISSING = (f"INSERT INTO requests ({', '.join(COLUMNS)}) SELECT {', '.join('?' for _ in COLUMNS)} "
+                   "WHERE NOT EXISTS (SELECT 1 FROM requests WHERE request_id = ? AND attempt = ?)")
+_REQUEST_ID, _ATTEMPT = COLUMNS.index("request_id"), COLUMNS.index("attempt")
 _INSERT_FEEDBACK = f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' for _ in FEEDBACK_COLUMNS)})"
 # The attempt that answered, joined with the mean of its labels.
 LABELLED_SQL = """
@@ -101,8 +110,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 class SQLiteLedger(BatchWriter):
-    def __init__(self, path: str | Path, *, batch_size: int = 256, flush_interval_seconds: float = 0.2) -> None:
-        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+    def __init__(self, path: str | Path, *, batch_size: int = 256, flush_interval_seconds: float = 0.2,
+                 journal: Journal | None = None) -> None:
+        super().__init__(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds, journal=journal)
         self.path = str(path)
         self._conn: sqlite3.Connection | None = None
         self.start()
@@ -113,12 +123,14 @@ class SQLiteLedger(BatchWriter):
         self._conn = _connect(self.path)
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback]) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
         assert self._conn is not None
         entries, feedback = split_rows(rows)
         self._conn.execute("BEGIN")
         try:
-            if entries:
+            if entries and replayed:
+                self._conn.executemany(_INSERT_MISSING, [(*r, r[_REQUEST_ID], r[_ATTEMPT]) for r in entries])
+            elif entries:
                 self._conn.executemany(_INSERT, entries)
             if feedback:
                 self._conn.executemany(_INSERT_FEEDBACK, feedback)
@@ -126,6 +138,10 @@ class SQLiteLedger(BatchWriter):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def is_bad_row(self, exc: Exception) -> bool:
+        return super().is_bad_row(exc) or isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError,
+                                                            sqlite3.DataError))
 
     def close_connection(self) -> None:
         if self._conn is not None:

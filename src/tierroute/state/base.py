@@ -5,6 +5,11 @@ stores add and compare exactly. A *counter* holds ``used`` (settled) and ``reser
 flight). A *hold* is one request's reservation over several counters; it carries an expiry, so the holds of
 a process that died are released by whichever process touches the store next.
 
+Settlement is exactly once per hold id: settling a live hold, or one that expired unsettled (the store
+keeps a *tombstone* for ``TOMBSTONE_SECONDS``), charges the real amounts; settling it again charges
+nothing. So a settlement that may or may not have reached the store (a timeout, a process that died
+before noting it) is simply settled again when the journal is replayed (``tierroute.journal``).
+
 Each method is one atomic step in every backend: in Redis one Lua script, never read-then-write.
 """
 
@@ -14,6 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+
+
+# How long an expired, unsettled hold is remembered, so a late settlement (a replica replaying its journal
+# after a long outage) still charges it once. Only holds that expire leave one: crashes and outages.
+TOMBSTONE_SECONDS = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +55,9 @@ class StateStore(Protocol):
         """
         ...
 
-    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> None:
-        """Release the hold (whatever is left of it) and add the real amounts to ``used``."""
+    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> bool:
+        """Release the hold (whatever is left of it) and add the real amounts to ``used``, once: True if this
+        call charged, False if the hold was already settled (or never existed) and nothing changed."""
         ...
 
     async def levels(self, keys: Sequence[str]) -> list[int]:

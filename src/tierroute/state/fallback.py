@@ -28,6 +28,7 @@ class FallbackStore:
         self._clock = clock
         self._down_until = 0.0
         self._local_holds: set[str] = set()
+        self._counted_locally: set[str] = set()  # shared holds whose settlement waits for the store
 
     def _use_local(self) -> bool:
         return self._fail_open and self._clock() < self._down_until
@@ -50,19 +51,21 @@ class FallbackStore:
             self._local_holds.add(hold_id)
         return await self.local.reserve(hold_id, counters, amounts, now=now, hold_seconds=hold_seconds)
 
-    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> None:
+    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> bool:
         if hold_id in self._local_holds:
             self._local_holds.discard(hold_id)
-            await self.local.settle(hold_id, counters, amounts, now=now)
-            return
+            return await self.local.settle(hold_id, counters, amounts, now=now)
         try:
-            await self.primary.settle(hold_id, counters, amounts, now=now)
+            charged = await self.primary.settle(hold_id, counters, amounts, now=now)
         except StateUnavailable as exc:
-            # The hold expires on its own; the spend is counted locally so this replica still sees it.
-            if not self._fail_open:
-                raise
-            self._failed(exc)
-            await self.local.settle(hold_id, counters, amounts, now=now)
+            self._failed(exc)  # raises when failing closed
+            # Failing open: count the spend locally (once) so this replica's own limits see it meanwhile.
+            if hold_id not in self._counted_locally:
+                self._counted_locally.add(hold_id)
+                self.local.add_used(counters, amounts)
+            raise  # either way the guard keeps the settlement until the shared store takes it
+        self._counted_locally.discard(hold_id)
+        return charged
 
     async def levels(self, keys: Sequence[str]) -> list[int]:
         if not self._use_local():

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .base import Counter, Refusal
+from .base import TOMBSTONE_SECONDS, Counter, Refusal
 
 # How often (in calls) old windows and stale runaway keys are swept, so memory stays bounded.
 _SWEEP_EVERY = 1024
@@ -42,6 +42,7 @@ class MemoryStore:
         self._holds: dict[str, _Hold] = {}
         self._expiries: list[tuple[float, str]] = []  # (expires_at, hold id); stale entries are skipped
         self._seen: dict[str, _Seen] = {}  # in least recently seen order
+        self._tombstones: dict[str, float] = {}  # expired, unsettled hold id -> when it is forgotten
         self._calls = 0
 
     async def reserve(self, hold_id: str | None, counters: Sequence[Counter], amounts: Sequence[int], *,
@@ -69,10 +70,20 @@ class MemoryStore:
                 hold.amounts[counter.key] = hold.amounts.get(counter.key, 0) + amount
         return None
 
-    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> None:
+    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> bool:
         hold = self._holds.pop(hold_id, None)
+        tombstone = self._tombstones.pop(hold_id, None)
+        if hold is None and tombstone is None:
+            return False  # settled already: a replay charges nothing
         if hold is not None:
             self._release(hold)
+        for counter, amount in zip(counters, amounts):
+            if amount:
+                self._level(counter).used += amount
+        return True
+
+    def add_used(self, counters: Sequence[Counter], amounts: Sequence[int]) -> None:
+        """Count spend with no hold and no limit check: a settlement the shared store could not take."""
         for counter, amount in zip(counters, amounts):
             if amount:
                 self._level(counter).used += amount
@@ -123,6 +134,7 @@ class MemoryStore:
             if hold is not None and hold.expires_at <= now:
                 del self._holds[hold_id]
                 self._release(hold)
+                self._tombstones[hold_id] = now + TOMBSTONE_SECONDS
 
     def _maybe_sweep(self, now: float) -> None:
         self._calls += 1
@@ -132,3 +144,5 @@ class MemoryStore:
             del self._levels[key]
         for key in [k for k, v in self._seen.items() if v.last <= now - v.window_seconds]:
             del self._seen[key]
+        for hold_id in [h for h, until in self._tombstones.items() if until <= now]:
+            del self._tombstones[hold_id]

@@ -6,6 +6,7 @@ Layout, for a store with prefix ``tr``::
     {tr}:c:<counter>   hash  used, reserved          expires with its window
     {tr}:h:<hold id>   hash  <counter key> -> amount  one request's reservation
     {tr}:holds         zset  hold id -> expiry        so anyone can release a dead process's holds
+    {tr}:x:<hold id>   string                         an expired hold not yet settled (a tombstone)
     {tr}:s:<key>       zset  member -> first seen     runaway detection
 
 Time comes from the caller (epoch seconds), as for the memory store, so replicas need synchronised clocks
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from .._exceptions import StateUnavailable
-from .base import Counter, Refusal
+from .base import TOMBSTONE_SECONDS, Counter, Refusal
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ local now = tonumber(ARGV[1])
 local hold_id = ARGV[2]
 local hold_expires = tonumber(ARGV[3])
 local hold_prefix = ARGV[4]
+local tomb_prefix = ARGV[5]
+local tomb_ms = tonumber(ARGV[6])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, %d)
 for _, id in ipairs(expired) do
   local hk = hold_prefix .. id
@@ -42,11 +45,12 @@ for _, id in ipairs(expired) do
   end
   redis.call('DEL', hk)
   redis.call('ZREM', KEYS[1], id)
+  redis.call('SET', tomb_prefix .. id, '1', 'PX', tomb_ms)
 end
 local n = #KEYS - 2
 for i = 1, n do
-  local limit = tonumber(ARGV[3 + i * 3 - 1])
-  local amount = tonumber(ARGV[3 + i * 3])
+  local limit = tonumber(ARGV[5 + i * 3 - 1])
+  local amount = tonumber(ARGV[5 + i * 3])
   local v = redis.call('HMGET', KEYS[i + 2], 'used', 'reserved')
   local level = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
   if level + amount > limit then
@@ -55,8 +59,8 @@ for i = 1, n do
 end
 for i = 1, n do
   local key = KEYS[i + 2]
-  local amount = tonumber(ARGV[3 + i * 3])
-  local ttl_ms = tonumber(ARGV[3 + i * 3 + 1])
+  local amount = tonumber(ARGV[5 + i * 3])
+  local ttl_ms = tonumber(ARGV[5 + i * 3 + 1])
   if hold_id == '' then
     redis.call('HINCRBY', key, 'used', amount)
   else
@@ -73,16 +77,22 @@ end
 return -1
 """ % _RELEASE_BATCH
 
+# Exactly once per hold: a live hold, or an expired one (its tombstone), is charged and forgotten; a hold
+# neither live nor tombstoned was settled already, so settling again (a replay) changes nothing.
 _SETTLE = """
 local held = redis.call('HGETALL', KEYS[2])
+local tombstone = redis.call('DEL', KEYS[3])
+if #held == 0 and tombstone == 0 then
+  return 0
+end
 local remaining = {}
 for i = 1, #held, 2 do
   remaining[held[i]] = tonumber(held[i + 1])
 end
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local key = KEYS[i]
-  local amount = tonumber(ARGV[(i - 3) * 2 + 2])
-  local ttl_ms = tonumber(ARGV[(i - 3) * 2 + 3])
+  local amount = tonumber(ARGV[(i - 4) * 2 + 2])
+  local ttl_ms = tonumber(ARGV[(i - 4) * 2 + 3])
   if remaining[key] then
     redis.call('HINCRBY', key, 'reserved', -remaining[key])
     remaining[key] = nil
@@ -101,7 +111,7 @@ for key, amount in pairs(remaining) do
 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
-return 0
+return 1
 """
 
 _LEVELS = """
@@ -152,6 +162,7 @@ class RedisStore:
         self._counter = f"{tag}:c:"
         self._hold = f"{tag}:h:"
         self._holds = f"{tag}:holds"
+        self._tomb = f"{tag}:x:"
         self._seen_prefix = f"{tag}:s:"
         self._reserve = self._client.register_script(_RESERVE)
         self._settle = self._client.register_script(_SETTLE)
@@ -174,7 +185,8 @@ class RedisStore:
     async def reserve(self, hold_id: str | None, counters: Sequence[Counter], amounts: Sequence[int], *,
                       now: float, hold_seconds: float) -> Refusal | None:
         keys = [self._holds, self._hold + (hold_id or "")] + [self._counter + c.key for c in counters]
-        args: list[Any] = [repr(now), hold_id or "", repr(now + hold_seconds), self._hold]
+        args: list[Any] = [repr(now), hold_id or "", repr(now + hold_seconds), self._hold, self._tomb,
+                           int(TOMBSTONE_SECONDS * 1000)]
         for counter, amount in zip(counters, amounts):
             args += [counter.limit, amount, _ttl_ms(counter, now)]
         result = await self._call(self._reserve(keys=keys, args=args))
@@ -182,12 +194,12 @@ class RedisStore:
             return Refusal(index=int(result[0]), level=int(result[1]))
         return None
 
-    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> None:
-        keys = [self._holds, self._hold + hold_id] + [self._counter + c.key for c in counters]
+    async def settle(self, hold_id: str, counters: Sequence[Counter], amounts: Sequence[int], *, now: float) -> bool:
+        keys = [self._holds, self._hold + hold_id, self._tomb + hold_id] + [self._counter + c.key for c in counters]
         args: list[Any] = [hold_id]
         for counter, amount in zip(counters, amounts):
             args += [amount, _ttl_ms(counter, now)]
-        await self._call(self._settle(keys=keys, args=args))
+        return bool(await self._call(self._settle(keys=keys, args=args)))
 
     async def levels(self, keys: Sequence[str]) -> list[int]:
         if not keys:
