@@ -15,6 +15,7 @@ import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
 from ..identity import caller_id
+from ..redaction import Redactor, install_log_redaction
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -55,6 +56,9 @@ class Gateway:
         self.router = router
         settings = router.settings.server
         self._keys = tuple(k.encode() for k in settings.api_keys)
+        # Every configured secret: scrubbed from each error body sent and each log record written.
+        self._redactor = Redactor.from_settings(router.settings)
+        self._undo_log_redaction: Callable[[], None] | None = None
         self._max_body = settings.max_body_bytes
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
@@ -85,8 +89,12 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # At startup, the server has configured logging: its handlers exist now.
+                self._undo_log_redaction = install_log_redaction(self._redactor)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._undo_log_redaction is not None:
+                    self._undo_log_redaction()
                 try:
                     await self.router.aclose()
                 except Exception:  # noqa: BLE001
@@ -159,7 +167,7 @@ class Gateway:
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error response
             if not isinstance(exc, Exception):
                 raise
-            status, payload, headers = error_response(exc)
+            status, payload, headers = error_response(exc, self._redactor)
             await send_json(send, status, payload, headers)
             return
         headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
@@ -174,8 +182,10 @@ class Gateway:
             try:
                 async for chunk in chunks:
                     await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n", "more_body": True})
-            except TierrouteError as exc:
-                await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": False})
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a stream that breaks, whatever broke it, ends with an error event
+                await send({"type": "http.response.body", "body": sse_error_event(exc, self._redactor), "more_body": False})
                 return
             await send({"type": "http.response.body", "body": DONE, "more_body": False})
         except OSError:
