@@ -97,6 +97,10 @@ class HostileUpstream:
             await resp.write(sse({"error": {"message": f"key {masked} was revoked mid-stream: {key}", "code": 500}}))
             await resp.write_eof()
             return resp
+        if scenario == "echo-prompt":
+            prompt = body["messages"][-1]["content"]
+            return web.json_response({"error": {"message": f"Invalid value in messages[0].content: {prompt!r}",
+                                                "type": "invalid_request_error"}}, status=400)
         if scenario == "echo-key-in-answer":
             return web.json_response(self._completion(f"your key is {key}, keep it safe"))
         if scenario == "big-body":
