@@ -38,7 +38,7 @@ class AiohttpResponse:
         while chunk := await content.readany():
             body += chunk
             if len(body) > limit:
-                raise ResponseTooLarge(f"body exceeds {limit} bytes", prefix=bytes(body[:limit]))
+                raise ResponseTooLarge(f"body exceeds {limit} bytes", body=body, limit=limit)
         return body  # type: ignore[return-value]  # bytes-like; not copied, a large body is held once
 
     async def readline(self, max_bytes: int | None = None) -> bytes:

@@ -75,12 +75,18 @@ class MalformedResponse(Exception):
 
 
 class ResponseTooLarge(Exception):
-    """A body, decoded body or line went past its limit. ``prefix`` holds the bytes up to the limit (an error
-    body's message is still worth relaying)."""
+    """A body, decoded body or line went past its limit. :attr:`prefix` gives the bytes up to the limit (an
+    error body's message is still worth relaying); it is copied only when asked for, so refusing a 100 MB
+    answer never holds two copies of it."""
 
-    def __init__(self, message: str, *, prefix: bytes = b"") -> None:
+    def __init__(self, message: str, *, body: bytes | bytearray = b"", limit: int = 0) -> None:
         super().__init__(message)
-        self.prefix = prefix
+        self._body = body
+        self._limit = limit
+
+    @property
+    def prefix(self) -> bytes:
+        return bytes(self._body[:self._limit])
 
 
 def inflate(body: bytes, encoding: str, max_bytes: int) -> bytes:
@@ -98,7 +104,7 @@ def inflate(body: bytes, encoding: str, max_bytes: int) -> bytes:
     except zlib.error as exc:
         raise MalformedResponse(f"cannot decode content-encoding {encoding}: {exc}") from None
     if len(out) > max_bytes:
-        raise ResponseTooLarge(f"{encoding} body inflates past {max_bytes} bytes", prefix=out[:max_bytes])
+        raise ResponseTooLarge(f"{encoding} body inflates past {max_bytes} bytes", body=out, limit=max_bytes)
     return out
 
 

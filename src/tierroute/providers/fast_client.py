@@ -315,8 +315,7 @@ class FastResponse:
         conn.high_water = limit  # reading pauses just past the limit, and the check below ends it
         while not conn.complete:
             if len(conn.buffer) - self._pos > limit:
-                raise ResponseTooLarge(f"body exceeds {limit} bytes",
-                                       prefix=bytes(conn.buffer[self._pos:self._pos + limit]))
+                raise ResponseTooLarge(f"body exceeds {limit} bytes", body=conn.buffer, limit=limit)
             if conn.error is not None:
                 raise conn.error
             await conn.wait()
@@ -327,7 +326,7 @@ class FastResponse:
             body, conn.buffer = buffer, bytearray()  # type: ignore[assignment]
         self._pos = len(conn.buffer)
         if len(body) > limit:
-            raise ResponseTooLarge(f"body exceeds {limit} bytes", prefix=bytes(body[:limit]))
+            raise ResponseTooLarge(f"body exceeds {limit} bytes", body=body, limit=limit)
         encoding = self.headers.get("content-encoding")
         if encoding in ("gzip", "deflate"):
             body = inflate(body, encoding, limit)
