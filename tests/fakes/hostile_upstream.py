@@ -207,6 +207,10 @@ class HostileUpstream:
             return await self._huge(request, 100 * MB, status=200)
         if scenario == "gzip-bomb":
             return web.Response(body=self.bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        if scenario == "ok" and not body.get("stream"):
+            return web.json_response({"id": "msg_h", "type": "message", "role": "assistant", "model": "h",
+                                      "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+                                      "usage": {"input_tokens": 5, "output_tokens": 1}})
         resp = await self._sse_start(request)
         start = {"id": "msg_h", "type": "message", "role": "assistant", "model": "h", "content": [],
                  "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}

@@ -5,6 +5,8 @@ No framework: the hot path is a dict lookup, one body read, one JSON decode and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -35,6 +37,12 @@ DONE = b"data: [DONE]\n\n"
 async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status, "headers": JSON + (headers or [])})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (or the response is complete: the server then says the same)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
@@ -159,7 +167,7 @@ class Gateway:
             if isinstance(body, dict):
                 _attach_client_request_id(scope, body)
             if isinstance(body, dict) and body.get("stream") is True:
-                await self._stream(body, caller, started, send)
+                await self._stream(body, caller, started, send, receive)
                 return
             routed = await self.router.acompletion(body, caller=caller, started=started)
         except ConnectionResetError:
@@ -173,14 +181,31 @@ class Gateway:
         headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
         await send_json(send, 200, orjson.dumps(routed.response), headers)
 
-    async def _stream(self, body: dict[str, Any], caller: str | None, started: float, send: Send) -> None:
+    async def _stream(self, body: dict[str, Any], caller: str | None, started: float, send: Send,
+                      receive: Receive) -> None:
         routed = await self.router.astream(body, caller=caller, started=started)
+        # The server drops what is sent after the client has gone without saying so; only ``receive`` tells.
+        # Without watching it, a stream whose client left would keep pulling (and paying for) the upstream's
+        # answer until the end or the total timeout.
+        relay = asyncio.ensure_future(self._write_stream(routed, send))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not relay.done():
+                relay.cancel()  # the relay records the request as cancelled and closes the upstream
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+        finally:
+            relay.cancel()
+            gone.cancel()
+            await routed.aclose()
+
+    async def _write_stream(self, routed: Any, send: Send) -> None:
         headers = SSE + [(k.encode(), v.encode()) for k, v in routed.headers.items()]
-        chunks = routed.chunks
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             try:
-                async for chunk in chunks:
+                async for chunk in routed.chunks:
                     await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n", "more_body": True})
             except OSError:
                 raise
@@ -190,8 +215,6 @@ class Gateway:
             await send({"type": "http.response.body", "body": DONE, "more_body": False})
         except OSError:
             pass  # the client went away; the relay's cleanup records the request as cancelled
-        finally:
-            await routed.aclose()
 
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/feedback``: a quality label for an answered request, for training on your own traffic."""
