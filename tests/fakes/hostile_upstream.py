@@ -101,6 +101,10 @@ class HostileUpstream:
             prompt = body["messages"][-1]["content"]
             return web.json_response({"error": {"message": f"Invalid value in messages[0].content: {prompt!r}",
                                                 "type": "invalid_request_error"}}, status=400)
+        if scenario == "bad-usage-body":
+            return web.json_response({**self._completion("fine words"), "usage": {"prompt_tokens": 5, "completion_tokens": -9}})
+        if scenario == "choices-string-body":
+            return web.json_response({**self._completion("fine words"), "choices": "none"})
         if scenario == "echo-key-in-answer":
             return web.json_response(self._completion(f"your key is {key}, keep it safe"))
         if scenario == "big-body":

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from tierroute import _exceptions as exc
+from tierroute.config import parse_settings
 from tierroute.providers.client import ResponseTooLarge
 
 from ..fakes.hostile_upstream import gzip_bomb
@@ -143,3 +144,11 @@ async def test_a_stream_is_not_read_faster_than_it_is_consumed(serve, make_clien
         tracemalloc.stop()
     # The loopback socket buffers hold a few MB more; those are the kernel's, not the gateway's heap.
     assert peak < 4 * MB, f"the client buffered {peak / MB:.1f} MB for a reader that stopped"
+
+
+@pytest.mark.parametrize("field", ["max_response_bytes", "max_error_bytes", "max_event_bytes"])
+def test_limits_are_configured_per_provider_and_nonsense_is_refused_by_name(field) -> None:
+    settings = parse_settings({"providers": {"p": {"api_base": "http://127.0.0.1:1/v1", field: 5 * MB}}}, environ={})
+    assert getattr(settings.providers["p"], field) == 5 * MB
+    with pytest.raises(exc.ConfigError, match=f"providers.p.{field}"):
+        parse_settings({"providers": {"p": {"api_base": "http://127.0.0.1:1/v1", field: 10}}}, environ={})

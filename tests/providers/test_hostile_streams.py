@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import openai
 import orjson
 import pytest
 
@@ -88,3 +89,29 @@ async def test_well_formed_streams_still_pass(serve_settings, hostile, tmp_path,
     assert status == 200 and events[-1] == "[DONE]"
     (entries,) = ledger_rows(gw).values()
     assert entries[-1].status == "ok" and entries[-1].completion_tokens > 0
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+async def test_the_openai_sdk_sees_the_error_event_as_an_error(serve_settings, hostile, tmp_path, model):
+    gw = serve_settings(hostile_settings(hostile.url, tmp_path))
+    text = []
+    async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0, timeout=20) as client:
+        stream = await client.chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": "scenario: bad-event-after-usage-string"}])
+        with pytest.raises(openai.APIError, match="malformed"):
+            async for chunk in stream:
+                text += [c.delta.content or "" for c in chunk.choices]
+    assert "".join(text) == "Hello there"
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+@pytest.mark.parametrize("scenario", ["bad-usage-body", "choices-string-body"])
+async def test_a_whole_answer_of_the_wrong_shape_is_an_upstream_error_not_a_negative_cost(serve_settings, hostile,
+                                                                                          tmp_path, model, scenario):
+    gw = serve_settings(hostile_settings(hostile.url, tmp_path))
+    async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0, timeout=20) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"scenario: {scenario}"}])
+    assert caught.value.status_code == 502 and "malformed" in caught.value.message
+    (entries,) = ledger_rows(gw).values()
+    assert entries[-1].status == "error" and entries[-1].cost_usd >= 0
