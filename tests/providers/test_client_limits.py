@@ -1,4 +1,5 @@
-"""Size limits and backpressure of both HTTP clients over real loopback HTTP, memory measured with tracemalloc."""
+"""Size limits and backpressure of both HTTP clients over real loopback HTTP, memory measured with tracemalloc;
+and a bomb through a real gateway counts against its deployment."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import gzip
 import tracemalloc
 
+import openai
 import pytest
 from aiohttp import web
 
@@ -14,6 +16,7 @@ from tierroute.config import parse_settings
 from tierroute.providers.client import ResponseTooLarge
 
 from ..fakes.hostile_upstream import gzip_bomb
+from .conftest import hostile_settings, ledger_rows
 from .test_http_clients import make_client, mapped, serve  # noqa: F401 - fixtures shared with the client contract
 
 MB = 1024 * 1024
@@ -152,3 +155,16 @@ def test_limits_are_configured_per_provider_and_nonsense_is_refused_by_name(fiel
     assert getattr(settings.providers["p"], field) == 5 * MB
     with pytest.raises(exc.ConfigError, match=f"providers.p.{field}"):
         parse_settings({"providers": {"p": {"api_base": "http://127.0.0.1:1/v1", field: 10}}}, environ={})
+
+
+@pytest.mark.parametrize("model", ["o-fast", "o-aio", "a-fast", "a-aio"])
+async def test_a_bomb_through_the_gateway_counts_against_the_deployment(serve_settings, hostile, tmp_path, model):
+    gw = serve_settings(hostile_settings(hostile.url, tmp_path, provider_options={"max_response_bytes": 4 * MB}))
+    async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0, timeout=20) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "scenario: gzip-bomb"}])
+    assert caught.value.status_code == 502 and "response too large" in caught.value.message
+    health = gw.router.dispatcher.health.snapshot()[f"p-{model}/h"]
+    assert health["consecutive_failures"] == 1 and health["window_failures"] == 1
+    (entries,) = ledger_rows(gw).values()
+    assert entries[-1].error_kind == "unavailable" and entries[-1].http_status == 502
