@@ -39,7 +39,7 @@ class AiohttpResponse:
             body += chunk
             if len(body) > limit:
                 raise ResponseTooLarge(f"body exceeds {limit} bytes", body=body, limit=limit)
-        return body  # type: ignore[return-value]  # bytes-like; not copied, a large body is held once
+        return bytes(body)
 
     async def readline(self, max_bytes: int | None = None) -> bytes:
         limit = self._max_line if max_bytes is None else max_bytes

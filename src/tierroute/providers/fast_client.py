@@ -320,13 +320,11 @@ class FastResponse:
                 raise conn.error
             await conn.wait()
         buffer = conn.buffer
-        if self._pos:
-            body = bytes(buffer[self._pos:])
-        else:  # hand the buffer over instead of copying it: a large body is held once, not twice
-            body, conn.buffer = buffer, bytearray()  # type: ignore[assignment]
-        self._pos = len(conn.buffer)
-        if len(body) > limit:
-            raise ResponseTooLarge(f"body exceeds {limit} bytes", body=body, limit=limit)
+        if len(buffer) - self._pos > limit:
+            raise ResponseTooLarge(f"body exceeds {limit} bytes", body=buffer, limit=limit)
+        body = bytes(buffer[self._pos:]) if self._pos else bytes(buffer)
+        conn.buffer = bytearray()  # the copy is the only one kept
+        self._pos = 0
         encoding = self.headers.get("content-encoding")
         if encoding in ("gzip", "deflate"):
             body = inflate(body, encoding, limit)
