@@ -27,6 +27,11 @@ CONFIG_ENV = "TIERROUTE_CONFIG"
 DEFAULT_CONFIG_NAMES = ("tierroute.yaml", "tierroute.yml")
 DEFAULT_PORT = 4000
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# What one upstream answer may cost (docs/reliability.md, "Hostile upstreams"): a whole body (after gzip or
+# deflate are undone), an error body (read to build the message relayed to the caller), one stream event line.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_ERROR_BYTES = 256 * 1024
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 
 class _Frozen(BaseModel):
@@ -72,6 +77,9 @@ class ProviderSettings(_Frozen):
     max_connections: int = Field(default=200, ge=1)
     # "fast": the lean keep-alive client; "aiohttp" is used anyway when HTTP(S)_PROXY applies to api_base.
     http_client: Literal["fast", "aiohttp"] = "fast"
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
+    max_error_bytes: int = Field(default=DEFAULT_MAX_ERROR_BYTES, ge=1024)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
 
     @field_validator("api_base")
     @classmethod

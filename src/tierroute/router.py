@@ -5,6 +5,7 @@ The server and the library both go through :class:`Router`, so they behave ident
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -330,9 +331,10 @@ class Router:
             if used.reported is None and not answered.usage.estimated:
                 answered.usage = used.final()  # cut or cancelled: still charge what was streamed
             upstream_error = error if isinstance(error, UpstreamError) else None
-            # A guard cutting the stream (LimitExceeded) is an error; the caller going away is a cancellation.
+            # The caller going away (the generator closed or cancelled, its socket gone) is a cancellation;
+            # anything else that ended the stream early (a guard's LimitExceeded, a bug) is an error.
             status = None if error is None or upstream_error is not None else (
-                "error" if isinstance(error, TierrouteError) else "cancelled")
+                "cancelled" if isinstance(error, (GeneratorExit, asyncio.CancelledError, OSError)) else "error")
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
 

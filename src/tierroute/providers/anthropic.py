@@ -17,9 +17,13 @@ from ..types import Deployment, JSONDict
 from . import errors
 from .anthropic_translate import SSEParser, StreamTranslator, error_status, to_anthropic_request, to_openai_response, usage_from
 from .base import Completion, HTTPProvider
-from .client import Response
+from .client import MalformedResponse, Response
+from .shapes import check_anthropic_event, check_anthropic_message
 
 ANTHROPIC_VERSION = "2023-06-01"
+# Chunks held back until the first content block (a real stream has one: message_start's); more means an
+# upstream repeating itself, and holding them all would let it grow memory until the first-token timeout.
+MAX_PENDING_CHUNKS = 64
 
 
 class AnthropicProvider(HTTPProvider):
@@ -46,19 +50,18 @@ class AnthropicProvider(HTTPProvider):
         try:
             raw = await self.post_read(self._url, orjson.dumps(payload), self._headers, deployment)
             message = orjson.loads(raw)
-            if not isinstance(message, dict) or message.get("type") != "message":
-                raise UpstreamUnavailable(f"{self.name}: response is not a message", provider=self.name, deployment=deployment.id)
+            check_anthropic_message(message)
             response = to_openai_response(message, payload["model"])
             return Completion(response=response, usage=usage_from(message.get("usage")))
         except UpstreamError:
             raise
         except Exception as exc:  # noqa: BLE001 - every client failure is mapped in one place
-            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id) from exc
+            raise self.failure(exc, deployment) from exc
 
     async def stream(self, deployment: Deployment, body: JSONDict) -> AsyncIterator[JSONDict]:
         payload = {**self._payload(deployment, body), "stream": True}
         translator = StreamTranslator(payload["model"])
-        parser = SSEParser()
+        parser = SSEParser(self.settings.max_event_bytes)
         phase = "first token"
         resp: Response | None = None
         try:
@@ -69,6 +72,8 @@ class AnthropicProvider(HTTPProvider):
                 pending: list[JSONDict] = []
                 while not translator.output_started:
                     pending += await self._next_chunks(resp, parser, translator, deployment)
+                    if len(pending) > MAX_PENDING_CHUNKS:
+                        raise MalformedResponse(f"more than {MAX_PENDING_CHUNKS} events before any content")
             phase = "stream"
             for chunk in pending:
                 yield chunk
@@ -78,7 +83,7 @@ class AnthropicProvider(HTTPProvider):
         except UpstreamError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id, phase=phase) from exc
+            raise self.failure(exc, deployment, phase) from exc
         finally:
             if resp is not None:
                 resp.release()
@@ -95,11 +100,13 @@ class AnthropicProvider(HTTPProvider):
             if decoded is None:
                 continue
             data = decoded[1]
+            if self.redactor:
+                data = self.redactor.bytes(data)
             event = orjson.loads(data)
-            if not isinstance(event, dict):
-                raise ValueError("SSE data is not a JSON object")
-            if event.get("type") == "error" or decoded[0] == "error":
+            if isinstance(event, dict) and (event.get("type") == "error" or decoded[0] == "error"):
                 error = event.get("error")
                 status = error_status(error.get("type") if isinstance(error, dict) else None)
-                raise errors.from_status(status, data, {}, provider=self.name, deployment=deployment.id)
+                raise errors.from_status(status, data, {}, provider=self.name, deployment=deployment.id,
+                                         redactor=self.redactor)
+            check_anthropic_event(event)
             return translator.feed(event)

@@ -26,6 +26,7 @@ import orjson
 
 from .._exceptions import UpstreamBadRequest
 from ..types import JSONDict, Usage
+from .client import ResponseTooLarge
 
 DEFAULT_MAX_TOKENS = 4096
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -363,13 +364,17 @@ def to_openai_response(message: JSONDict, model: str, *, created: int | None = N
 
 
 class SSEParser:
-    """Server-sent events, one line at a time: returns ``(event, data)`` at each blank line."""
+    """Server-sent events, one line at a time: returns ``(event, data)`` at each blank line. An event's
+    ``data:`` lines are joined, so their total is bounded too: past ``max_event_bytes`` it raises
+    :class:`~.client.ResponseTooLarge` (an upstream that never sends the blank line cannot grow it forever)."""
 
-    __slots__ = ("_event", "_data")
+    __slots__ = ("_event", "_data", "_size", "_max")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = 1 << 20) -> None:
         self._event = ""
         self._data: list[bytes] = []
+        self._size = 0
+        self._max = max_event_bytes
 
     def feed(self, line: bytes) -> tuple[str, bytes] | None:
         line = line.rstrip(b"\r\n")
@@ -378,7 +383,7 @@ class SSEParser:
                 self._event = ""
                 return None
             event = (self._event, b"\n".join(self._data))
-            self._event, self._data = "", []
+            self._event, self._data, self._size = "", [], 0
             return event
         field, _, value = line.partition(b":")
         if value.startswith(b" "):
@@ -386,6 +391,9 @@ class SSEParser:
         if field == b"event":
             self._event = value.decode()
         elif field == b"data":
+            self._size += len(value) + 1
+            if self._size > self._max:
+                raise ResponseTooLarge(f"an event exceeds {self._max} bytes")
             self._data.append(value)
         return None
 

@@ -13,10 +13,12 @@ from typing import Protocol, runtime_checkable
 
 from collections.abc import Mapping
 
+from .._exceptions import UpstreamError
 from ..config import ProviderSettings
+from ..redaction import Redactor, provider_secrets
 from ..types import Deployment, JSONDict, Usage
 from . import errors
-from .client import HTTPClient, Response, open_client
+from .client import HTTPClient, Response, ResponseTooLarge, open_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,16 @@ class EmbeddingProvider(Protocol):
 
 
 class HTTPProvider:
-    """Shared plumbing: one pooled HTTP client (``client.py``) per provider, created inside the running loop."""
+    """Shared plumbing: one pooled HTTP client (``client.py``) per provider, created inside the running loop.
+
+    ``redactor`` holds this provider's own secrets (its key, credential headers): the only ones its upstream
+    has seen and can echo. Every error a provider raises goes through it, and so does every body it relays.
+    """
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name
         self.settings = settings
+        self.redactor = Redactor(provider_secrets(settings))
         self._client: HTTPClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -77,16 +84,27 @@ class HTTPProvider:
         resp = await self.client().post(url, body, headers)
         if resp.status != 200:
             try:
-                raw = await resp.read()
+                raw = await resp.read(self.settings.max_error_bytes)
+            except ResponseTooLarge as exc:
+                raw = exc.prefix  # the start of a huge error body still says what went wrong
             finally:
                 resp.release()
-            raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id)
+            raise errors.from_status(resp.status, raw, resp.headers, provider=self.name, deployment=deployment.id,
+                                     redactor=self.redactor)
         return resp
+
+    def failure(self, exc: Exception, deployment: Deployment, phase: str = "request") -> UpstreamError:
+        """A client or shape failure while talking to the upstream, as an error of the tree with this
+        provider's secrets redacted from its message. (Errors built by ``errors.from_status`` are redacted
+        there.)"""
+        return errors.from_exception(exc, provider=self.name, deployment=deployment.id, phase=phase,
+                                     redactor=self.redactor)
 
     async def post_read(self, url: str, body: bytes, headers: Mapping[str, str], deployment: Deployment) -> bytes:
         """POST and return the whole body of a 200 response; any other status raises its mapped error."""
         resp = await self.post_ok(url, body, headers, deployment)
         try:
-            return await resp.read()
+            raw = await resp.read()
         finally:
             resp.release()
+        return self.redactor.bytes(raw) if self.redactor else raw

@@ -9,6 +9,11 @@ Two implementations, one file each:
   respected), since the lean client does not speak to proxies.
 
 Each implementation raises its own failures; :mod:`.errors` maps both onto the exception tree.
+
+Both bound what one answer may cost (``max_response_bytes`` for a body, after gzip/deflate are undone with
+the same limit; ``max_event_bytes`` for a line) and never read a streamed body faster than it is consumed:
+while the caller does not take lines, at most a few hundred KB wait in memory and the upstream's socket
+fills (TCP flow control slows the upstream down).
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ class Response(Protocol):
     status: int
     headers: Mapping[str, str]
 
-    async def read(self) -> bytes:
-        """The whole body."""
+    async def read(self, max_bytes: int | None = None) -> bytes:
+        """The whole body, decoded. Raises :class:`ResponseTooLarge` (with the first ``max_bytes`` bytes) once
+        it exceeds ``max_bytes`` (default: the provider's ``max_response_bytes``)."""
         ...
 
-    async def readline(self) -> bytes:
-        """The next line of the body, ``\\n`` included; ``b""`` once the body has ended cleanly."""
+    async def readline(self, max_bytes: int | None = None) -> bytes:
+        """The next line of the body, ``\\n`` included; ``b""`` once the body has ended cleanly. Raises
+        :class:`ResponseTooLarge` for a line longer than ``max_bytes`` (default: ``max_event_bytes``)."""
         ...
 
     def release(self) -> None: ...
@@ -64,7 +71,41 @@ class ResponseCutOff(Exception):
 
 
 class MalformedResponse(Exception):
-    """The upstream's bytes are not HTTP/1.1."""
+    """The upstream's bytes are not HTTP/1.1, or its answer is not the shape its wire format promises."""
+
+
+class ResponseTooLarge(Exception):
+    """A body, decoded body or line went past its limit. :attr:`prefix` gives the bytes up to the limit (an
+    error body's message is still worth relaying); it is copied only when asked for, so refusing a 100 MB
+    answer never holds two copies of it."""
+
+    def __init__(self, message: str, *, body: bytes | bytearray = b"", limit: int = 0) -> None:
+        super().__init__(message)
+        self._body = body
+        self._limit = limit
+
+    @property
+    def prefix(self) -> bytes:
+        return bytes(self._body[:self._limit])
+
+
+def inflate(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo ``gzip`` / ``deflate`` without ever holding more than ``max_bytes + 1`` inflated bytes: a small
+    body that inflates to gigabytes (a decompression bomb) stops at the limit."""
+    import zlib
+
+    if encoding == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    else:  # deflate: zlib-wrapped as the RFC says, or raw as some servers send it
+        wbits = zlib.MAX_WBITS if body[:1] and body[0] & 0x0F == 8 else -zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise MalformedResponse(f"cannot decode content-encoding {encoding}: {exc}") from None
+    if len(out) > max_bytes:
+        raise ResponseTooLarge(f"{encoding} body inflates past {max_bytes} bytes", body=out, limit=max_bytes)
+    return out
 
 
 def proxy_applies(url: str) -> bool:

@@ -20,11 +20,15 @@ from .._exceptions import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .client import ConnectFailed, MalformedResponse, ResponseCutOff
+from ..redaction import Redactor
+from .client import ConnectFailed, MalformedResponse, ResponseCutOff, ResponseTooLarge
 
 CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "prompt is too long", "context window",
                    "too many tokens", "input is too long")
 FILTER_MARKERS = ("content_filter", "content_policy", "safety", "responsible ai")
+# An upstream's error message relayed to the caller is cut here; the error body read is bounded apart
+# (``max_error_bytes``). Several attempts' messages end up in one AllAttemptsFailed, so each stays short.
+MAX_MESSAGE_CHARS = 2000
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -63,8 +67,20 @@ def error_message(body: bytes) -> tuple[str, str]:
     return str(error), str(error).lower()
 
 
-def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provider: str, deployment: str) -> UpstreamError:
+def _short(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_MESSAGE_CHARS]}... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+
+
+def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provider: str, deployment: str,
+                redactor: Redactor | None = None) -> UpstreamError:
+    """The error for a non-200 answer (or an error event in a stream). ``redactor`` removes the provider's
+    secrets from the message: upstreams echo keys in their errors."""
     message, searchable = error_message(body)
+    message = _short(message)
+    if redactor is not None:
+        message = redactor.text(message)
     text = f"{provider} answered {status}: {message}"
     kwargs = {"provider": provider, "deployment": deployment, "upstream_status": status}
     if status == 429:
@@ -82,11 +98,23 @@ def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provide
     return UpstreamBadRequest(text, **kwargs)
 
 
-def from_exception(exc: BaseException, *, provider: str, deployment: str, phase: str = "request") -> UpstreamError:
-    """Map a client-side failure (connection, timeout, protocol) raised by either HTTP client (``client.py``)."""
-    kwargs = {"provider": provider, "deployment": deployment}
+def from_exception(exc: BaseException, *, provider: str, deployment: str, phase: str = "request",
+                   redactor: Redactor | None = None) -> UpstreamError:
+    """Map a client-side failure (connection, timeout, protocol, size) raised by either HTTP client
+    (``client.py``) or a wire format's shape checks."""
     if isinstance(exc, UpstreamError):
         return exc
+    error = _mapped(exc, provider=provider, deployment=deployment, phase=phase)
+    error.message = _short(error.message)
+    error.args = (error.message,)
+    return redactor.error(error) if redactor is not None else error  # type: ignore[return-value]
+
+
+def _mapped(exc: BaseException, *, provider: str, deployment: str, phase: str) -> UpstreamError:
+    kwargs = {"provider": provider, "deployment": deployment}
+    if isinstance(exc, ResponseTooLarge):
+        # Counted against the deployment like any broken answer; another deployment may answer sanely.
+        return UpstreamUnavailable(f"{provider}: response too large during {phase}: {exc}", **kwargs)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamTimeout(f"{provider}: timed out during {phase}", **kwargs)
     if isinstance(exc, (aiohttp.ClientConnectorError, ConnectFailed)):

@@ -3,7 +3,12 @@
 It does what a provider call needs and nothing else: POST with a body, Content-Length / chunked / read-to-EOF
 responses, a line reader for SSE, TLS with SNI, a pool of keep-alive connections per (scheme, host, port).
 No proxies, redirects, cookies or compression negotiation (it sends no ``Accept-Encoding``; a gzip or deflate
-body is still decoded by :meth:`FastResponse.read`).
+body is still decoded by :meth:`FastResponse.read`, up to the same size limit as a plain one).
+
+Bounded memory: a body past ``max_response_bytes`` or a line past ``max_event_bytes`` raises
+:class:`~.client.ResponseTooLarge`. Backpressure: once :data:`STREAM_BUFFER_BYTES` are waiting unread, the
+connection stops reading from its socket until the reader wants more, so a stream relayed to a client that
+stopped reading holds that much here and the rest in the kernel's socket buffers (the upstream then waits).
 
 Timeouts: ``connect_timeout_seconds`` bounds opening a connection; ``total_timeout_seconds`` bounds the
 whole exchange, from :meth:`FastClient.post` until the body is read (one timer per request).
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import zlib
 from collections import deque
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -24,9 +28,11 @@ from urllib.parse import urlsplit
 import httptools
 
 from ..config import ProviderSettings
-from .client import ConnectFailed, MalformedResponse, ResponseCutOff
+from .client import ConnectFailed, MalformedResponse, ResponseCutOff, ResponseTooLarge, inflate
 
 KEEPALIVE_SECONDS = 30.0
+STREAM_BUFFER_BYTES = 256 * 1024  # unread bytes held before reading from the socket pauses
+COMPACT_AFTER_BYTES = 65536  # consumed line bytes dropped from the buffer's front past this
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -60,6 +66,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
+        self.high_water = STREAM_BUFFER_BYTES
+        self._paused = False
         self._start()
 
     def _start(self) -> None:
@@ -77,6 +85,8 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes, deadline: float) -> None:
         self._start()
+        self.high_water = STREAM_BUFFER_BYTES
+        self._resume()
         self._timer = self._loop.call_at(deadline, self._timed_out)
         self.transport.write(data)  # type: ignore[union-attr]
 
@@ -84,11 +94,18 @@ class _Connection(asyncio.Protocol):
         """Until the parser makes progress, the connection ends or the timer fires."""
         if self.error is not None or self.complete:
             return
+        self._resume()  # whoever waits wants more bytes
         waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
             self._waiter = None
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self.transport is not None and not self.closed:
+                self.transport.resume_reading()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -154,7 +171,11 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        self.buffer += body
+        buffer = self.buffer
+        buffer += body
+        if len(buffer) > self.high_water and not self._paused and not self.closed:
+            self._paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -277,40 +298,55 @@ class _Pool:
 
 
 class FastResponse:
-    __slots__ = ("_conn", "_pool", "_pos", "headers", "status")
+    __slots__ = ("_conn", "_pool", "_pos", "_max_body", "_max_line", "headers", "status")
 
-    def __init__(self, conn: _Connection, pool: _Pool) -> None:
+    def __init__(self, conn: _Connection, pool: _Pool, max_body: int, max_line: int) -> None:
         self._conn: _Connection | None = conn
         self._pool = pool
         self._pos = 0
+        self._max_body = max_body
+        self._max_line = max_line
         self.status = conn.status
         self.headers: Headers = conn.headers
 
-    async def read(self) -> bytes:
+    async def read(self, max_bytes: int | None = None) -> bytes:
+        limit = self._max_body if max_bytes is None else max_bytes
         conn = self._connection()
+        conn.high_water = limit  # reading pauses just past the limit, and the check below ends it
         while not conn.complete:
+            if len(conn.buffer) - self._pos > limit:
+                raise ResponseTooLarge(f"body exceeds {limit} bytes", body=conn.buffer, limit=limit)
             if conn.error is not None:
                 raise conn.error
             await conn.wait()
-        body = bytes(conn.buffer[self._pos:]) if self._pos else bytes(conn.buffer)
-        self._pos = len(conn.buffer)
+        buffer = conn.buffer
+        if len(buffer) - self._pos > limit:
+            raise ResponseTooLarge(f"body exceeds {limit} bytes", body=buffer, limit=limit)
+        body = bytes(buffer[self._pos:]) if self._pos else bytes(buffer)
+        conn.buffer = bytearray()  # the copy is the only one kept
+        self._pos = 0
         encoding = self.headers.get("content-encoding")
         if encoding in ("gzip", "deflate"):
-            body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+            body = inflate(body, encoding, limit)
         return body
 
-    async def readline(self) -> bytes:
+    async def readline(self, max_bytes: int | None = None) -> bytes:
         conn = self._connection()
+        limit = self._max_line if max_bytes is None else max_bytes
         while True:
             buffer = conn.buffer
             end = buffer.find(b"\n", self._pos)
             if end >= 0:
                 line = bytes(buffer[self._pos:end + 1])
                 self._pos = end + 1
-                if self._pos > 65536:
+                if self._pos > COMPACT_AFTER_BYTES:
                     del buffer[:self._pos]
                     self._pos = 0
+                if len(line) > limit:
+                    raise ResponseTooLarge(f"a line exceeds {limit} bytes")
                 return line
+            if len(buffer) - self._pos > limit:
+                raise ResponseTooLarge(f"a line exceeds {limit} bytes")
             if conn.complete:
                 rest = bytes(buffer[self._pos:])
                 self._pos = len(buffer)
@@ -338,6 +374,8 @@ class FastClient:
         self.connect_timeout = settings.connect_timeout_seconds
         self.total_timeout = settings.total_timeout_seconds
         self.max_connections = settings.max_connections
+        self.max_response_bytes = settings.max_response_bytes
+        self.max_event_bytes = settings.max_event_bytes
         self._ssl_context = ssl_context
         self.closed = False
         self._pools: dict[tuple[str, str, int], _Pool] = {}
@@ -390,8 +428,7 @@ class FastClient:
         conn = await pool.acquire(deadline, fresh=True)
         return await self._exchange(conn, pool, data, deadline)
 
-    @staticmethod
-    async def _exchange(conn: _Connection, pool: _Pool, data: bytes, deadline: float) -> FastResponse:
+    async def _exchange(self, conn: _Connection, pool: _Pool, data: bytes, deadline: float) -> FastResponse:
         try:
             conn.send(data, deadline)
             while not conn.headers_done:
@@ -401,7 +438,7 @@ class FastClient:
         except BaseException:
             pool.discard(conn)
             raise
-        return FastResponse(conn, pool)
+        return FastResponse(conn, pool, self.max_response_bytes, self.max_event_bytes)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -15,6 +15,7 @@ from ..types import Deployment, JSONDict, Usage
 from . import errors
 from .base import Completion, HTTPProvider
 from .client import Response
+from .shapes import check_openai_chunk, check_openai_completion
 
 DONE = b"[DONE]"
 
@@ -39,13 +40,12 @@ class OpenAIProvider(HTTPProvider):
         try:
             raw = await self.post_read(self._url, orjson.dumps(body), self._headers, deployment)
             response = orjson.loads(raw)
-            if not isinstance(response, dict) or "choices" not in response:
-                raise UpstreamUnavailable(f"{self.name}: response has no 'choices'", provider=self.name, deployment=deployment.id)
+            check_openai_completion(response)
             return Completion(response=response, usage=usage_from(response.get("usage")))
         except UpstreamError:
             raise
         except Exception as exc:  # noqa: BLE001 - every client failure is mapped in one place
-            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id) from exc
+            raise self.failure(exc, deployment) from exc
 
     async def embed(self, deployment: Deployment, body: JSONDict) -> Completion:
         """``POST /embeddings``: the answer as the upstream gave it, with its prompt tokens as usage."""
@@ -76,7 +76,7 @@ class OpenAIProvider(HTTPProvider):
         except UpstreamError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise errors.from_exception(exc, provider=self.name, deployment=deployment.id, phase=phase) from exc
+            raise self.failure(exc, deployment, phase) from exc
         finally:
             if resp is not None:
                 resp.release()
@@ -92,10 +92,13 @@ class OpenAIProvider(HTTPProvider):
             payload = line[5:].strip()
             if payload == DONE:
                 return None
+            if self.redactor:
+                payload = self.redactor.bytes(payload)
             chunk = orjson.loads(payload)
             if isinstance(chunk, dict) and "error" in chunk:
                 error = chunk["error"]
                 status = error.get("code") if isinstance(error, dict) else None
-                raise errors.from_status(status if isinstance(status, int) else 500, payload, {},
-                                         provider=self.name, deployment=deployment.id)
+                raise errors.from_status(status if type(status) is int and 400 <= status < 600 else 500, payload, {},
+                                         provider=self.name, deployment=deployment.id, redactor=self.redactor)
+            check_openai_chunk(chunk)
             return chunk

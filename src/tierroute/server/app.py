@@ -5,6 +5,8 @@ No framework: the hot path is a dict lookup, one body read, one JSON decode and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -16,7 +18,8 @@ import orjson
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
 from ..chat_request import parse_chat_request
 from ..identity import caller_id
-from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect
+from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect, EventWriter
+from ..redaction import Redactor, install_log_redaction
 from ..router import Router
 from .errors import error_response, sse_error_event
 
@@ -38,6 +41,12 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.body", "body": body})
 
 
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (or the response is complete: the server then says the same)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
     """A client's ``x-request-id`` marks retries of one logical request (runaway guards count it once)."""
     for name, value in scope["headers"]:
@@ -57,6 +66,9 @@ class Gateway:
         self.router = router
         settings = router.settings.server
         self._keys = tuple(k.encode() for k in settings.api_keys)
+        # Every configured secret: scrubbed from each error body sent and each log record written.
+        self._redactor = Redactor.from_settings(router.settings)
+        self._undo_log_redaction: Callable[[], None] | None = None
         self._max_body = settings.max_body_bytes
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
@@ -92,8 +104,12 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # At startup, the server has configured logging: its handlers exist now.
+                self._undo_log_redaction = install_log_redaction(self._redactor)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._undo_log_redaction is not None:
+                    self._undo_log_redaction()
                 try:
                     await self.router.aclose()
                 except Exception:  # noqa: BLE001
@@ -158,7 +174,7 @@ class Gateway:
             if isinstance(body, dict):
                 _attach_client_request_id(scope, body)
             if isinstance(body, dict) and body.get("stream") is True:
-                await self._stream(body, caller, started, send)
+                await self._stream(body, caller, started, send, receive)
                 return
             routed = await self.router.acompletion(body, caller=caller, started=started)
         except ConnectionResetError:
@@ -166,29 +182,61 @@ class Gateway:
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error response
             if not isinstance(exc, Exception):
                 raise
-            status, payload, headers = error_response(exc)
+            status, payload, headers = error_response(exc, self._redactor)
             await send_json(send, status, payload, headers)
             return
         headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
         await send_json(send, 200, orjson.dumps(routed.response), headers)
 
-    async def _stream(self, body: dict[str, Any], caller: str | None, started: float, send: Send) -> None:
-        routed = await self.router.astream(body, caller=caller, started=started)
-        headers = SSE + [(k.encode(), v.encode()) for k, v in routed.headers.items()]
-        chunks = routed.chunks
+    async def _stream(self, chat: dict[str, Any], caller: str | None, started: float, send: Send,
+                      receive: Receive, dialect: Dialect | None = None, original: Any = None) -> None:
+        """Stream a routed answer as chat-completion chunks, or in ``dialect``'s event format (``original`` is
+        then the dialect's own request, and ``chat`` its chat-completions translation)."""
+        routed = await self.router.astream(chat, caller=caller, started=started)
+        events: EventWriter = _ChatChunks(self._redactor) if dialect is None else dialect.events(
+            original, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"],
+            input_tokens=routed.plan.features.prompt_tokens)
+        # The server drops what is sent after the client has gone without saying so; only ``receive`` tells.
+        # Without watching it, a stream whose client left would keep pulling (and paying for) the upstream's
+        # answer until the end or the total timeout.
+        relay = asyncio.ensure_future(self._write_stream(routed, send, events))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not relay.done():
+                relay.cancel()  # the relay records the request as cancelled and closes the upstream
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+        finally:
+            relay.cancel()
+            gone.cancel()
+            await routed.aclose()
+
+    async def _write_stream(self, routed: Any, send: Send, events: EventWriter) -> None:
+        headers = SSE + _response_headers(routed.headers)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            opening = events.start()
+            if opening:
+                await send({"type": "http.response.body", "body": opening, "more_body": True})
             try:
-                async for chunk in chunks:
-                    await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n", "more_body": True})
-            except TierrouteError as exc:
-                await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": False})
+                async for chunk in routed.chunks:
+                    data = events.feed(chunk)
+                    if data:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a stream that breaks, whatever broke it, ends with an error event
+                status, _, _ = error_response(exc, self._redactor)
+                await send({"type": "http.response.body", "body": events.fail(status, self._redacted(exc)),
+                            "more_body": False})
                 return
-            await send({"type": "http.response.body", "body": DONE, "more_body": False})
+            await send({"type": "http.response.body", "body": events.finish(), "more_body": False})
         except OSError:
             pass  # the client went away; the relay's cleanup records the request as cancelled
-        finally:
-            await routed.aclose()
+
+    def _redacted(self, exc: BaseException) -> BaseException:
+        return self._redactor.error(exc) if self._redactor and isinstance(exc, TierrouteError) else exc
 
     # -- other client APIs, translated to chat completions (ingress/) --------------------------------
     async def _json_body(self, scope: Scope, receive: Receive) -> Any:
@@ -214,41 +262,18 @@ class Gateway:
             chat = dialect.to_chat_request(body)
             _attach_client_request_id(scope, chat)
             if chat.get("stream"):
-                await self._stream_dialect(dialect, body, chat, caller, started, send)
+                await self._stream(chat, caller, started, send, receive, dialect, body)
                 return
             routed = await self.router.acompletion(chat, caller=caller, started=started)
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            status, _, headers = error_response(exc)
-            await send_json(send, status, orjson.dumps(dialect.error_body(status, exc)), headers)
+            status, _, headers = error_response(exc, self._redactor)
+            await send_json(send, status, orjson.dumps(dialect.error_body(status, self._redacted(exc))), headers)
             return
         answer = dialect.answer(routed.response, body, request_id=routed.plan.request_id,
                                 model=routed.headers["x-tierroute-model"])
-        await send_json(send, 200, orjson.dumps(answer), _dialect_headers(routed.headers))
-
-    async def _stream_dialect(self, dialect: Dialect, body: dict[str, Any], chat: dict[str, Any], caller: str | None,
-                              started: float, send: Send) -> None:
-        routed = await self.router.astream(chat, caller=caller, started=started)
-        events = dialect.events(body, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"],
-                                input_tokens=routed.plan.features.prompt_tokens)
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": SSE + _dialect_headers(routed.headers)})
-            await send({"type": "http.response.body", "body": events.start(), "more_body": True})
-            try:
-                async for chunk in routed.chunks:
-                    data = events.feed(chunk)
-                    if data:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
-            except TierrouteError as exc:
-                status, _, _ = error_response(exc)
-                await send({"type": "http.response.body", "body": events.fail(status, exc), "more_body": False})
-                return
-            await send({"type": "http.response.body", "body": events.finish(), "more_body": False})
-        except OSError:
-            pass  # the client went away; the relay's cleanup records the request as cancelled
-        finally:
-            await routed.aclose()
+        await send_json(send, 200, orjson.dumps(answer), _response_headers(routed.headers))
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
@@ -259,11 +284,10 @@ class Gateway:
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            status, payload, headers = error_response(exc)
+            status, payload, headers = error_response(exc, self._redactor)
             await send_json(send, status, payload, headers)
             return
-        headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
-        await send_json(send, 200, orjson.dumps(routed.response), headers)
+        await send_json(send, 200, orjson.dumps(routed.response), _response_headers(routed.headers))
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages/count_tokens``: the prompt's size as the router counts it for routing and limits."""
@@ -276,8 +300,9 @@ class Gateway:
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001
-            status, _, headers = error_response(exc)
-            await send_json(send, status, orjson.dumps(ANTHROPIC_MESSAGES.error_body(status, exc)), headers)
+            status, _, headers = error_response(exc, self._redactor)
+            await send_json(send, status, orjson.dumps(ANTHROPIC_MESSAGES.error_body(status, self._redacted(exc))),
+                            headers)
             return
         await send_json(send, 200, orjson.dumps({"input_tokens": features.prompt_tokens}))
 
@@ -336,7 +361,26 @@ class Gateway:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _dialect_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+class _ChatChunks:
+    """Chat-completion chunks as server-sent events, ending with ``[DONE]`` (the native stream format)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def start(self) -> bytes:
+        return b""
+
+    def feed(self, chunk: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def finish(self) -> bytes:
+        return DONE
+
+    def fail(self, status: int, exc: BaseException) -> bytes:
+        return sse_error_event(exc, self._redactor)
+
+
+def _response_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
     out = [(k.encode(), v.encode()) for k, v in headers.items()]
     request_id = headers.get("x-tierroute-request-id")

@@ -7,15 +7,19 @@ import logging
 import orjson
 
 from .._exceptions import LimitExceeded, TierrouteError, UpstreamRateLimited
+from ..redaction import Redactor
 
 log = logging.getLogger("tierroute.server")
 
 
-def error_response(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """(status, body, extra headers) for any exception raised while serving a request."""
+def error_response(exc: BaseException, redactor: Redactor | None = None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """(status, body, extra headers) for any exception raised while serving a request. ``redactor`` (every
+    configured secret) cleans every string of the body: the last line of defence for what upstreams echo."""
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(exc, TierrouteError):
         status, body = exc.http_status, exc.to_dict()
+        if redactor:
+            body = redactor.json(body)
         retry_after = None
         if isinstance(exc, LimitExceeded):
             retry_after = exc.reset_seconds
@@ -31,7 +35,7 @@ def error_response(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, by
     return status, orjson.dumps(body), headers
 
 
-def sse_error_event(exc: BaseException) -> bytes:
+def sse_error_event(exc: BaseException, redactor: Redactor | None = None) -> bytes:
     """A well-formed SSE error event, so a stream that breaks never looks like a clean end."""
-    _, body, _ = error_response(exc)
+    _, body, _ = error_response(exc, redactor)
     return b"data: " + body + b"\n\n"
