@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 
@@ -10,9 +11,23 @@ from .._exceptions import LimitExceeded, TierrouteError, UpstreamRateLimited
 
 log = logging.getLogger("tierroute.server")
 
+# The longest Retry-After the gateway ever tells a caller; the value is always a whole number of seconds.
+MAX_RETRY_AFTER_SECONDS = 86400
+
+
+def retry_after_header(seconds: float) -> bytes | None:
+    """``Retry-After`` for a wait in seconds, rounded up to at least 1; None for nan (nothing to say)."""
+    if math.isnan(seconds):
+        return None
+    capped = min(float(MAX_RETRY_AFTER_SECONDS), seconds)  # inf included
+    return str(max(1, math.ceil(capped))).encode()
+
 
 def error_response(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """(status, body, extra headers) for any exception raised while serving a request."""
+    """(status, body, extra headers) for any exception raised while serving a request.
+
+    A request that was given an id before it failed says so in ``x-tierroute-request-id``, refusals included,
+    so the caller can find it in the ledger."""
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(exc, TierrouteError):
         status, body = exc.http_status, exc.to_dict()
@@ -21,8 +36,10 @@ def error_response(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, by
             retry_after = exc.reset_seconds
         elif isinstance(exc, UpstreamRateLimited):
             retry_after = exc.retry_after_seconds
-        if retry_after is not None:
-            headers.append((b"retry-after", str(max(1, int(retry_after + 0.999))).encode()))
+        if retry_after is not None and (value := retry_after_header(retry_after)) is not None:
+            headers.append((b"retry-after", value))
+        if exc.request_id is not None:
+            headers.append((b"x-tierroute-request-id", exc.request_id.encode("latin-1", "replace")))
     else:
         log.exception("unhandled error while serving a request", exc_info=exc)
         status = 500
