@@ -67,8 +67,8 @@ class ProviderSettings(_Frozen):
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     first_token_timeout_seconds: float = Field(default=60.0, gt=0)
-    # A plain (non-streamed) request waits at most this long for the response to start: most servers send
-    # nothing until the whole answer is generated, so this must cover the longest answer expected.
+    # A plain (non-streamed) request waits at most this long for its answer. Servers send nothing until the
+    # whole answer is generated, then all of it, so this must cover the longest answer expected.
     first_byte_timeout_seconds: float = Field(default=120.0, gt=0)
     # A stream that has started waits at most this long for each next chunk.
     stream_idle_timeout_seconds: float = Field(default=30.0, gt=0)

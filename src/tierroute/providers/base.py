@@ -13,7 +13,6 @@ from typing import Protocol, runtime_checkable
 
 from collections.abc import Mapping
 
-from .._exceptions import UpstreamTimeout
 from ..config import ProviderSettings
 from ..types import Deployment, JSONDict, Usage
 from . import errors
@@ -76,20 +75,8 @@ class HTTPProvider:
         return resp
 
     async def post_read(self, url: str, body: bytes, headers: Mapping[str, str], deployment: Deployment) -> bytes:
-        """POST and return the whole body of a 200 response; any other status raises its mapped error.
-
-        The response must start within ``first_byte_timeout_seconds``: a deployment that accepts the request
-        and then stalls is given up on (and failed over) long before the total timeout."""
-        limit = self.settings.first_byte_timeout_seconds
-        first_byte = asyncio.timeout(limit)
-        try:
-            async with first_byte:
-                resp = await self.post_ok(url, body, headers, deployment)
-        except TimeoutError:
-            if not first_byte.expired():
-                raise  # the client's own (total) timeout, mapped by the caller
-            raise UpstreamTimeout(f"{self.name}: no response within {limit:g}s (first byte)",
-                                  provider=self.name, deployment=deployment.id) from None
+        """POST and return the whole body of a 200 response; any other status raises its mapped error."""
+        resp = await self.post_ok(url, body, headers, deployment)
         try:
             return await resp.read()
         finally:
