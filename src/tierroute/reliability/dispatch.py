@@ -132,16 +132,17 @@ class Dispatcher:
             # One timer for both bounds (a timer per request is measurable at thousands of requests/s). Servers
             # send a plain answer's JSON at once when it is generated, so its first byte is in practice the
             # whole answer: a deployment that accepts the request and stalls is given up on here.
-            limit, phase = run.deadline.remaining_seconds(), "answer"
+            limit = run.deadline.remaining_seconds()
             first_byte_timeout = self._first_byte_timeout(deployment)
             if first_byte_timeout is not None and first_byte_timeout < limit:
-                limit, phase = first_byte_timeout, f"first byte (limit {first_byte_timeout:.1f}s)"
+                limit = first_byte_timeout
             try:
                 async with asyncio.timeout(limit):
                     completion = await self._providers[deployment.provider].complete(
                         deployment, body_for(attempt.model, deployment))
             except (UpstreamError, TimeoutError) as exc:
-                run.failed(attempt, exc, phase=phase)
+                run.failed(attempt, exc, phase="answer" if limit != first_byte_timeout else
+                           f"first byte (limit {limit:.1f}s)")
                 continue
             except BaseException:
                 run.abandoned(attempt)
