@@ -217,6 +217,7 @@ async def test_context_too_long_moves_to_a_larger_window():
     h.script("a/m1", UpstreamContextTooLong("too long"))
     attempts = await h.complete("m1")
     assert tried(attempts) == ["a/m1", "b/m2"], "other m1 deployments have the same window; m2 is larger"
+    assert h.dispatcher.health.snapshot().get("a/m1", {}).get("window_failures", 0) == 0, "a long prompt marks nothing down"
 
 
 async def test_escalation_to_the_tier_above_only_when_configured():
