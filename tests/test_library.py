@@ -27,7 +27,9 @@ def test_sync_completion_stream_and_route(fake_upstream, tmp_path):
         with pytest.raises(InvalidRequest):
             router.completion({"messages": []})
         router.ledger.flush()
-        assert [e.stream for e in router.ledger.entries()] == [False, True]
+        entries = router.ledger.entries()
+        assert [e.stream for e in entries if e.status != "refused"] == [False, True]
+        assert [(e.status, e.http_status) for e in entries if e.status == "refused"] == [("refused", 400)]
 
 
 async def test_async_api(fake_upstream, tmp_path):
@@ -38,9 +40,9 @@ async def test_async_api(fake_upstream, tmp_path):
         chunks = [c async for c in stream.chunks]
         assert chunks[-1]["usage"]["completion_tokens"] == 5
         fake_upstream.behaviour.status = 400
-        with pytest.raises(UpstreamBadRequest):  # not retryable: the upstream's own 400 comes back at once
+        with pytest.raises(UpstreamBadRequest):  # never retried: one second opinion, then the upstream's 400
             await router.acompletion(HELLO)
-        assert len(fake_upstream.requests) == 3
+        assert len(fake_upstream.requests) == 2 + 2
         with pytest.raises(NoModelFits):
             await router.acompletion({**HELLO, "tools": [{"type": "function", "function": {"name": "f"}}],
                                       "model": "extraction"})

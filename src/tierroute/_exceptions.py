@@ -19,9 +19,15 @@ Every error the library raises, and every upstream failure a provider sees, is o
         ├── UpstreamUnavailable        5xx or connection failure (502/503)
         ├── UpstreamBadRequest         the provider rejected the request (400)
         ├── UpstreamAuthError          the provider rejected our key (502)
+        ├── UpstreamNotFound           the deployment's URL or upstream model name does not exist (502)
+        ├── UpstreamEmptyAnswer        a stream ended with no content and no finish reason (502)
         ├── UpstreamContextTooLong     prompt too long for that model (400)
         ├── UpstreamContentFiltered    refused by the provider's content filter (400)
         └── AllAttemptsFailed          every candidate was tried and failed (503)
+            └── DeadlineExceeded       the request's deadline passed before anything answered (504)
+
+A refusal or failure raised while serving a request carries the request's ``request_id`` once one was
+assigned, so the error response can name it (``x-tierroute-request-id``) and the caller can find it in the ledger.
 
 Errors from the HTTP client are translated into this tree in exactly one place per wire format
 (``providers/``); the server maps the tree to OpenAI-shaped error bodies in ``server/errors.py``.
@@ -39,6 +45,7 @@ class TierrouteError(Exception):
     http_status: int = 500
     error_type: str = "server_error"
     code: str | None = None
+    request_id: str | None = None  # set by the router on the instance once the request has an id
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -131,12 +138,19 @@ class EncoderError(TierrouteError):
 
 
 class UpstreamError(TierrouteError):
-    """A provider failed. ``retryable`` says whether another attempt may succeed."""
+    """A provider failed. ``retryable`` says whether another attempt may succeed.
+
+    ``upstream_param`` and ``upstream_code`` are the ``param`` and ``code`` of the provider's own error body.
+    Errors that blame the caller's request (``passes_through``) hand them on to the caller, who needs them to
+    fix the request; the others keep tierroute's code, since e.g. an upstream ``invalid_api_key`` is about
+    tierroute's key, not the caller's.
+    """
 
     http_status = 502
     error_type = "upstream_error"
     code = "upstream_error"
     retryable: bool = False
+    passes_through: bool = False
 
     def __init__(
         self,
@@ -145,11 +159,25 @@ class UpstreamError(TierrouteError):
         provider: str | None = None,
         deployment: str | None = None,
         upstream_status: int | None = None,
+        upstream_param: str | None = None,
+        upstream_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.deployment = deployment
         self.upstream_status = upstream_status
+        self.upstream_param = upstream_param
+        self.upstream_code = upstream_code
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.passes_through:
+            error = body["error"]
+            if self.upstream_param is not None:
+                error["param"] = self.upstream_param
+            if self.upstream_code is not None:
+                error["code"] = self.upstream_code
+        return body
 
     @property
     def kind(self) -> str:
@@ -184,6 +212,7 @@ class UpstreamBadRequest(UpstreamError):
     http_status = 400
     error_type = "invalid_request_error"
     code = "bad_request"
+    passes_through = True
 
 
 class UpstreamAuthError(UpstreamError):
@@ -191,16 +220,32 @@ class UpstreamAuthError(UpstreamError):
     code = "upstream_auth"
 
 
+class UpstreamNotFound(UpstreamError):
+    """404: the deployment is misconfigured (wrong ``api_base`` path or upstream model name), not the request."""
+
+    http_status = 502
+    code = "upstream_not_found"
+
+
+class UpstreamEmptyAnswer(UpstreamError):
+    """A stream ended without content or a finish reason, e.g. llama.cpp's answer to a prompt it finds too long."""
+
+    http_status = 502
+    code = "empty_answer"
+
+
 class UpstreamContextTooLong(UpstreamError):
     http_status = 400
     error_type = "invalid_request_error"
     code = "context_length_exceeded"
+    passes_through = True
 
 
 class UpstreamContentFiltered(UpstreamError):
     http_status = 400
     error_type = "invalid_request_error"
     code = "content_filter"
+    passes_through = True
 
 
 class AllAttemptsFailed(UpstreamError):
@@ -217,3 +262,10 @@ class AllAttemptsFailed(UpstreamError):
         body = super().to_dict()
         body["error"]["attempts"] = [{"deployment": d, "error": e} for d, e in self.attempts]
         return body
+
+
+class DeadlineExceeded(AllAttemptsFailed):
+    """The request's deadline passed before any attempt answered; ``attempts`` says what each one did."""
+
+    http_status = 504
+    code = "deadline_exceeded"

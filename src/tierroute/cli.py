@@ -284,7 +284,8 @@ def stats(config: str | None, since: str | None, as_json: bool) -> None:
         data["savings_share"] = summary.savings_share
         _echo_json(data)
         return
-    click.echo(f"requests: {summary.requests}  errors: {summary.errors}  upstream attempts: {summary.attempts}")
+    click.echo(f"requests: {summary.requests}  errors: {summary.errors} (refused before any upstream call: "
+               f"{summary.refused})  upstream attempts: {summary.attempts}")
     share = "" if summary.savings_share is None else f" ({summary.savings_share:.1%})"
     click.echo(f"spend: ${summary.cost_usd:.6f}   all-strongest-model baseline: ${summary.baseline_cost_usd:.6f}   "
                f"saved: ${summary.savings_usd:.6f}{share}")
@@ -294,13 +295,16 @@ def stats(config: str | None, since: str | None, as_json: bool) -> None:
         click.echo(f"token counts estimated by tierroute (the server sent no usage): {summary.estimated} of "
                    f"{summary.attempts} attempts (column 'est')")
     if summary.models:
-        click.echo(f"\n{'model':<40} {'reqs':>6} {'errs':>5} {'tokens in':>10} {'tokens out':>10} {'est':>5} {'cost $':>11} "
-                   f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        # requests/errors: requests that ended at this model; attempts/failed: every upstream attempt sent to it;
+        # est: attempts whose token counts tierroute estimated because the server sent no usage
+        click.echo(f"\n{'model':<40} {'requests':>8} {'errors':>6} {'attempts':>8} {'failed':>6} {'tokens in':>10} "
+                   f"{'tokens out':>10} {'est':>5} {'cost $':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
         for m in summary.models:
             def f(v: float | None) -> str:
                 return "-" if v is None else f"{v:.0f}"
-            click.echo(f"{m.model:<40} {m.requests:>6} {m.errors:>5} {m.prompt_tokens:>10} {m.completion_tokens:>10} "
-                       f"{m.estimated:>5} {m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
+            click.echo(f"{m.model:<40} {m.requests:>8} {m.errors:>6} {m.attempts:>8} {m.failed_attempts:>6} "
+                       f"{m.prompt_tokens:>10} {m.completion_tokens:>10} {m.estimated:>5} "
+                       f"{m.cost_usd:>11.6f} {f(m.latency_p50_ms):>8} {f(m.latency_p95_ms):>8} {f(m.latency_p99_ms):>8}")
 
 
 @main.command()

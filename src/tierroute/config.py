@@ -73,6 +73,11 @@ class ProviderSettings(_Frozen):
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     first_token_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A plain (non-streamed) request waits at most this long for its answer. Servers send nothing until the
+    # whole answer is generated, then all of it, so this must cover the longest answer expected.
+    first_byte_timeout_seconds: float = Field(default=120.0, gt=0)
+    # A stream that has started waits at most this long for each next chunk.
+    stream_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     total_timeout_seconds: float = Field(default=600.0, gt=0)
     max_connections: int = Field(default=200, ge=1)
     # "fast": the lean keep-alive client; "aiohttp" is used anyway when HTTP(S)_PROXY applies to api_base.

@@ -163,7 +163,7 @@ class Router:
         return IntentClassifier.from_settings(settings.intents)
 
     # -- deciding ------------------------------------------------------------------------------------
-    async def plan(self, body: JSONDict, *, caller: str | None = None) -> Plan:
+    async def plan(self, body: JSONDict, *, caller: str | None = None, request_id: str | None = None) -> Plan:
         """Validate the request and decide who should answer it, without calling anyone."""
         features = parse_chat_request(body, caller=caller)
         candidates, resolved_as = self.catalog.resolve(features.requested_model)
@@ -191,7 +191,7 @@ class Router:
                 features = await self._prepare(features)
             decision = self.policy.decide(features, eligible, state)
             decision = self._shift_for_limits(replace(decision, reason=f"{resolved_as}: {decision.reason}"), state, runaway)
-        return Plan(request_id=self._request_id(), body=body, features=features,
+        return Plan(request_id=request_id or self._request_id(), body=body, features=features,
                     decision=decision, resolved_as=resolved_as, rejected=rejected, intent=intent)
 
     def _intent_candidates(self, intent: Any) -> tuple[ModelSpec, ...]:
@@ -205,7 +205,7 @@ class Router:
     async def acompletion(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> Routed:
         """Route and answer a non-streamed request."""
         started = self._clock() if started is None else started
-        plan, tokens = await self._plan_and_admit(body, caller)
+        plan, tokens = await self._plan_and_admit(body, caller, started)
         timeout = plan.features.timeout_seconds or self.settings.reliability.request_timeout_seconds
         attempts: list[Attempt] = []
         body_for = self._body_for(plan)
@@ -213,6 +213,7 @@ class Router:
             completion = await self.dispatcher.complete(plan.decision, body_for, attempts, features=plan.features,
                                                         timeout_seconds=timeout)
         except UpstreamError as exc:
+            exc.request_id = plan.request_id
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
@@ -267,7 +268,7 @@ class Router:
         """Route a streamed request. The first chunk is fetched before returning, so routing and upstream
         errors raise here (where failover is still possible) rather than inside the stream."""
         started = self._clock() if started is None else started
-        plan, tokens = await self._plan_and_admit(body, caller)
+        plan, tokens = await self._plan_and_admit(body, caller, started)
         timeout = plan.features.timeout_seconds or self.settings.reliability.request_timeout_seconds
         attempts: list[Attempt] = []
         include_usage = bool((plan.body.get("stream_options") or {}).get("include_usage"))
@@ -278,6 +279,7 @@ class Router:
         except StopAsyncIteration:
             first = None
         except UpstreamError as exc:
+            exc.request_id = plan.request_id
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
@@ -344,13 +346,46 @@ class Router:
             return upstream_body(plan.body, deployment.upstream)
         return body_for
 
-    async def _plan_and_admit(self, body: JSONDict, caller: str | None) -> tuple[Plan, list[Any]]:
+    async def _plan_and_admit(self, body: JSONDict, caller: str | None, started: float) -> tuple[Plan, list[Any]]:
+        """The request id is assigned first, so a refusal (bad request, no model fits, a budget) carries it and
+        is recorded like any answered request."""
+        request_id = self._request_id()
+        plan: Plan | None = None
         try:
-            plan = await self.plan(body, caller=caller)
+            plan = await self.plan(body, caller=caller, request_id=request_id)
             return plan, await self._admit(plan)
         except TierrouteError as exc:
+            exc.request_id = request_id
             self.metrics.refused(exc.code or "error")
+            self._record_refusal(request_id, body, caller, plan, exc, started)
             raise
+
+    def _record_refusal(self, request_id: str, body: Any, caller: str | None, plan: Plan | None,
+                        exc: TierrouteError, started: float) -> None:
+        """One ledger row (attempt 0, no model or deployment) for a request refused before any upstream call."""
+        if self.ledger is None:
+            return
+        fields = body if isinstance(body, dict) else {}
+        features = plan.features if plan is not None else None
+        requested = features.requested_model if features is not None else fields.get("model")
+        user = features.user if features is not None else fields.get("user")
+        self.ledger.record(LedgerEntry(
+            request_id=request_id,
+            ts=self._wall(),
+            requested_model=requested if isinstance(requested, str) else "",
+            attempt=0,
+            final=True,
+            caller=caller,
+            user=user if isinstance(user, str) else None,
+            reason=plan.decision.reason if plan is not None else None,
+            policy=plan.decision.policy if plan is not None else None,
+            latency_ms=(self._clock() - started) * 1000,
+            status="refused",
+            error_kind=exc.code or "error",
+            http_status=exc.http_status,
+            stream=fields.get("stream") is True,
+            tags=(",".join(features.tags) or None) if features is not None else None,
+        ))
 
     async def _snapshot(self, features: RequestFeatures, body: JSONDict) -> StateSnapshot:
         return _merge_states([await guard.snapshot(features, body) for guard in self.guards])
@@ -468,7 +503,9 @@ class Router:
                 overhead_ms=overhead_ms if final else None,
                 status=outcome,
                 error_kind=err.kind if err is not None else None,
-                http_status=err.http_status if err is not None else 200,
+                # the final row says what the caller got (e.g. 503 after attempts that each failed with 502)
+                http_status=error.http_status if (final and error is not None) else (
+                    err.http_status if err is not None else 200),
                 stream=features.stream,
                 tags=",".join(features.tags) or None,
                 prompt=prompt,

@@ -25,11 +25,14 @@ def deployment_id(index: int) -> str:
 
 def chaos_settings(urls: list[str], ledger_path: str, *, reliability: dict[str, Any] | None = None,
                    connect_timeout_seconds: float = 1.0, first_token_timeout_seconds: float = 0.5,
+                   first_byte_timeout_seconds: float = 3.0, stream_idle_timeout_seconds: float = 3.0,
                    total_timeout_seconds: float = 3.0) -> Settings:
     """Model ``m`` deployed on every upstream (providers ``p0``, ``p1`` ...), with short timeouts."""
     providers = {f"p{i}": {"kind": "openai", "api_base": f"{url}/v1", "api_key": "sk-upstream",
                            "connect_timeout_seconds": connect_timeout_seconds,
                            "first_token_timeout_seconds": first_token_timeout_seconds,
+                           "first_byte_timeout_seconds": first_byte_timeout_seconds,
+                           "stream_idle_timeout_seconds": stream_idle_timeout_seconds,
                            "total_timeout_seconds": total_timeout_seconds}
                  for i, url in enumerate(urls)}
     raw: dict[str, Any] = {

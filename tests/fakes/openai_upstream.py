@@ -35,6 +35,11 @@ class Behaviour:
     tool_call: dict[str, Any] | None = None
     failure_rate: float = 0.0  # this fraction of requests (drawn at random) fail with failure_status
     failure_status: int = 500
+    stall_after_chunks: int | None = None  # a stream sends this many chunks, then goes silent for stall_seconds
+    stall_seconds: float = 0.0
+    # A streamed request whose text contains this gets 200 and an empty body, as llama.cpp's server answers a
+    # prompt longer than its context.
+    empty_stream_if: str | None = None
 
 
 @dataclass
@@ -99,6 +104,9 @@ class FakeOpenAI:
 
         resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
         await resp.prepare(request)
+        if b.empty_stream_if is not None and b.empty_stream_if in orjson.dumps(body.get("messages")).decode():
+            await resp.write_eof()
+            return resp
         if b.first_token_delay_seconds:
             await asyncio.sleep(b.first_token_delay_seconds)
 
@@ -128,6 +136,8 @@ class FakeOpenAI:
             if b.cut_stream_after is not None and i >= b.cut_stream_after:
                 request.transport.close()  # type: ignore[union-attr]
                 return resp
+            if b.stall_after_chunks is not None and i == b.stall_after_chunks:
+                await asyncio.sleep(b.stall_seconds)
             await resp.write(piece)
             if b.chunk_delay_seconds:
                 await asyncio.sleep(b.chunk_delay_seconds)

@@ -52,6 +52,7 @@ class ScriptedProvider:
         self.script: dict[str, list[Outcome]] = {}
         self.latency_seconds: dict[str, float | Callable[[], float]] = {}
         self.fail_after_chunks: dict[str, tuple[int, UpstreamError]] = {}
+        self.empty_streams: set[str] = set()  # these deployments' streams send a role chunk, then end
         self.calls: list[str] = []
 
     def _next(self, deployment: Deployment) -> Outcome:
@@ -72,6 +73,9 @@ class ScriptedProvider:
         outcome = self._next(deployment)
         if outcome is not None:
             raise outcome
+        if deployment.id in self.empty_streams:
+            yield {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+            return
         cut = self.fail_after_chunks.get(deployment.id)
         for i, word in enumerate(["Hello", " from", " " + deployment.id]):
             if cut is not None and i >= cut[0]:

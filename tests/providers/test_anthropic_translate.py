@@ -466,7 +466,7 @@ def test_sse_parser_handles_crlf_comments_and_multiline_data():
     ("invalid_request_error", 400, exc.UpstreamBadRequest),
     ("authentication_error", 401, exc.UpstreamAuthError),
     ("permission_error", 403, exc.UpstreamAuthError),
-    ("not_found_error", 404, exc.UpstreamBadRequest),
+    ("not_found_error", 404, exc.UpstreamNotFound),  # a bad model name: the deployment's fault
     ("rate_limit_error", 429, exc.UpstreamRateLimited),
     ("api_error", 500, exc.UpstreamUnavailable),
     ("overloaded_error", 529, exc.UpstreamUnavailable),

@@ -163,8 +163,8 @@ async def test_a_bomb_through_the_gateway_counts_against_the_deployment(serve_se
     async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0, timeout=20) as client:
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "scenario: gzip-bomb"}])
-    assert caught.value.status_code == 502 and "response too large" in caught.value.message
+    assert caught.value.status_code == 503 and "response too large" in caught.value.message
     health = gw.router.dispatcher.health.snapshot()[f"p-{model}/h"]
     assert health["consecutive_failures"] == 1 and health["window_failures"] == 1
     (entries,) = ledger_rows(gw).values()
-    assert entries[-1].error_kind == "unavailable" and entries[-1].http_status == 502
+    assert entries[-1].error_kind == "unavailable" and entries[-1].http_status == 503

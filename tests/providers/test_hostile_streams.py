@@ -77,9 +77,9 @@ async def test_a_malformed_first_event_fails_over_to_the_next_deployment(serve_s
 async def test_a_malformed_first_anthropic_event_is_a_clean_upstream_error(serve_settings, hostile, tmp_path, model, bad):
     gw = serve_settings(hostile_settings(hostile.url, tmp_path))
     status, (body,), _ = await stream_events(gw.url, model, f"bad-event-first-{bad}")
-    assert status == 502 and "malformed" in body["error"]["message"]
+    assert status == 503 and "malformed" in body["error"]["message"]
     (entries,) = ledger_rows(gw).values()
-    assert entries[-1].status == "error" and entries[-1].http_status == 502
+    assert entries[-1].status == "error" and entries[-1].http_status == 503
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -137,6 +137,6 @@ async def test_a_whole_answer_of_the_wrong_shape_is_an_upstream_error_not_a_nega
     async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0, timeout=20) as client:
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"scenario: {scenario}"}])
-    assert caught.value.status_code == 502 and "malformed" in caught.value.message
+    assert caught.value.status_code == 503 and "malformed" in caught.value.message
     (entries,) = ledger_rows(gw).values()
     assert entries[-1].status == "error" and entries[-1].cost_usd >= 0

@@ -55,7 +55,7 @@ def test_the_redactor_catches_whole_cut_and_masked_echoes_and_leaves_prose_alone
 async def test_an_error_echoing_the_key_reaches_the_client_redacted(serve_settings, hostile, tmp_path, model):
     gw = serve_settings(hostile_settings(hostile.url, tmp_path))
     error = await ask(gw, model, "echo-key")
-    assert error.status_code == 502
+    assert error.status_code == 503
     message = error.body["message"]
     assert MASK in message and leaks(message) == [], message
     assert leaks(error.response.text) == []
@@ -66,7 +66,7 @@ async def test_an_error_echoing_the_key_reaches_the_client_redacted(serve_settin
 async def test_masked_and_plain_text_echoes_are_redacted(serve_settings, hostile, tmp_path, model, scenario):
     gw = serve_settings(hostile_settings(hostile.url, tmp_path))
     error = await ask(gw, model, scenario)
-    assert error.status_code == 502
+    assert error.status_code == 503
     assert MASK in error.response.text and leaks(error.response.text) == [], error.response.text
 
 

@@ -38,9 +38,10 @@ def upstreams(upstream_servers: list[FakeOpenAI]) -> Iterator[list[FakeOpenAI]]:
 
 @pytest.fixture
 def chaos_gateway(upstreams: list[FakeOpenAI], tmp_path: Path, serve_settings: Any) -> Any:
-    def start(**reliability: Any) -> RunningGateway:
+    def start(*, timeouts: dict[str, float] | None = None, **reliability: Any) -> RunningGateway:
+        """``timeouts``: provider timeout settings (``chaos_settings`` keywords); the rest: ``reliability:``."""
         return serve_settings(chaos_settings([u.url for u in upstreams], str(tmp_path / "ledger.db"),
-                                             reliability={**FAST_RELIABILITY, **reliability}))
+                                             reliability={**FAST_RELIABILITY, **reliability}, **(timeouts or {})))
 
     return start
 

@@ -80,3 +80,19 @@ def test_a_5x_slower_deployment_loses_traffic_within_seconds_and_regains_it_afte
     simulate(b, clock, latency, 3)
     back = simulate(b, clock, latency, 3)
     assert back["c"] > 0.2 * sum(back.values()), back
+
+
+def test_failures_cost_in_proportion_to_how_often_they_happen():
+    clock = FakeClock()
+    b = Balancer(BalancerSettings(decay_seconds=2, failure_penalty_seconds=5), clock, random.Random(0))
+    for i in range(1000):  # 50 requests/s for 20 s to each: "a" fails them all, "b" 1 in 100, "c" none
+        clock.advance(0.02)
+        b.observe_failure("a", elapsed_seconds=0.001)
+        for name in "bc":
+            if name == "b" and i % 100 == 50:
+                b.observe_failure(name, elapsed_seconds=0.001)
+            else:
+                b.observe(name, ttft_seconds=0.05)
+    a, fails_1pct, healthy = (b.expected_seconds(n, 0) for n in "abc")
+    assert a > 4.5, "a deployment that fails in a millisecond is not a fast one"
+    assert healthy < fails_1pct < 0.2, "an occasional failure costs a little, it does not push it out"

@@ -10,9 +10,12 @@ import pytest
 from tierroute._exceptions import (
     AllAttemptsFailed,
     ConfigError,
+    DeadlineExceeded,
     UpstreamAuthError,
     UpstreamBadRequest,
     UpstreamContextTooLong,
+    UpstreamEmptyAnswer,
+    UpstreamNotFound,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
@@ -97,13 +100,106 @@ async def test_retry_passes_back_off_then_succeed():
     assert h.clock.slept == pytest.approx([0.1, 0.2])
 
 
-async def test_a_bad_request_is_not_retried_anywhere():
-    h = Harness()
-    h.script("a/m1", UpstreamBadRequest("400"))
-    h.script("b/m1", UpstreamBadRequest("400"))
-    h.script("c/m1", UpstreamBadRequest("400"))
+async def test_a_400_from_two_deployments_is_the_requests_fault_returned_at_once_marking_nothing_down():
+    h = Harness(breaker={"consecutive_failures": 1})
+    for dep in ("a/m1", "b/m1", "c/m1", "b/m2"):
+        h.script(dep, UpstreamBadRequest("400"))
     error, attempts = await h.failing("m1", "m2")
-    assert isinstance(error, UpstreamBadRequest) and len(attempts) == 1
+    assert isinstance(error, UpstreamBadRequest) and len(attempts) == 2, "a second opinion, then returned"
+    assert len(set(tried(attempts))) == 2 and h.clock.slept == []
+    assert h.dispatcher.unavailable() == frozenset(), "one client's bad request opens no breaker"
+    assert all(s["window_failures"] == 0 for s in h.dispatcher.health.snapshot().values())
+
+
+async def test_a_400_that_another_deployment_of_the_model_answers_counts_against_the_first():
+    h = Harness(breaker={"consecutive_failures": 2})
+    h.script("a/m1", UpstreamBadRequest("400 model does not exist"))
+    for _ in range(40):
+        attempts = await h.complete("m1")
+        assert attempts[-1].error is None and attempts[-1].deployment.id != "a/m1"
+    calls = len(h.providers["a"].calls)
+    assert 1 <= calls <= 3, "charged and penalised by the balancer: it stops getting traffic"
+    assert h.dispatcher.health.snapshot()["a/m1"]["window_failures"] == calls
+
+
+async def test_a_400_charged_to_its_deployment_opens_its_breaker():
+    h = Harness(breaker={"consecutive_failures": 2}, balancer={"failure_penalty_seconds": 0})
+    h.script("a/m1", UpstreamBadRequest("400 model does not exist"))
+    for _ in range(40):
+        assert (await h.complete("m1"))[-1].error is None
+    assert h.dispatcher.health.state("a/m1") == "open" and len(h.providers["a"].calls) == 2
+
+
+async def test_a_400_answered_by_another_model_marks_nothing_down():
+    h = Harness(breaker={"consecutive_failures": 1})
+    h.script("b/m2", UpstreamBadRequest("400 unsupported parameter"))
+    h.script("a/m1", None)
+    attempts = await h.complete("m2", "m1")
+    assert tried(attempts) == ["b/m2", "a/m1"]
+    assert h.dispatcher.health.state("b/m2") == "closed", "the other model may simply accept what m2 refused"
+
+
+async def test_a_404_deployment_is_failed_over_charged_and_stops_getting_traffic():
+    h = Harness(breaker={"consecutive_failures": 5})
+    h.script("a/m1", UpstreamNotFound("404 model not found"))
+    for _ in range(60):
+        attempts = await h.complete("m1")
+        assert attempts[-1].error is None
+    calls = len(h.providers["a"].calls)
+    assert 1 <= calls <= 5, f"the fast-failing deployment got {calls} of 60 requests"
+    assert h.dispatcher.health.snapshot()["a/m1"]["consecutive_failures"] == calls
+    # without the balancer's failure penalty, the breaker alone takes it out after 5
+    h = Harness(breaker={"consecutive_failures": 5}, balancer={"failure_penalty_seconds": 0})
+    h.script("a/m1", UpstreamNotFound("404 model not found"))
+    for _ in range(60):
+        assert (await h.complete("m1"))[-1].error is None
+    assert len(h.providers["a"].calls) == 5 and h.dispatcher.health.state("a/m1") == "open"
+
+
+async def test_a_fast_failure_is_not_a_fast_deployment():
+    h = Harness(balancer={"failure_penalty_seconds": 5})
+    h.dispatcher.balancer.observe("b/m1", ttft_seconds=0.5)
+    h.script("a/m1", UpstreamNotFound("404"), None)
+    attempts = await h.complete("m1")  # whichever goes first, a/m1 fails in 0 s
+    if "a/m1" not in tried(attempts):
+        attempts = await h.complete("m1")
+    cost = h.dispatcher.balancer.expected_seconds
+    assert cost("a/m1", 0) > cost("b/m1", 0), "its instant failure counts as a 5 s sample"
+
+
+async def test_with_every_breaker_open_the_answer_is_the_same_503_naming_every_deployment():
+    h = Harness(breaker={"consecutive_failures": 1, "cooldown_seconds": 60}, retry={"retries": 0})
+    for dep in ("a/m1", "b/m1", "c/m1"):
+        h.script(dep, BOOM)
+    first, _ = await h.failing("m1")
+    later, attempts = await h.failing("m1")
+    assert len(attempts) == 1 and attempts[0].note == ALL_UNHEALTHY_NOTE
+    for error in (first, later):
+        assert isinstance(error, AllAttemptsFailed) and error.http_status == 503
+        assert {d for d, _ in error.attempts} == {"a/m1", "b/m1", "c/m1"}
+    assert sum("skipped" in why for _, why in later.attempts) == 2
+
+
+async def test_a_deadline_reached_is_a_504_naming_the_attempts():
+    h = Harness()
+    for dep in ("a/m1", "b/m1", "c/m1"):
+        h.providers[dep[0]].latency_seconds[dep] = 0.6
+        h.script(dep, BOOM)
+    error, attempts = await h.failing("m1", timeout_seconds=1.0)
+    assert isinstance(error, DeadlineExceeded) and error.http_status == 504
+    assert [d for d, _ in error.attempts][:2] == tried(attempts)[:2]
+
+
+async def test_an_empty_stream_is_a_failure_tried_once_elsewhere_and_marks_nothing_down():
+    h = Harness(breaker={"consecutive_failures": 1})
+    for dep in ("a/m1", "b/m1", "c/m1"):
+        h.providers[dep[0]].empty_streams.add(dep)
+    attempts: list[Attempt] = []
+    with pytest.raises(UpstreamEmptyAnswer):
+        async for _ in h.dispatcher.stream(h.decision("m1"), lambda m, d: {}, attempts, features=h.features):
+            pass
+    assert len(attempts) == 2 and all(isinstance(a.error, UpstreamEmptyAnswer) for a in attempts)
+    assert h.dispatcher.unavailable() == frozenset()
 
 
 async def test_a_rejected_key_fails_over_but_is_not_retried():
@@ -121,6 +217,7 @@ async def test_context_too_long_moves_to_a_larger_window():
     h.script("a/m1", UpstreamContextTooLong("too long"))
     attempts = await h.complete("m1")
     assert tried(attempts) == ["a/m1", "b/m2"], "other m1 deployments have the same window; m2 is larger"
+    assert h.dispatcher.health.snapshot().get("a/m1", {}).get("window_failures", 0) == 0, "a long prompt marks nothing down"
 
 
 async def test_escalation_to_the_tier_above_only_when_configured():
@@ -179,7 +276,7 @@ async def test_the_deadline_bounds_all_attempts_together():
 
 
 async def test_breaker_skips_a_failing_deployment_then_probes_it_after_the_cooldown():
-    h = Harness(breaker={"consecutive_failures": 2, "cooldown_seconds": 5})
+    h = Harness(breaker={"consecutive_failures": 2, "cooldown_seconds": 5}, balancer={"failure_penalty_seconds": 0})
     h.script("a/m1", BOOM)
     calls = h.providers["a"].calls
     for _ in range(20):

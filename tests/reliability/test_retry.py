@@ -43,7 +43,7 @@ def test_no_jitter_is_exact_and_retry_after_is_a_floor():
     (UpstreamTimeout("slow"), True, True),
     (UpstreamAuthError("401"), False, True),
     (UpstreamContextTooLong("too long"), False, True),
-    (UpstreamBadRequest("400"), False, False),
+    (UpstreamBadRequest("400"), False, True),  # once: see test_dispatch
     (UpstreamContentFiltered("filtered"), False, False),
 ])
 def test_only_what_can_succeed_is_retried(error, retry, fail_over):

@@ -16,6 +16,7 @@ from .._exceptions import (
     UpstreamContentFiltered,
     UpstreamContextTooLong,
     UpstreamError,
+    UpstreamNotFound,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -31,40 +32,70 @@ FILTER_MARKERS = ("content_filter", "content_policy", "safety", "responsible ai"
 MAX_MESSAGE_CHARS = 2000
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+# A Retry-After longer than this is read as this: a provider asking for hours (or "inf") is told to wait a
+# day at most, and the breaker caps its own cool-down far lower (``breaker.max_rate_limit_cooldown_seconds``).
+MAX_RETRY_AFTER_SECONDS = 86400.0
+
+
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    """A finite, non-negative, capped number of seconds from a header value, or None if it is not a number."""
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        return None
+    if seconds != seconds:  # nan says nothing
+        return None
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    Whatever the header says, the answer is None or a finite number from 0 to ``MAX_RETRY_AFTER_SECONDS``:
+    ``inf``, ``nan``, negative numbers, dates in the past and garbage are all handled here, once."""
     ms = headers.get("retry-after-ms")
     if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+        seconds = _seconds(ms.strip(), 0.001)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
+    value = value.strip()
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    delta = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, delta))
 
 
-def error_message(body: bytes) -> tuple[str, str]:
-    """(message, lower-cased searchable text) from an upstream error body, whatever its shape."""
+def error_fields(body: bytes) -> tuple[str, str, str | None, str | None]:
+    """(message, lower-cased searchable text, param, code) from an upstream error body, whatever its shape."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body[:500].decode("utf-8", "replace")
-        return text, text.lower()
+        return text, text.lower(), None, None
     error = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(error, dict):
         message = str(error.get("message") or error)
         searchable = " ".join(str(error.get(k, "")) for k in ("message", "code", "type")).lower()
-        return message, searchable
-    return str(error), str(error).lower()
+        param, code = error.get("param"), error.get("code")
+        return (message, searchable, param if isinstance(param, str) else None,
+                code if isinstance(code, str) else None)
+    return str(error), str(error).lower(), None, None
+
+
+def error_message(body: bytes) -> tuple[str, str]:
+    """(message, lower-cased searchable text) from an upstream error body, whatever its shape."""
+    message, searchable, _, _ = error_fields(body)
+    return message, searchable
 
 
 def _short(message: str) -> str:
@@ -75,14 +106,17 @@ def _short(message: str) -> str:
 
 def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provider: str, deployment: str,
                 redactor: Redactor | None = None) -> UpstreamError:
-    """The error for a non-200 answer (or an error event in a stream). ``redactor`` removes the provider's
-    secrets from the message: upstreams echo keys in their errors."""
-    message, searchable = error_message(body)
+    """The error for a non-200 answer (or an error event in a stream). Who is at fault decides what dispatch
+    does with it (``retry.fault_of``): 401/403 and 404 blame the deployment (a bad key, URL or upstream model
+    name answers every request so), a 400 may blame either, 5xx and timeouts are passing trouble.
+    ``redactor`` removes the provider's secrets from the message: upstreams echo keys in their errors."""
+    message, searchable, param, code = error_fields(body)
     message = _short(message)
     if redactor is not None:
         message = redactor.text(message)
     text = f"{provider} answered {status}: {message}"
-    kwargs = {"provider": provider, "deployment": deployment, "upstream_status": status}
+    kwargs = {"provider": provider, "deployment": deployment, "upstream_status": status,
+              "upstream_param": param, "upstream_code": code}
     if status == 429:
         return UpstreamRateLimited(text, retry_after_seconds=retry_after_seconds(headers), **kwargs)
     if status in (400, 413, 422) and any(m in searchable for m in CONTEXT_MARKERS):
@@ -91,6 +125,8 @@ def from_status(status: int, body: bytes, headers: Mapping[str, str], *, provide
         return UpstreamContentFiltered(text, **kwargs)
     if status in (401, 403):
         return UpstreamAuthError(text, **kwargs)
+    if status == 404:
+        return UpstreamNotFound(text, **kwargs)
     if status in (408, 504):
         return UpstreamTimeout(text, **kwargs)
     if status >= 500:

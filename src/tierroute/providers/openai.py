@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import UpstreamError, UpstreamUnavailable
+from .._exceptions import UpstreamEmptyAnswer, UpstreamError, UpstreamUnavailable
 from ..config import ProviderSettings
 from ..types import Deployment, JSONDict, Usage
 from . import errors
@@ -68,7 +68,7 @@ class OpenAIProvider(HTTPProvider):
         try:
             async with asyncio.timeout(self.settings.first_token_timeout_seconds):
                 resp = await self.post_ok(self._url, orjson.dumps(body), self._headers, deployment)
-                chunk = await self._next_event(resp, deployment)
+                chunk = await self._next_event(resp, deployment, first=True)
             phase = "stream"
             while chunk is not None:
                 yield chunk
@@ -81,10 +81,16 @@ class OpenAIProvider(HTTPProvider):
             if resp is not None:
                 resp.release()
 
-    async def _next_event(self, resp: Response, deployment: Deployment) -> JSONDict | None:
-        """The next ``data:`` event of an SSE body; None after ``[DONE]``; an error if the body just stops."""
+    async def _next_event(self, resp: Response, deployment: Deployment, *, first: bool = False) -> JSONDict | None:
+        """The next ``data:`` event of an SSE body; None after ``[DONE]``; an error if the body just stops.
+
+        A body that ends cleanly before its first event is an empty answer, not a broken connection: it is
+        how llama.cpp's server answers a prompt it finds too long, so it may be the request's fault."""
         while True:
             line = await resp.readline()
+            if not line and first:
+                raise UpstreamEmptyAnswer(f"{self.name}: answered 200 with an empty stream",
+                                          provider=self.name, deployment=deployment.id)
             if not line:
                 raise UpstreamUnavailable(f"{self.name}: stream ended before [DONE]", provider=self.name, deployment=deployment.id)
             if not line.startswith(b"data:"):

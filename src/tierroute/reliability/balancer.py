@@ -6,6 +6,10 @@ in with weight ``1 - exp(-dt / decay_seconds)`` (a recovery is believed once it 
 estimate decays it toward zero by the same factor, so a deployment that stopped getting traffic because it
 was slow looks cheap again after a few time constants and receives one request that re-measures it.
 
+A failed attempt that blames the deployment (``observe_failure``) is a first-token sample of at least
+``failure_penalty_seconds``, blended in (never believed at once, except as a first sample): without it, a deployment failing every request in a millisecond gives no samples,
+its estimate decays to zero, and it wins nearly every draw (two thirds of the traffic with three deployments).
+
 The expected latency of a request is ``ttft + seconds_per_token * output_tokens``; its cost multiplies that
 by ``in_flight + 1`` and divides by the deployment's weight. Two deployments are drawn at random (weighted)
 and the cheaper one wins: herd-free, and the slow or overloaded one loses almost every draw.
@@ -42,6 +46,11 @@ class PeakEwma:
         else:
             self.value = self.value * keep + sample * (1 - keep)
 
+    def blend(self, sample: float, now: float, tau: float) -> None:
+        """Like ``observe``, but a sample above the estimate is blended in too (only a first one replaces it)."""
+        keep = self._decay(now, tau)
+        self.value = sample if self.value is None else self.value * keep + sample * (1 - keep)
+
     def read(self, now: float, tau: float) -> float:
         if self.value is None:
             return 0.0
@@ -62,6 +71,7 @@ class Balancer:
 
     def __init__(self, settings: BalancerSettings, clock: Callable[[], float], rng: random.Random) -> None:
         self._tau = settings.decay_seconds
+        self._failure_penalty = settings.failure_penalty_seconds
         self._clock = clock
         self._rng = rng
         self._stats: dict[str, _Stats] = {}
@@ -87,6 +97,16 @@ class Balancer:
             stats.ttft.observe(ttft_seconds, now, self._tau)
         if seconds_per_token is not None:
             stats.per_token.observe(seconds_per_token, now, self._tau)
+        stats.samples += 1
+
+    def observe_failure(self, deployment: str, *, elapsed_seconds: float) -> None:
+        """A failed attempt: as slow as it took, and never faster than the failure penalty.
+
+        Blended in rather than believed at once, so the penalty grows with the failure rate: a deployment
+        failing every request soon looks ``failure_penalty_seconds`` slow, while one failing 1% of a busy
+        stream of requests only looks a little slower, instead of being pushed out after every failure."""
+        stats = self._get(deployment)
+        stats.ttft.blend(max(elapsed_seconds, self._failure_penalty), self._clock(), self._tau)
         stats.samples += 1
 
     def observe_total(self, deployment: str, *, latency_seconds: float, output_tokens: int) -> None:

@@ -9,7 +9,10 @@ The attempt loop, per request:
   failed with a retryable error;
 * if every candidate is unhealthy, one request still goes to the least recently failed deployment rather
   than being refused, and the attempt says so;
-* ``max_attempts`` and the request deadline bound everything; an attempt never outlives the deadline.
+* ``max_attempts`` and the request deadline bound everything; an attempt never outlives the deadline;
+* who a failure blames (``retry.Fault``) decides whether the breaker and the balancer hear of it, and whether
+  the request moves on: a deployment's fault fails over, a request's fault is returned, and an unsure one
+  (a 400, an empty stream) is tried on one more deployment or model before it is believed.
 
 Every attempt is appended to the caller's ``attempts`` list as it starts, so the ledger sees all of them.
 Health (``health.py``) and latency (``balancer.py``) live on the Dispatcher, one per Router.
@@ -25,7 +28,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._exceptions import AllAttemptsFailed, UpstreamContextTooLong, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from .._exceptions import (
+    AllAttemptsFailed,
+    DeadlineExceeded,
+    UpstreamEmptyAnswer,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
 from ..catalog import Catalog
 from ..config import ProviderSettings
 from ..policies.base import expected_completion_tokens
@@ -34,13 +44,16 @@ from ..types import Decision, Deployment, JSONDict, ModelSpec, RequestFeatures, 
 from .balancer import Balancer
 from .fallbacks import check_fallbacks, fallback_models, wider_models
 from .health import Health
-from .retry import Backoff, Deadline, may_fail_over, may_retry
+from .retry import Backoff, Deadline, Fault, counts_against_deployment, fault_of
 from .settings import ReliabilitySettings
 
 log = logging.getLogger("tierroute.reliability")
 
 ALL_UNHEALTHY_NOTE = "every candidate deployment was unhealthy; tried the least recently failed"
 DEFAULT_OUTPUT_TOKENS = 256
+# Chunks held back while waiting for a stream's first content or finish reason (a role-only opening chunk,
+# Anthropic's message_start ...). A server that sends more than this without saying anything is streaming.
+MAX_LEADING_CHUNKS = 16
 
 
 @dataclass(slots=True)
@@ -115,6 +128,14 @@ class Dispatcher:
         settings = self._provider_settings.get(deployment.provider)
         return settings.first_token_timeout_seconds if settings is not None else None
 
+    def _first_byte_timeout(self, deployment: Deployment) -> float | None:
+        settings = self._provider_settings.get(deployment.provider)
+        return settings.first_byte_timeout_seconds if settings is not None else None
+
+    def _idle_timeout(self, deployment: Deployment) -> float | None:
+        settings = self._provider_settings.get(deployment.provider)
+        return settings.stream_idle_timeout_seconds if settings is not None else None
+
     # -- answering -----------------------------------------------------------------------------------
     async def complete(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt], *,
                        features: RequestFeatures | None = None, timeout_seconds: float | None = None,
@@ -124,12 +145,20 @@ class Dispatcher:
         while True:
             attempt = await run.next_attempt()
             deployment = attempt.deployment
+            # One timer for both bounds (a timer per request is measurable at thousands of requests/s). Servers
+            # send a plain answer's JSON at once when it is generated, so its first byte is in practice the
+            # whole answer: a deployment that accepts the request and stalls is given up on here.
+            limit = run.deadline.remaining_seconds()
+            first_byte_timeout = self._first_byte_timeout(deployment)
+            if first_byte_timeout is not None and first_byte_timeout < limit:
+                limit = first_byte_timeout
             try:
-                async with asyncio.timeout(run.deadline.remaining_seconds()):
+                async with asyncio.timeout(limit):
                     completion = await call(self._providers[deployment.provider], deployment,
                                             body_for(attempt.model, deployment))
             except (UpstreamError, TimeoutError) as exc:
-                run.failed(attempt, exc)
+                run.failed(attempt, exc, phase="answer" if limit != first_byte_timeout else
+                           f"first byte (limit {limit:.1f}s)")
                 continue
             except BaseException:
                 run.abandoned(attempt)
@@ -140,8 +169,9 @@ class Dispatcher:
 
     async def stream(self, decision: Decision, body_for: BodyFor, attempts: list[Attempt], *,
                      features: RequestFeatures | None = None, timeout_seconds: float | None = None) -> AsyncIterator[JSONDict]:
-        """Yield chunks. Until the first chunk is yielded a failure moves on to the next deployment; after it,
-        the error ends the stream (recorded on the attempt)."""
+        """Yield chunks. Until the stream's first content or finish reason a failure moves on to the next
+        deployment (the chunks before it are held back); after it, the error ends the stream (recorded on the
+        attempt). A stream that ends before saying anything is an :class:`UpstreamEmptyAnswer`, never an answer."""
         run = _Run(self, decision, features, attempts, timeout_seconds)
         while True:
             attempt = await run.next_attempt()
@@ -151,15 +181,24 @@ class Dispatcher:
             limit = run.deadline.remaining_seconds()
             if first_token_timeout is not None:
                 limit = min(limit, first_token_timeout)
+            leading: list[JSONDict] = []
             try:
                 async with asyncio.timeout(limit):
-                    first = await upstream.__anext__()
+                    while True:
+                        chunk = await upstream.__anext__()
+                        leading.append(chunk)
+                        _count_usage(attempt, chunk)
+                        if _says_something(chunk) or len(leading) >= MAX_LEADING_CHUNKS:
+                            break
             except StopAsyncIteration:
-                run.answered(attempt, streamed=True)
-                return
+                await _close(upstream)
+                run.failed(attempt, UpstreamEmptyAnswer(
+                    f"{deployment.id}: the stream ended with no content and no finish reason",
+                    provider=deployment.provider, deployment=deployment.id))
+                continue
             except (UpstreamError, TimeoutError) as exc:
                 await _close(upstream)
-                run.failed(attempt, exc)
+                run.failed(attempt, exc, phase=f"first token (limit {limit:.1f}s)")
                 continue
             except BaseException:
                 await _close(upstream)
@@ -167,18 +206,25 @@ class Dispatcher:
                 raise
             run.first_token(attempt)
             break
+        idle_timeout = self._idle_timeout(deployment)
+        phase = "stream"
         try:
-            yield first
+            for chunk in leading:
+                yield chunk
             while True:
+                limit = run.deadline.remaining_seconds()
+                phase = "stream"
+                if idle_timeout is not None and idle_timeout < limit:
+                    limit, phase = idle_timeout, f"stream: stalled, no chunk for {idle_timeout:.1f}s"
                 try:
-                    async with asyncio.timeout(run.deadline.remaining_seconds()):
+                    async with asyncio.timeout(limit):
                         chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     break
                 _count_usage(attempt, chunk)
                 yield chunk
         except (UpstreamError, TimeoutError) as exc:
-            error = run.failed(attempt, exc, final=True)
+            error = run.failed(attempt, exc, final=True, phase=phase)
             raise error from exc
         except BaseException:
             run.abandoned(attempt)
@@ -186,6 +232,19 @@ class Dispatcher:
         finally:
             await _close(upstream)
         run.answered(attempt, streamed=True)
+
+
+def _says_something(chunk: JSONDict) -> bool:
+    """Whether a chunk carries output (content, a tool call, a refusal ...) or a finish reason."""
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(v for k, v in delta.items() if k != "role"):
+            return True
+    return False
 
 
 def _count_usage(attempt: Attempt, chunk: JSONDict) -> None:
@@ -221,6 +280,7 @@ class _Run:
         self.wait_before_next = 0.0
         self.forced = False
         self.at_limit: set[str] = set()  # deployments full this minute (limits.deployments)
+        self.unsure: Attempt | None = None  # the attempt whose UNSURE failure awaits a second opinion
 
     # -- choosing ------------------------------------------------------------------------------------
     def _targets(self) -> list[tuple[ModelSpec, Deployment]]:
@@ -336,6 +396,10 @@ class _Run:
         dep = attempt.deployment.id
         self.d.balancer.end(dep)
         self.d.health.record_success(dep)
+        unsure = self.unsure
+        if unsure is not None and unsure.model is attempt.model and unsure.error is not None:
+            # Another deployment of the same model answered what that one refused: the refusal was its fault.
+            self._blame(unsure, unsure.error)
         tokens = attempt.usage.completion_tokens
         if not streamed:
             attempt.ttft = now
@@ -344,30 +408,43 @@ class _Run:
             per_token = (now - attempt.ttft) / tokens
             self.d.balancer.observe(dep, seconds_per_token=per_token)  # its ttft was observed at the first chunk
 
-    def failed(self, attempt: Attempt, exc: BaseException, *, final: bool = False) -> UpstreamError:
+    def failed(self, attempt: Attempt, exc: BaseException, *, final: bool = False,
+               phase: str = "answer") -> UpstreamError:
         """Record a failed attempt. Returns the error when ``final``; otherwise raises it unless another
-        attempt may succeed."""
-        now = self.d._clock()
-        attempt.ended = now
+        attempt may succeed (``retry.Fault`` says which)."""
+        attempt.ended = self.d._clock()
         dep = attempt.deployment
-        error = exc if isinstance(exc, UpstreamError) else self._timeout(attempt)
+        error = exc if isinstance(exc, UpstreamError) else self._timeout(attempt, phase)
         attempt.error = error
         self.d.balancer.end(dep.id)
-        if isinstance(error, UpstreamTimeout):
-            self.d.balancer.observe(dep.id, ttft_seconds=now - attempt.started)
-        if may_fail_over(error):
-            self.d.health.record_failure(dep.id, error)
+        if counts_against_deployment(error):
+            self._blame(attempt, error)
         else:
-            self.d.health.record_success(dep.id)  # it answered; the request itself is at fault
+            self.d.health.release(dep.id)  # the request may be at fault: one bad prompt marks nothing down
         if final:
             return error
-        if not may_fail_over(error):
+        fault = fault_of(error)
+        if fault is Fault.REQUEST:
             raise error
-        if isinstance(error, UpstreamContextTooLong):
-            self.models = wider_models(attempt.model, self.models, self.d.catalog, self.features)
-        elif not may_retry(error):
+        if fault is not Fault.TRANSIENT:
             self.excluded.add(dep.id)
+        if fault is Fault.UNSURE:
+            if self.unsure is not None or not self._alternative():
+                raise error  # a second opinion agreed (or there is none): the request is at fault
+            self.unsure = attempt
+        elif fault is Fault.MODEL:
+            self.models = wider_models(attempt.model, self.models, self.d.catalog, self.features)
         return error
+
+    def _blame(self, attempt: Attempt, error: UpstreamError) -> None:
+        dep = attempt.deployment.id
+        self.d.health.record_failure(dep, error)
+        if not isinstance(error, UpstreamRateLimited):  # a 429 cools the deployment instead
+            self.d.balancer.observe_failure(dep, elapsed_seconds=attempt.ended - attempt.started)
+
+    def _alternative(self) -> bool:
+        """Whether a healthy deployment not yet ruled out could give a second opinion."""
+        return any(self.d.health.available(dep.id) for _, dep in self._targets())
 
     def abandoned(self, attempt: Attempt) -> None:
         """The caller went away (cancelled) mid-attempt: free the slot, say nothing about health."""
@@ -375,29 +452,42 @@ class _Run:
         self.d.balancer.end(attempt.deployment.id)
         self.d.health.release(attempt.deployment.id)
 
-    def _timeout(self, attempt: Attempt) -> UpstreamTimeout:
+    def _timeout(self, attempt: Attempt, phase: str) -> UpstreamTimeout:
         dep = attempt.deployment
         waited = attempt.ended - attempt.started
-        phase = "first token" if attempt.ttft is None else "stream"
-        return UpstreamTimeout(f"{dep.id}: no answer within {waited:.1f}s ({phase})",
+        if self.deadline.expired:
+            phase = f"{phase}; request deadline reached"
+        return UpstreamTimeout(f"{dep.id}: timed out after {waited:.1f}s ({phase})",
                                provider=dep.provider, deployment=dep.id)
 
     def failure(self) -> UpstreamError:
-        """The error the caller sees when nothing answered."""
+        """The error the caller sees when nothing answered.
+
+        When every failure was about the request (a context window too small, a 400 nothing else could
+        check), that error. Otherwise one answer whatever the number of attempts, so the status does not flip
+        during an outage: 429 if everything tried was rate limited, 504 once the deadline passed, else 503
+        ``all_attempts_failed`` naming every deployment tried and every candidate skipped as unhealthy."""
         failed = [a for a in self.attempts if a.error is not None]
         if not failed:
             return self._nothing_tried()
-        if len(failed) == 1:
-            return failed[0].error  # type: ignore[return-value]
+        if not any(counts_against_deployment(a.error) for a in failed):  # type: ignore[arg-type]
+            return failed[-1].error  # type: ignore[return-value]
         tried = [(a.deployment.id, f"{a.error.kind}: {a.error.message}") for a in failed]  # type: ignore[union-attr]
         summary = "; ".join(f"#{a.number} {d} -> {why}" for a, (d, why) in zip(failed, tried))
-        why = " (request deadline reached)" if self.deadline.expired else ""
         if all(isinstance(a.error, UpstreamRateLimited) for a in failed):
             now = self.d._clock()
             wait = min(self.d.health.ready_at(a.deployment.id) for a in failed) - now
-            return UpstreamRateLimited(f"every deployment tried is rate limited{why}: {summary}",
+            return UpstreamRateLimited(f"every deployment tried is rate limited: {summary}",
                                        retry_after_seconds=max(0.0, wait))
-        return AllAttemptsFailed(f"all {len(failed)} attempts failed{why}: {summary}", attempts=tried)
+        seen = {a.deployment.id for a in self.attempts}
+        skipped = [(dep.id, f"skipped: {self.d.health.state(dep.id)}") for _, dep in self._targets()
+                   if dep.id not in seen and not self.d.health.available(dep.id)]
+        if skipped:
+            summary += "; skipped as unhealthy: " + ", ".join(d for d, _ in skipped)
+        if self.deadline.expired:
+            return DeadlineExceeded(f"request deadline reached after {len(failed)} failed attempts: {summary}",
+                                    attempts=tried + skipped)
+        return AllAttemptsFailed(f"all {len(failed)} attempts failed: {summary}", attempts=tried + skipped)
 
     def _nothing_tried(self) -> UpstreamError:
         now = self.d._clock()
@@ -411,6 +501,8 @@ class _Run:
                    if self.d.health.cooling_until(dep.id) > now]
         if cooling and len(cooling) == len(targets):
             return UpstreamRateLimited(f"every deployment is rate limited: {names}", retry_after_seconds=min(cooling))
-        why = "request deadline reached" if self.deadline.expired else "no deployment could be tried"
-        return AllAttemptsFailed(f"{why} before any attempt; candidates: {names}",
-                                 attempts=[(dep.id, self.d.health.state(dep.id)) for _, dep in targets])
+        attempts = [(dep.id, self.d.health.state(dep.id)) for _, dep in targets]
+        if self.deadline.expired:
+            return DeadlineExceeded(f"request deadline reached before any attempt; candidates: {names}",
+                                    attempts=attempts)
+        return AllAttemptsFailed(f"no deployment could be tried; candidates: {names}", attempts=attempts)

@@ -6,7 +6,12 @@ A breaker is *closed* (in rotation) until either ``consecutive_failures`` attemp
 probe. The probe's success closes the breaker; its failure opens it for another cool-down.
 
 A 429 is not sickness: it cools the deployment for exactly its Retry-After (or ``rate_limit_cooldown_seconds``
-without one) and leaves the breaker alone.
+without one), at most ``max_rate_limit_cooldown_seconds``, and leaves the breaker alone. The cap keeps one
+absurd Retry-After (an hour, or ``inf``) from taking a deployment out of rotation for good: after the cap it
+gets a request again, and a provider that still means it answers 429 again.
+
+Only failures that blame the deployment are recorded here (``retry.counts_against_deployment``); an attempt
+that failed because of its request (a bad prompt) ends with :meth:`Health.release`, which says nothing.
 """
 
 from __future__ import annotations
@@ -125,7 +130,8 @@ class Health:
         b.last_error = f"{error.kind}: {error.message}"[:300]
         if isinstance(error, UpstreamRateLimited):
             wait = error.retry_after_seconds
-            b.cooling_until = now + (wait if wait is not None else self._settings.rate_limit_cooldown_seconds)
+            wait = self._settings.rate_limit_cooldown_seconds if wait is None or not math.isfinite(wait) else wait
+            b.cooling_until = now + min(max(0.0, wait), self._settings.max_rate_limit_cooldown_seconds)
             return
         b.last_failure = now
         self._observe(b, failed=True)

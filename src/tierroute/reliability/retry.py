@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._exceptions import UpstreamAuthError, UpstreamContextTooLong, UpstreamError
+from .._exceptions import (
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamContextTooLong,
+    UpstreamEmptyAnswer,
+    UpstreamError,
+    UpstreamNotFound,
+)
 from .settings import RetrySettings
 
 
@@ -41,15 +49,57 @@ class Backoff:
         return delay
 
 
+class Fault(enum.Enum):
+    """Who a failed attempt blames; dispatch (``dispatch.py``) acts on it.
+
+    ========== ================================== ============ ==================== ===================
+    fault      errors                             breaker      same deployment      other deployments
+    ========== ================================== ============ ==================== ===================
+    TRANSIENT  429, 5xx, timeouts, connections    counts [1]_  retried after backoff tried
+    DEPLOYMENT 401/403 (our key), 404 (bad URL    counts       never again          tried
+               or upstream model name)
+    MODEL      context window too small           untouched    never again          larger models only
+    UNSURE     other 400s, an empty stream        untouched    never again          one more; a second
+                                                  [2]_                              UNSURE is returned
+    REQUEST    content filter                     untouched    never again          none: returned
+    ========== ================================== ============ ==================== ===================
+
+    .. [1] a 429 cools the deployment for its Retry-After instead of counting.
+    .. [2] counted against the deployment once another deployment of the same model answers the request.
+    """
+
+    TRANSIENT = "transient"
+    DEPLOYMENT = "deployment"
+    MODEL = "model"
+    UNSURE = "unsure"
+    REQUEST = "request"
+
+
+def fault_of(exc: UpstreamError) -> Fault:
+    if exc.retryable:
+        return Fault.TRANSIENT
+    if isinstance(exc, (UpstreamAuthError, UpstreamNotFound)):
+        return Fault.DEPLOYMENT
+    if isinstance(exc, UpstreamContextTooLong):
+        return Fault.MODEL
+    if isinstance(exc, (UpstreamBadRequest, UpstreamEmptyAnswer)):
+        return Fault.UNSURE
+    return Fault.REQUEST
+
+
 def may_retry(exc: UpstreamError) -> bool:
     """Whether the same deployment may answer if asked again: 429, 5xx, connection failures, timeouts."""
     return exc.retryable
 
 
 def may_fail_over(exc: UpstreamError) -> bool:
-    """Whether another deployment or model may answer. A malformed or filtered request fails everywhere;
-    a rejected key or a too-small context window is specific to where it was sent."""
-    return exc.retryable or isinstance(exc, (UpstreamAuthError, UpstreamContextTooLong))
+    """Whether another deployment or model may answer (an UNSURE error: just one more, see ``Fault``)."""
+    return fault_of(exc) is not Fault.REQUEST
+
+
+def counts_against_deployment(exc: UpstreamError) -> bool:
+    """Whether the failure says the deployment, not the request, is broken (breaker and balancer hear it)."""
+    return fault_of(exc) in (Fault.TRANSIENT, Fault.DEPLOYMENT)
 
 
 # With less than this left, a request is out of time. No upstream answers in a few milliseconds, and asyncio

@@ -10,8 +10,8 @@ Each concern is a small frozen value object with its defaults in one place::
       retry:    {retries: 2, initial_seconds: 0.1, max_seconds: 5, multiplier: 2, jitter: 0.5,
                  max_retry_after_seconds: 5}
       breaker:  {consecutive_failures: 5, error_rate: 0.5, min_requests: 10, window_seconds: 10,
-                 cooldown_seconds: 10, rate_limit_cooldown_seconds: 1}
-      balancer: {decay_seconds: 2}
+                 cooldown_seconds: 10, rate_limit_cooldown_seconds: 1, max_rate_limit_cooldown_seconds: 60}
+      balancer: {decay_seconds: 2, failure_penalty_seconds: 5}
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class BreakerSettings(_Frozen):
     window_seconds: float = Field(default=10.0, gt=0)
     cooldown_seconds: float = Field(default=10.0, gt=0)
     rate_limit_cooldown_seconds: float = Field(default=1.0, ge=0)
+    # The longest a 429's Retry-After keeps a deployment out of rotation; then it is asked again.
+    max_rate_limit_cooldown_seconds: float = Field(default=60.0, gt=0)
 
 
 class BalancerSettings(_Frozen):
@@ -57,6 +59,9 @@ class BalancerSettings(_Frozen):
     so a deployment that was slow gets re-measured."""
 
     decay_seconds: float = Field(default=2.0, gt=0)
+    # A failed attempt (one that blames the deployment) counts as a first-token sample at least this slow,
+    # so a deployment that fails fast never looks fast. It decays like any sample: re-measured soon after.
+    failure_penalty_seconds: float = Field(default=5.0, ge=0)
 
 
 class ReliabilitySettings(_Frozen):
