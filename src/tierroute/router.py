@@ -17,7 +17,7 @@ import orjson
 from ._exceptions import ConfigError, InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
 from .catalog import AUTO, Catalog
-from .chat_request import parse_chat_request, upstream_body
+from .chat_request import MAX_USER_CHARS, parse_chat_request, upstream_body
 from .config import Settings
 from .embeddings_request import parse_embeddings_request, upstream_embeddings_body
 from .guards import Guard
@@ -367,8 +367,10 @@ class Router:
             return
         fields = body if isinstance(body, dict) else {}
         features = plan.features if plan is not None else None
-        requested = features.requested_model if features is not None else fields.get("model")
-        user = features.user if features is not None else fields.get("user")
+        # A request refused for its own fields may carry anything there (a 900 KB "user"): the row keeps
+        # at most a bounded prefix, so refusals cannot fill the ledger or memory.
+        requested = features.requested_model if features is not None else _bounded(fields.get("model"))
+        user = features.user if features is not None else _bounded(fields.get("user"))
         self.ledger.record(LedgerEntry(
             request_id=request_id,
             ts=self._wall(),
@@ -587,3 +589,10 @@ class Router:
 
 def _embed(provider: Provider, deployment: Deployment, body: JSONDict) -> Awaitable[Completion]:
     return provider.embed(deployment, body)  # type: ignore[attr-defined]  # checked as an EmbeddingProvider
+
+
+def _bounded(value: Any) -> str | None:
+    """A client-supplied label as recorded with a refusal: a string of at most ``MAX_USER_CHARS`` characters."""
+    if not isinstance(value, str):
+        return None
+    return value if len(value) <= MAX_USER_CHARS else value[:MAX_USER_CHARS - 1] + "…"
