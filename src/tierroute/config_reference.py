@@ -46,8 +46,9 @@ the environment as `${{NAME}}` or `${{NAME:-default}}`; keep secrets there.
 
 With no file at all, the configuration is built from the environment: every hosted provider whose key is set
 (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GEMINI_API_KEY` or `GOOGLE_API_KEY`, `MISTRAL_API_KEY`, `GROQ_API_KEY`,
-`TOGETHER_API_KEY`, `DEEPSEEK_API_KEY`, `OPENROUTER_API_KEY`), `OPENAI_BASE_URL` for the `openai` provider, and
-the local OpenAI-compatible servers that answer on their usual ports (Ollama 11434, vLLM 8000, llama.cpp 8080).
+`TOGETHER_API_KEY`, `DEEPSEEK_API_KEY`, `OPENROUTER_API_KEY`), `OPENAI_BASE_URL` for the `openai` provider,
+`TIERROUTE_API_KEYS` (comma-separated) for `server.api_keys`, and the local OpenAI-compatible servers that
+answer on their usual ports (Ollama 11434, vLLM 8000, llama.cpp 8080).
 
 Every field is optional unless its default says "required". In paths, `[]` is an item of a list and `<key>` a
 key of a map. Guides: `docs/deployment.md` (replicas), `docs/budgets-and-keys.md` and `docs/cost-control.md`
