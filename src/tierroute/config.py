@@ -132,7 +132,7 @@ class TierSettings(_Frozen):
 
 class RouterSettings(_Frozen):
     # The untrained learned router (catalog priors x prompt difficulty) works out of the box, and a gateway running
-    # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Routing decision").
+    # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Gateway overhead").
     policy: str = Field(default="learned", description="learned (cost-quality) or cheapest (the cheapest "
                                                           "eligible model)")
     options: dict[str, Any] = Field(default_factory=dict, description="the policy's options: see router.options "
