@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from tierroute.config import Settings, parse_settings
-from tierroute.evaluation.data import data_dir, load_outcomes
+from tierroute.evaluation.data import load_outcomes
 from tierroute.evaluation.train import train_router
 from tierroute.ledger import SQLiteLedger
 from tierroute.policies.artifact import save_artifact
@@ -23,6 +23,7 @@ from tierroute.server import create_app
 
 from .fakes.openai_embeddings import FakeEmbeddings
 from .fakes.openai_upstream import FakeOpenAI
+from .outcome_samples import GSM8K, sample
 
 # Redis and PostgreSQL fixtures (skipped, or failed under TIERROUTE_REQUIRE_SERVICES=1, when missing).
 pytest_plugins = ["tests.services"]
@@ -58,7 +59,7 @@ def embeddings(embeddings_server: FakeEmbeddings) -> Iterator[FakeEmbeddings]:
 @pytest.fixture(scope="session")
 def encoder_router(embeddings_server: FakeEmbeddings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A router file trained (fast settings, 300 GSM8K items) with the fake endpoint encoder's embeddings."""
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl").subset(list(range(300)))
+    data = load_outcomes(sample(GSM8K)).subset(list(range(300)))
     enc = EndpointEncoder(base_url=f"{embeddings_server.url}/v1", model="fake-embed")
     artifact, _ = train_router(data, bits=12, c_grid=(1.0,), weightings=("tf",), second_stage=False, encoder=enc)
     path = tmp_path_factory.mktemp("enc-router") / "router.npz"

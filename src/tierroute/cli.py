@@ -337,3 +337,11 @@ def export(config: str | None, out: str, since: str | None) -> None:
 main.add_command(train_command, "train")
 main.add_command(eval_command, "eval")
 main.add_command(compare_command, "compare")
+
+
+@main.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (docs/configuration.md), generated from the settings models."""
+    from .config_reference import render
+
+    click.echo(render(), nl=False)

@@ -67,24 +67,35 @@ LOCAL_SERVERS: Mapping[str, str] = MappingProxyType({
 class ProviderSettings(_Frozen):
     """One provider endpoint. ``kind`` is its wire format."""
 
-    kind: Literal["openai", "anthropic"] = "openai"
-    api_base: str
-    api_key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    first_token_timeout_seconds: float = Field(default=60.0, gt=0)
-    # A plain (non-streamed) request waits at most this long for its answer. Servers send nothing until the
-    # whole answer is generated, then all of it, so this must cover the longest answer expected.
-    first_byte_timeout_seconds: float = Field(default=120.0, gt=0)
-    # A stream that has started waits at most this long for each next chunk.
-    stream_idle_timeout_seconds: float = Field(default=30.0, gt=0)
-    total_timeout_seconds: float = Field(default=600.0, gt=0)
-    max_connections: int = Field(default=200, ge=1)
+    kind: Literal["openai", "anthropic"] = Field(
+        default="openai", description="wire format the endpoint speaks (OpenAI chat completions or Anthropic messages)")
+    api_base: str = Field(description="base URL, e.g. https://api.openai.com/v1; preset for hosted providers "
+                                      "named after themselves (openai, anthropic, gemini, mistral, groq, together, "
+                                      "deepseek, openrouter)")
+    api_key: str | None = Field(default=None, description="the provider's key, usually ${ENV_NAME}; hosted presets "
+                                                          "read their usual variable when absent")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers sent with every call")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, description="limit for opening a connection")
+    first_token_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="limit until the response (or a stream's first chunk) starts")
+    first_byte_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="limit for a plain (non-streamed) answer to start arriving; servers send "
+                                         "nothing until the whole answer is generated, so this covers the longest "
+                                         "answer expected")
+    stream_idle_timeout_seconds: float = Field(default=30.0, gt=0, description="limit between two chunks of a "
+                                                                               "stream that has started")
+    total_timeout_seconds: float = Field(default=600.0, gt=0, description="limit for one whole upstream call")
+    max_connections: int = Field(default=200, ge=1, description="open connections to this provider, per process")
     # "fast": the lean keep-alive client; "aiohttp" is used anyway when HTTP(S)_PROXY applies to api_base.
-    http_client: Literal["fast", "aiohttp"] = "fast"
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
-    max_error_bytes: int = Field(default=DEFAULT_MAX_ERROR_BYTES, ge=1024)
-    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
+    http_client: Literal["fast", "aiohttp"] = Field(
+        default="fast", description="HTTP client: fast (lean keep-alive) or aiohttp; aiohttp is used anyway when "
+                                    "HTTP(S)_PROXY applies to api_base")
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, description="largest answer "
+                                    "read from the provider, after decompression; larger is an upstream error")
+    max_error_bytes: int = Field(default=DEFAULT_MAX_ERROR_BYTES, ge=1024, description="most of an error body "
+                                 "read; the message relayed to the client is cut shorter")
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024, description="largest single stream "
+                                 "event line")
 
     @field_validator("api_base")
     @classmethod
@@ -97,65 +108,86 @@ class ProviderSettings(_Frozen):
 class ModelSettings(_Frozen):
     """A catalog entry to add, or fields overriding a built-in entry with the same ``id``."""
 
-    id: str
-    provider: str | None = None
-    upstream: str | None = None
-    context_window: int | None = Field(default=None, gt=0)
-    max_output_tokens: int | None = Field(default=None, gt=0)
-    input_price: float | None = Field(default=None, ge=0)
-    output_price: float | None = Field(default=None, ge=0)
-    capabilities: list[Literal["tools", "vision", "json", "reasoning"]] | None = None
-    tier: str | None = None
-    quality: float | None = Field(default=None, ge=0, le=1)
-    source: str | None = None
-    as_of: str | None = None
-    mode: Literal["chat", "embedding"] | None = None
+    id: str = Field(description="the name clients send as `model`; a built-in id overrides that entry's fields")
+    provider: str | None = Field(default=None, description="the `providers` entry that serves it (required for a "
+                                                           "new model)")
+    upstream: str | None = Field(default=None, description="the model name sent to the provider (default: id)")
+    context_window: int | None = Field(default=None, gt=0, description="prompt plus completion tokens it accepts "
+                                                                       "(required for a new model)")
+    max_output_tokens: int | None = Field(default=None, gt=0, description="largest completion it can produce")
+    input_price: float | None = Field(default=None, ge=0, description="USD per million prompt tokens (required "
+                                                                      "for a new model)")
+    output_price: float | None = Field(default=None, ge=0, description="USD per million completion tokens "
+                                                                       "(required for a new model)")
+    capabilities: list[Literal["tools", "vision", "json", "reasoning"]] | None = Field(
+        default=None, description="what it supports; requests that need a capability skip models without it")
+    tier: str | None = Field(default=None, description="the tier it belongs to when `tiers` does not list models")
+    quality: float | None = Field(default=None, ge=0, le=1, description="quality prior in [0, 1] used by the "
+                                                                        "untrained router and as the savings "
+                                                                        "reference")
+    source: str | None = Field(default=None, description="where the prices come from (informational)")
+    as_of: str | None = Field(default=None, description="date the prices were read (informational)")
+    mode: Literal["chat", "embedding"] | None = Field(
+        default=None, description="chat (default) or embedding: embedding models answer /v1/embeddings only and "
+                                  "are never routed to for chat")
 
 
 class DeploymentSettings(_Frozen):
     """An extra place a model is served (another provider, region or key)."""
 
-    model: str
-    provider: str
-    upstream: str | None = None
-    id: str | None = None
-    weight: float = Field(default=1.0, gt=0)
+    model: str = Field(description="catalog id of the model served")
+    provider: str = Field(description="the `providers` entry that serves it")
+    upstream: str | None = Field(default=None, description="the model name at that provider (default: the "
+                                                           "model's upstream)")
+    id: str | None = Field(default=None, description="deployment id in headers, metrics and limits (default: "
+                                                     "provider/upstream)")
+    weight: float = Field(default=1.0, gt=0, description="share of traffic relative to the model's other "
+                                                         "deployments")
 
 
 class TierSettings(_Frozen):
-    name: str
-    models: list[str] | None = None
+    name: str = Field(description="tier name; clients may send it as `model`")
+    models: list[str] | None = Field(default=None, description="catalog ids in this tier (default: the models "
+                                                               "whose `tier` is this name)")
 
 
 class RouterSettings(_Frozen):
     # The untrained learned router (catalog priors x prompt difficulty) works out of the box, and a gateway running
-    # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Routing decision").
-    policy: str = "learned"
-    options: dict[str, Any] = Field(default_factory=dict)
-    default_tier: str = "general"
-    # The embedding model for /v1/embeddings requests that name none (or say "auto"). Embeddings of different
-    # models are not comparable, so they are never routed between models: this is one fixed model.
-    default_embedding_model: str | None = None
+    # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Gateway overhead").
+    policy: str = Field(default="learned", description="learned (cost-quality) or cheapest (the cheapest "
+                                                          "eligible model)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the policy's options: see router.options "
+                                                                      "below (cheapest takes none)")
+    default_tier: str = Field(default="general", description="the tier model=\"auto\" routes among")
+    # Embeddings of different models are not comparable, so they are never routed between models.
+    default_embedding_model: str | None = Field(
+        default=None, description="the embedding model for /v1/embeddings requests that name none (or say auto)")
 
 
 class ServerSettings(_Frozen):
-    host: str = "127.0.0.1"
-    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    api_keys: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    host: str = Field(default="127.0.0.1", description="address to bind; anything but loopback requires "
+                                                          "api_keys")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="TCP port")
+    api_keys: list[str] = Field(default_factory=list, description="gateway keys clients must send as Bearer "
+                                                                  "tokens; empty: no authentication")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, description="larger request bodies get 413")
 
 
 class LedgerSettings(_Frozen):
-    backend: Literal["sqlite", "postgres", "none"] = "sqlite"
-    path: str = "tierroute.db"
-    dsn: str | None = None
-    store_prompts: bool = False
-    batch_size: int = Field(default=256, ge=1)
-    flush_interval_seconds: float = Field(default=0.2, gt=0)
-    # The local journal that makes recording and charging survive a crash (docs/cost-control.md,
-    # "Durability"). None: "<path>.journal" beside a SQLite ledger, else ./tierroute-journal.
-    journal: bool = True
-    journal_dir: str | None = None
+    backend: Literal["sqlite", "postgres", "none"] = Field(
+        default="sqlite", description="where every attempt is recorded: sqlite (one host), postgres (shared by "
+                                      "replicas) or none")
+    path: str = Field(default="tierroute.db", description="SQLite database file")
+    dsn: str | None = Field(default=None, description="PostgreSQL connection string, for backend postgres")
+    store_prompts: bool = Field(default=False, description="keep request messages, for `tierroute export`")
+    batch_size: int = Field(default=256, ge=1, description="rows written per batch by the background writer")
+    flush_interval_seconds: float = Field(default=0.2, gt=0, description="longest a recorded row waits before "
+                                                                         "it is written")
+    # The local journal that makes recording and charging survive a crash (docs/cost-control.md, "Durability").
+    journal: bool = Field(default=True, description="journal ledger rows and settlements on local disk before "
+                                                    "acting on them, so a crash or a Redis outage loses neither")
+    journal_dir: str | None = Field(default=None, description="the journal's directory (default: <path>.journal "
+                                                              "beside a SQLite ledger, else ./tierroute-journal)")
 
     def journal_directory(self) -> str:
         if self.journal_dir:
@@ -164,16 +196,21 @@ class LedgerSettings(_Frozen):
 
 
 class Settings(_Frozen):
-    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
-    models: list[ModelSettings] = Field(default_factory=list)
-    deployments: list[DeploymentSettings] = Field(default_factory=list)
-    tiers: list[TierSettings] | None = None
-    router: RouterSettings = Field(default_factory=RouterSettings)
-    intents: IntentSettings = Field(default_factory=IntentSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
-    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict, description="upstream endpoints by name")
+    models: list[ModelSettings] = Field(default_factory=list, description="models to add to the built-in catalog, "
+                                                                          "or fields to override")
+    deployments: list[DeploymentSettings] = Field(default_factory=list, description="more places a model is "
+                                                                                    "served")
+    tiers: list[TierSettings] | None = Field(default=None, description="tiers, strongest first (default: "
+                                                                       "reasoning, general, extraction)")
+    router: RouterSettings = Field(default_factory=RouterSettings, description="the routing policy")
+    intents: IntentSettings = Field(default_factory=IntentSettings, description="optional semantic routes")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="the gateway's listener and keys")
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings, description="the record of every attempt")
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings, description="retries, "
+                                                                                          "failover, breakers")
+    limits: LimitsSettings = Field(default_factory=LimitsSettings, description="budgets, rate limits, runaway "
+                                                                               "protection")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

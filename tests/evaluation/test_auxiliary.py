@@ -17,11 +17,13 @@ from tierroute.evaluation.auxiliary import (
     fold_into,
     projection,
 )
-from tierroute.evaluation.data import OutcomeItem, OutcomeSet, data_dir, load_outcomes, to_outcome_set
+from tierroute.evaluation.data import OutcomeItem, OutcomeSet, load_outcomes, to_outcome_set
 from tierroute.evaluation.replay import cv_folds
 from tierroute.evaluation.train import featurize, fit_predictor, train_router
 from tierroute.policies.featurizers import HashingFeaturizer
 from tierroute.policies.predictors.linear import fit_linear
+
+from tests.outcome_samples import ARC_TRAIN, GSM8K, full_outcomes, sample
 
 WORDS = ("integral matrix proof", "sonnet metaphor rhyme", "treaty empire war")
 
@@ -91,8 +93,8 @@ def test_the_stack_folds_into_one_linear_predictor() -> None:
 
 
 def test_gsm8k_answer_lengths_are_chosen_by_inner_cv() -> None:
-    """On real data the paired inner-CV test picks the GPT-4 / Mixtral answer lengths as targets."""
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl")
+    """On real data (500 GSM8K items) the paired inner-CV test picks the GPT-4 / Mixtral answer lengths."""
+    data = load_outcomes(sample(GSM8K))
     featurizer = HashingFeaturizer(bits=14)
     x, dense = featurize(data, featurizer)
     fitted = fit_predictor(x, dense, data, featurizer, c_grid=(1.0,), weightings=("tf",), second_stage=False)
@@ -138,8 +140,8 @@ def test_many_targets_are_regressed_through_a_few_components() -> None:
 def test_a_brier_tie_with_a_negligible_routing_gain_keeps_the_simpler_stack() -> None:
     """ARC train, outer fold 0 of `eval --cv 5`: the answer lengths tie on Brier (slightly worse) and add 0.001
     inner AIQ, within its bootstrap standard error, so they are not taken (taking them cost that fold's router
-    2.5 points of the zero-to-oracle gap)."""
-    data = load_outcomes(data_dir() / "outcomes" / "routerbench-arc_challenge-train.jsonl")
+    2.5 points of the zero-to-oracle gap). A regression test on the full file, where the case was found."""
+    data = load_outcomes(full_outcomes(ARC_TRAIN))
     folds, _ = cv_folds(data, 5)
     _, report = train_router(data.subset(folds != 0), second_stage=False)
     paired = report.cv_table["auxiliary targets, cross-fitted stack"]

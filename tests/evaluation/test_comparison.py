@@ -6,15 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from tierroute.evaluation.commands import compare_command, eval_command, train_command
-from tierroute.evaluation.data import data_dir
-
-OUT = data_dir() / "outcomes"
-
-
-def _head(src: Path, dst: Path, n: int) -> Path:
-    with src.open() as f:
-        dst.write_text("".join(next(f) for _ in range(n)))
-    return dst
+from tests.outcome_samples import ARC_TEST, ARC_TRAIN, MMLU, sample, write_sample
 
 
 def _ok(command, args: list[str]) -> str:  # noqa: ANN001
@@ -27,8 +19,8 @@ def _ok(command, args: list[str]) -> str:  # noqa: ANN001
 def arc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """ARC train/test heads and a router trained on the first."""
     d = tmp_path_factory.mktemp("arc")
-    train = _head(OUT / "routerbench-arc_challenge-train.jsonl", d / "train.jsonl", 300)
-    test = _head(OUT / "routerbench-arc_challenge-test.jsonl", d / "test.jsonl", 150)
+    train = write_sample(ARC_TRAIN, d / "train.jsonl", 300)
+    test = write_sample(ARC_TEST, d / "test.jsonl", 150)
     _ok(train_command, ["--data", str(train), "--out", str(d / "r.npz"), "--bits", "12", "--fast", "--quiet"])
     return train, test, d / "r.npz"
 
@@ -49,7 +41,7 @@ def test_a_router_file_and_its_decisions_compare_as_identical(arc: tuple[Path, P
 
 
 def test_a_router_that_ignores_the_prompt_is_worse_and_the_interval_says_so(tmp_path: Path) -> None:
-    data = _head(OUT / "routellm-mmlu.jsonl", tmp_path / "m.jsonl", 2000)
+    data = sample(MMLU)
     good = tmp_path / "good.jsonl"
     _ok(eval_command, ["--cv", "5", "--fast", "--bits", "12", "--data", str(data), "--decisions", str(good),
                        "--resamples", "0"])
@@ -62,7 +54,7 @@ def test_a_router_that_ignores_the_prompt_is_worse_and_the_interval_says_so(tmp_
     assert "second - first (95%)" in output
     apgr = next(line for line in output.splitlines() if line.startswith("APGR"))
     lo, hi = (float(v) for v in apgr.split("(")[1].rstrip(")").split(" .. "))
-    assert hi < 0  # shuffled predictions lose APGR, beyond doubt on 2,000 items
+    assert hi < 0  # shuffled predictions lose APGR, beyond doubt on 1,000 items
     assert "pt (" in next(line for line in output.splitlines() if line.startswith("CPT(50%)"))
 
 

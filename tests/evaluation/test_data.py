@@ -5,11 +5,21 @@ import pytest
 
 from tierroute.evaluation.data import OutcomeDataError, data_dir, load_outcomes
 
+from tests.outcome_samples import ARC_TEST, full_outcomes, sample
+
 GOOD = '{"id": "a", "messages": [{"role": "user", "content": "hi"}], "outcomes": {"m1": {"score": 1.0}, "m2": {"score": 0}}}'
 
 
 def test_real_files_load() -> None:
-    data = load_outcomes(data_dir() / "outcomes" / "routerbench-arc_challenge-test.jsonl")
+    data = load_outcomes(sample(ARC_TEST))
+    assert len(data) == 150 and len(data.models) == 11 and data.has_costs
+    assert data.scores.shape == (150, 11) and data.costs.shape == (150, 11) and (data.costs > 0).all()
+    assert all(len(item.response_chars) == 11 for item in data.items)  # every model's answer was recorded
+    assert all(item.split == "test" and item.category == "arc-challenge" for item in data.items)
+
+
+def test_the_full_file_loads() -> None:
+    data = load_outcomes(full_outcomes(ARC_TEST))
     assert len(data) == 437 and len(data.models) == 11 and data.has_costs
     assert data.scores.shape == (437, 11)
 

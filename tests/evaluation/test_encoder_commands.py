@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from tierroute.evaluation.commands import eval_command, train_command
-from tierroute.evaluation.data import data_dir
 from tierroute.policies.artifact import load_artifact
 from tierroute.policies.encoders.featurizer import EmbeddingFeaturizer
 from tests.fakes.openai_embeddings import FakeEmbeddings
+from tests.outcome_samples import GSM8K, write_sample
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +20,7 @@ def fake() -> FakeEmbeddings:
 
 @pytest.fixture
 def gsm8k(tmp_path: Path) -> Path:
-    src, dst = data_dir() / "outcomes" / "routellm-gsm8k.jsonl", tmp_path / "g.jsonl"
-    with src.open() as f:
-        dst.write_text("".join(next(f) for _ in range(300)))
-    return dst
+    return write_sample(GSM8K, tmp_path / "g.jsonl", 300)
 
 
 def test_train_and_eval_with_an_endpoint_encoder_use_the_cache(fake: FakeEmbeddings, gsm8k: Path, tmp_path: Path) -> None:

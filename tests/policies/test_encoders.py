@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierroute.evaluation.data import data_dir, load_outcomes
+from tierroute.evaluation.data import load_outcomes
 from tierroute.evaluation.train import train_router
 from tierroute.policies.artifact import ArtifactError, load_artifact, save_artifact
 from tierroute.policies.encoders import CachedEncoder, EncoderError, build_encoder
@@ -18,6 +18,7 @@ from tierroute.policies.encoders.featurizer import EmbeddingFeaturizer
 from tierroute.policies.featurizers import HashingFeaturizer
 
 from tests.fakes.openai_embeddings import FakeEmbeddings, bag_of_words
+from tests.outcome_samples import GSM8K, sample
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_embedding_featurizer_round_trips_through_a_router_file(fake: FakeEmbedd
 
 
 def test_encoder_options_on_a_router_without_encoder_are_refused(tmp_path: Path) -> None:
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl").subset(np.arange(200))
+    data = load_outcomes(sample(GSM8K)).subset(np.arange(200))
     artifact, _ = train_router(data, bits=10, c_grid=(1.0,), weightings=("tf",), second_stage=False)
     save_artifact(artifact, tmp_path / "plain.npz")
     with pytest.raises(ArtifactError, match="trained without an encoder"):

@@ -18,11 +18,12 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from tierroute.evaluation.data import data_dir
 from tierroute.policies.featurizers import HashingFeaturizer
 from tierroute.policies.kernels import ENV_SWITCH, load_kernels
 from tierroute.policies.predictors.linear import LinearPredictor
 from tierroute.policies.predictors.stacked import StackedPredictor, TreeEnsemble
+
+from tests.outcome_samples import ARC_TEST, GSM8K, MMLU, sample_lines
 
 T = TypeVar("T")
 
@@ -43,14 +44,11 @@ def twins(build: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> tuple[T, T
 
 def real_texts(per_file: int = 150) -> list[str]:
     texts = []
-    for name in ("routellm-gsm8k.jsonl", "routellm-mmlu.jsonl", "routerbench-arc_challenge-test.jsonl"):
-        with open(data_dir() / "outcomes" / name, encoding="utf-8") as fh:
-            for i, line in enumerate(fh):
-                if i == per_file:
-                    break
-                item = json.loads(line)
-                texts.append(item["messages"][-1]["content"])
-                texts += [o["response"] for o in item["outcomes"].values() if o.get("response")][:1]
+    for name in (GSM8K, MMLU, ARC_TEST):
+        for line in sample_lines(name, per_file):
+            item = json.loads(line)
+            texts.append(item["messages"][-1]["content"])
+            texts += [o["response"] for o in item["outcomes"].values() if o.get("response")][:1]
     return texts
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tierroute._exceptions import ConfigError
-from tierroute.evaluation.data import data_dir, load_outcomes
+from tierroute.evaluation.data import load_outcomes
 from tierroute.evaluation.train import train_router
 from tierroute.policies.artifact import ArtifactError, RouterArtifact, load_artifact, save_artifact
 from tierroute.policies.base import Policy
@@ -13,6 +13,8 @@ from tierroute.policies.learned import build_learned_policy
 from tierroute.policies.objective import Objective
 from tierroute.policies.predictors.linear import LinearPredictor
 from tierroute.types import ModelSpec, RequestFeatures, StateSnapshot
+
+from tests.outcome_samples import GSM8K, sample
 
 STRONG = ModelSpec("strong", "p", "strong", 128000, 8192, 10.0, 30.0, quality=0.95)
 MID = ModelSpec("mid", "p", "mid", 128000, 8192, 1.0, 3.0, quality=0.85)
@@ -57,7 +59,7 @@ def test_bad_options_name_the_field(options: dict, field: str) -> None:
 
 @pytest.fixture(scope="module")
 def small_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = load_outcomes(data_dir() / "outcomes" / "routellm-gsm8k.jsonl")
+    data = load_outcomes(sample(GSM8K))
     artifact, _ = train_router(data.subset(np.arange(400)), bits=12, c_grid=(1.0,), weightings=("idf",))
     path = tmp_path_factory.mktemp("router") / "r.npz"
     save_artifact(artifact, path)

@@ -40,7 +40,7 @@ MIN_RESPONSE_SHARE = 0.9
 # More targets than this (many models) are regressed through their leading principal components.
 MAX_COMPONENTS = 4
 # Ridge penalty of the target regressions (features are L2-normalised n-grams plus standardised dense
-# features). On MMLU (5-fold, linear stage) 3 gave a lower Brier than 10 and 30 (docs/routing-quality.md).
+# features). On MMLU (5-fold, linear stage) 3 gave a lower Brier than 10 and 30 (docs/research/routing-quality-log.md).
 RIDGE_ALPHA = 3.0
 # L2 strength (inverse) of each model's stack over [logits | auxiliary outputs], on standardised inputs.
 STACK_C = 1.0

@@ -44,7 +44,7 @@ def _goal(ctx: click.Context, param: click.Parameter, value: str) -> Goal:
 FAST_HELP = ("Skip the inner-CV search: tf weighting, C=1, no auxiliary targets, no second stage (a quick look, "
              "not the shipped pipeline).")
 NO_AUXILIARY_HELP = ("Do not try the data's categories and recorded answer lengths as training-only targets "
-                     "(docs/routing-quality.md, round 4).")
+                     "(docs/routing-quality.md, \"How the router is built\").")
 
 
 JOBS_HELP = ("Worker processes for the independent fits [default: one per CPU when the data is large enough to "
@@ -103,7 +103,7 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         if not data.complete and not quiet and not as_json:
             click.echo(f"note: {data.incomplete_items} of {len(data)} items lack some model's "
                        "score (logged traffic): each model is trained on the items it answered; no trees, auxiliary "
-                       "targets or shrinkage (docs/routing-quality.md, 'Training on your own traffic')", err=True)
+                       "targets or shrinkage (docs/training.md)", err=True)
         provenance = {"data": [{"file": Path(f).name, "sha256": file_digest(f)} for f in data_files],
                       "command": "tierroute train " + " ".join(f"--data {f}" for f in data_files)
                       + (f" --split {split}" if split is not None else "")

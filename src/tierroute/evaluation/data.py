@@ -30,9 +30,10 @@ class OutcomeDataError(TierrouteError):
 
 
 def data_dir() -> Path:
-    """Where public outcome data lives: ``$TIERROUTE_DATA_DIR`` or ``<repo>/../shared/data``.
+    """Where the full public outcome files live: ``$TIERROUTE_DATA_DIR`` or ``<repo>/../shared/data``.
 
-    The data is never copied into the repository; tests and CI read it from beside the checkout.
+    Only benchmarks and figure reproduction read them; the test suite uses the small samples in
+    ``tests/fixtures/outcomes`` (tests/fixtures/README.md says where the full files come from).
     """
     env = os.environ.get(DATA_DIR_ENV)
     if env:

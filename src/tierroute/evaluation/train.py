@@ -195,9 +195,9 @@ def fit_predictor(x: Any, dense: np.ndarray, data: OutcomeSet, featurizer: Hashi
     strength in ``SHRINK_GRID`` with the best inner-CV AIQ (``routing_score``). The table records Brier and
     the routing metric of every candidate.
 
-    Why Brier rather than the routing metric for the configuration: measured both ways (docs/routing-quality.md),
-    choosing by inner-CV APGR or AIQ was noisier and lost on MMLU and ARC; Brier, a proper score of every
-    prediction, ranks configurations more stably. Shrinkage, by contrast, barely moves Brier but decides whether
+    Why Brier rather than the routing metric for the configuration: measured both ways
+    (docs/research/routing-quality-log.md), choosing by inner-CV APGR or AIQ was noisier and lost on MMLU and
+    ARC; Brier, a proper score of every prediction, ranks configurations more stably. Shrinkage, by contrast, barely moves Brier but decides whether
     the lambda sweep buys dear models on over-confident predictions, so only the routing metric can choose it.
     """
     folds = inner_folds(data)

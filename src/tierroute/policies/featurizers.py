@@ -11,7 +11,7 @@ question count) carry difficulty signals that n-grams alone see poorly.
 
 ``focus`` decides which part of the routing text is featurised: ``"all"`` keeps it whole; ``"last"`` keeps
 only the final block after the last blank line that still holds the question, which drops the worked
-examples of a few-shot prompt (measured in ``docs/routing-quality.md``).
+examples of a few-shot prompt (measured in ``docs/research/routing-quality-log.md``).
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ class IntentRoute(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
-    utterances: list[str] = Field(min_length=1)
-    tier: str | None = None
-    models: list[str] | None = None
+    name: str = Field(min_length=1, description="intent name, shown in x-tierroute-reason")
+    utterances: list[str] = Field(min_length=1, description="example prompts of this intent")
+    tier: str | None = Field(default=None, description="tier matching prompts route within (or models)")
+    models: list[str] | None = Field(default=None, description="models matching prompts route among (or tier)")
 
     @field_validator("utterances")
     @classmethod
@@ -52,8 +52,8 @@ class IntentSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threshold: float = Field(0.25, ge=0.0, le=1.0)
-    routes: list[IntentRoute] = Field(default_factory=list)
+    threshold: float = Field(0.25, ge=0.0, le=1.0, description="similarity a prompt needs to match an intent")
+    routes: list[IntentRoute] = Field(default_factory=list, description="the intents, for model=\"auto\"")
 
     @model_validator(mode="after")
     def _unique_names(self) -> IntentSettings:

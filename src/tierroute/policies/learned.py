@@ -54,7 +54,10 @@ class LearnedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     artifact: str | None = Field(None, description="trained router file (.npz); absent: untrained default router")
-    lambda_: float | None = Field(None, alias="lambda", ge=0, description="quality points per relative cost")
+    lambda_: float | None = Field(None, alias="lambda", ge=0,
+                                  description="quality points per relative cost; with none of lambda, margin, "
+                                              "quality_target set: the artifact's trained operating point, or 0.3 "
+                                              "untrained")
     margin: float | None = Field(None, ge=0, le=1, description="cheapest model within this of the best prediction")
     quality_target: float | None = Field(None, ge=0, le=1, description="cheapest model predicted at least this good")
     model_map: dict[str, str] = Field(default_factory=dict, description="artifact model name -> catalog id")

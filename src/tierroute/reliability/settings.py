@@ -33,42 +33,47 @@ class RetrySettings(_Frozen):
     fails over between deployments without waiting.
     """
 
-    retries: int = Field(default=2, ge=0)
-    initial_seconds: float = Field(default=0.1, ge=0)
-    max_seconds: float = Field(default=5.0, ge=0)
-    multiplier: float = Field(default=2.0, ge=1)
-    jitter: float = Field(default=0.5, ge=0, le=1)
-    max_retry_after_seconds: float = Field(default=5.0, ge=0)
+    retries: int = Field(default=2, ge=0, description="extra passes over the deployments that failed retryably")
+    initial_seconds: float = Field(default=0.1, ge=0, description="backoff before the first retry pass")
+    max_seconds: float = Field(default=5.0, ge=0, description="longest backoff")
+    multiplier: float = Field(default=2.0, ge=1, description="backoff growth per pass")
+    jitter: float = Field(default=0.5, ge=0, le=1, description="fraction of each backoff that is random")
+    max_retry_after_seconds: float = Field(default=5.0, ge=0, description="a longer Retry-After is returned as a "
+                                                                          "429 instead of waited for")
 
 
 class BreakerSettings(_Frozen):
     """When a deployment is taken out of rotation, and for how long."""
 
-    consecutive_failures: int = Field(default=5, ge=1)
-    error_rate: float = Field(default=0.5, gt=0, le=1)
-    min_requests: int = Field(default=10, ge=1)
-    window_seconds: float = Field(default=10.0, gt=0)
-    cooldown_seconds: float = Field(default=10.0, gt=0)
-    rate_limit_cooldown_seconds: float = Field(default=1.0, ge=0)
-    # The longest a 429's Retry-After keeps a deployment out of rotation; then it is asked again.
-    max_rate_limit_cooldown_seconds: float = Field(default=60.0, gt=0)
+    consecutive_failures: int = Field(default=5, ge=1, description="failures in a row that open the breaker")
+    error_rate: float = Field(default=0.5, gt=0, le=1, description="failure rate in the window that opens it")
+    min_requests: int = Field(default=10, ge=1, description="attempts in the window before error_rate applies")
+    window_seconds: float = Field(default=10.0, gt=0, description="the error-rate window")
+    cooldown_seconds: float = Field(default=10.0, gt=0, description="open time before one probe is let through")
+    rate_limit_cooldown_seconds: float = Field(default=1.0, ge=0, description="rest after a 429 without "
+                                                                              "Retry-After")
+    max_rate_limit_cooldown_seconds: float = Field(default=60.0, gt=0, description="the longest a 429's "
+                                                    "Retry-After keeps a deployment out of rotation")
 
 
 class BalancerSettings(_Frozen):
     """Latency tracking: ``decay_seconds`` is the EWMA time constant, and how fast an idle estimate fades
     so a deployment that was slow gets re-measured."""
 
-    decay_seconds: float = Field(default=2.0, gt=0)
-    # A failed attempt (one that blames the deployment) counts as a first-token sample at least this slow,
-    # so a deployment that fails fast never looks fast. It decays like any sample: re-measured soon after.
-    failure_penalty_seconds: float = Field(default=5.0, ge=0)
+    decay_seconds: float = Field(default=2.0, gt=0, description="latency EWMA time constant")
+    failure_penalty_seconds: float = Field(default=5.0, ge=0, description="a failure blamed on a deployment "
+                                           "counts as a first-token sample at least this slow, so failing fast "
+                                           "never looks fast")
 
 
 class ReliabilitySettings(_Frozen):
-    request_timeout_seconds: float = Field(default=DEFAULT_REQUEST_TIMEOUT_SECONDS, gt=0)
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
-    escalate_to_tier_above: bool = False
-    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
-    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
-    balancer: BalancerSettings = Field(default_factory=BalancerSettings)
+    request_timeout_seconds: float = Field(default=DEFAULT_REQUEST_TIMEOUT_SECONDS, gt=0,
+                                           description="deadline for all attempts of a request together")
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, description="attempts per request, across "
+                                                                              "deployments and models")
+    escalate_to_tier_above: bool = Field(default=False, description="after the tier's models, try the tier above")
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict, description="model -> models tried after it, in "
+                                                                              "order (replaces the ranking's)")
+    retry: RetrySettings = Field(default_factory=RetrySettings, description="retry passes and backoff")
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="per-deployment circuit breaker")
+    balancer: BalancerSettings = Field(default_factory=BalancerSettings, description="latency-aware balancing")
