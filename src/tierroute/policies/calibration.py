@@ -18,7 +18,8 @@ import numpy as np
 
 from .objective import Objective, choose_many
 
-GoalKind = Literal["cost", "strong_share", "quality"]
+GoalKind = Literal["cost", "strong_share", "quality", "lambda"]
+GOAL_KINDS: tuple[str, ...] = ("cost", "strong_share", "quality", "lambda")
 
 
 def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -64,10 +65,14 @@ class Goal:
     def parse(cls, text: str) -> Goal:
         kind, sep, value = text.partition("=")
         kind = kind.strip().replace("-", "_")
-        if not sep or kind not in ("cost", "strong_share", "quality"):
-            raise ValueError(f"goal must be cost=USD, strong_share=0-1 or quality=0-1 (share of best model), got {text!r}")
-        v = float(value)
-        if v < 0 or (kind != "cost" and v > 1.5):
+        if not sep or kind not in GOAL_KINDS:
+            raise ValueError("goal must be cost=USD, strong_share=0-1, quality=0-1 (share of best model) or "
+                             f"lambda=quality points per dearest model's cost, got {text!r}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"goal value is not a number: {text!r}") from None
+        if not v >= 0 or (kind in ("strong_share", "quality") and v > 1.5):
             raise ValueError(f"goal value out of range: {text!r}")
         return cls(kind, v)  # type: ignore[arg-type]
 
