@@ -77,7 +77,9 @@ def _progress(enabled: bool) -> Any:
               help="Outcome JSONL file(s) to train on (repeatable).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Router file to write (.npz).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
-              help="Operating point to calibrate: quality=<share of best model>, cost=<USD/request>, strong_share=<0-1>.")
+              help="Operating point to calibrate out of fold: quality=<share of best model>, cost=<USD/request>, "
+                   "strong_share=<0-1>, or lambda=<quality points per dearest model's cost>. A routed setting is "
+                   "deployed only where it beats the zero router (the best mix of single models) out of fold.")
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space is 2**bits buckets.")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True,
               help="Featurise the final question block only, or the whole routing text.")
@@ -189,7 +191,7 @@ def _targets(names: tuple[str, ...]) -> str:
               help="Train on the items whose 'split' is \"train\", evaluate on those whose split is \"test\" (one "
                    "file that carries a fixed split, as RouterBench's do).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
-              help="Operating point calibrated on training data when training inside the evaluation.")
+              help="Operating point calibrated on training data when training inside the evaluation (as for train).")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)

@@ -126,7 +126,7 @@ def _routed(objective: Objective, pred: np.ndarray, scores: np.ndarray, costs: n
     quality, cost = scores[rows, pick], float(costs[rows, pick].mean())
     diff = quality - mix_quality(*zero_mix_at(hull, single_cost, cost), scores)
     return Candidate(objective, cost, float(quality.mean()), float(np.mean(pick == strongest)), float(diff.mean()),
-                     float(np.std(diff)) / np.sqrt(len(diff)))
+                     float(np.std(diff) / np.sqrt(len(diff))))
 
 
 def _select(goal: Goal, candidates: list[Candidate], best_quality: float) -> tuple[Candidate, bool]:
