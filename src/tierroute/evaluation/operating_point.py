@@ -183,8 +183,8 @@ def zero_router_note(goal: Goal, achieved: dict[str, Any]) -> str | None:
     if achieved["routed"]:
         return None
     if achieved["settings_beating_zero"] == 0:
-        why = (f"no routed setting beats the zero router (the best mix of single models) out of fold by "
-               f"{BEAT_SE:g} standard errors")
+        by = f" by {BEAT_SE:g} standard errors" if BEAT_SE else ""
+        why = f"no routed setting beats the zero router (the best mix of single models) out of fold{by}"
     else:
         why = (f"the zero router (the best mix of single models) meets {goal} better out of fold than the "
                f"{achieved['settings_beating_zero']} routed settings that beat it")
