@@ -215,6 +215,7 @@ def test_train_says_when_routing_does_not_pay_and_serves_the_zero_router(tmp_pat
     assert any("zero router" in note and "serves no routing" in note for note in summary["notes"])
     data, artifact = load_outcomes(path), load_artifact(out)
     served = {data.models[j] for j in choose(artifact.objective, np.zeros_like(data.scores), np.ones(3), data)}
+    assert artifact.heldout["notes"] == summary["notes"]  # the router file says so too
     assert served == set(artifact.objective.models)
     res = CliRunner().invoke(train_command, ["--data", str(path), "--out", str(out), "--bits", "12", "--fast",
                                              "--goal", "lambda=0.2"])

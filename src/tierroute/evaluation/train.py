@@ -399,7 +399,8 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     routing = (routing_summary(oof, data.scores, data.costs, mean_costs, data.models) if data.complete else {})
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
-               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing}
+               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing,
+               "notes": notes}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
