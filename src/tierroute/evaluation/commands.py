@@ -77,7 +77,9 @@ def _progress(enabled: bool) -> Any:
               help="Outcome JSONL file(s) to train on (repeatable).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Router file to write (.npz).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
-              help="Operating point to calibrate: quality=<share of best model>, cost=<USD/request>, strong_share=<0-1>.")
+              help="Operating point to calibrate out of fold: quality=<share of best model>, cost=<USD/request>, "
+                   "strong_share=<0-1>, or lambda=<quality points per dearest model's cost>. A routed setting is "
+                   "deployed only where it beats the zero router (the best mix of single models) out of fold.")
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space is 2**bits buckets.")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True,
               help="Featurise the final question block only, or the whole routing text.")
@@ -116,15 +118,16 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
-    if not quiet:
+    if not quiet and not as_json:  # --json carries them under "notes"
         for note in rep.notes:
             click.echo(f"note: {note}", err=True)
     summary = {"out": out_path, "bytes": size, "items": len(data), "models": list(data.models), "c": rep.c, "weighting": rep.weighting,
                "second_stage": rep.second_stage, "shrink": rep.shrink, "auxiliary_targets": list(rep.auxiliary),
                "seconds": round(rep.seconds, 2), "goal": str(goal),
-               "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
+               "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value,
+                             "models": list(artifact.objective.models)},
                "heldout_operating_point": rep.operating_point, "heldout_routing": rep.routing,
-               "calibration": rep.calibration}
+               "calibration": rep.calibration, "notes": list(rep.notes)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -134,9 +137,12 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                f"{', + second stage' if rep.second_stage else ''}"
                f"{f', shrink {rep.shrink:g}' if rep.shrink != 1.0 else ''})")
     op = rep.operating_point
-    click.echo(f"operating point for {goal}: {artifact.objective.mode}={artifact.objective.value:.3g} -> out-of-fold "
+    click.echo(f"operating point for {goal}: {artifact.objective.describe()} -> out-of-fold "
                f"quality {op['quality']:.3f} ({op['quality_vs_best']:.1%} of best), strongest-model share "
-               f"{op['strong_share']:.1%}, cost {op['cost']:.4g}")
+               f"{op['strong_share']:.1%}, cost {op['cost']:.4g}"
+               + (f", {op['margin_over_zero']:+.4f} over the zero router at that cost (SE {op['margin_se']:.4f})"
+                  if op["routed"] else "")
+               + f"; {op['settings_beating_zero']} of {op['settings']} routed settings beat the zero router")
     _print_heldout_routing(rep.routing)
     if rep.auxiliary:
         click.echo(f"  auxiliary targets (training only, folded into the linear stage): {_targets(rep.auxiliary)}")
@@ -185,7 +191,7 @@ def _targets(names: tuple[str, ...]) -> str:
               help="Train on the items whose 'split' is \"train\", evaluate on those whose split is \"test\" (one "
                    "file that carries a fixed split, as RouterBench's do).")
 @click.option("--goal", default="quality=0.95", callback=_goal, show_default=True,
-              help="Operating point calibrated on training data when training inside the evaluation.")
+              help="Operating point calibrated on training data when training inside the evaluation (as for train).")
 @click.option("--focus", type=click.Choice(["last", "all"]), default="last", show_default=True)
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
@@ -277,6 +283,32 @@ def _print_intervals(m: dict[str, Any], figures: list[tuple[str, Any, str]]) -> 
                + ", ".join(f"{name} {show(interval, fmt)}" for name, interval, fmt in figures))
 
 
+def _print_settings(settings: dict[str, Any]) -> None:
+    """Every lambda setting's point against the zero router at its cost (distinct points only)."""
+    click.echo(f"  every setting ({settings['distinct']} distinct points of {len(settings['points'])} lambdas): "
+               f"{settings['below_zero']} more than {settings['below_zero_by']:g} below the zero router at their "
+               f"cost, worst {settings['worst_margin']:+.4f}")
+    click.echo(f"  {'lambda':>9s} {'cost':>9s} {'quality':>7s} {'zero':>7s} {'margin':>8s}")
+    seen = set()
+    for p in settings["points"]:
+        key = (round(p["cost"], 12), round(p["quality"], 12))
+        if key not in seen:
+            seen.add(key)
+            click.echo(f"  {p['lambda']:9.3g} {p['cost']:9.2e} {p['quality']:7.4f} {p['zero']:7.4f} {p['margin']:+8.4f}")
+
+
+def _print_operating_point(m: dict[str, Any]) -> None:
+    op = m["operating_point"]
+    top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]
+    click.echo(f"deployed operating point ({op['objective']['text']}): quality {op['quality']:.4f}"
+               + (f", cost {op['cost']:.5f}; zero router at that cost {op['zero_at_cost']:.4f}, margin "
+                  f"{op['margin_over_zero']:+.4f}" if "cost" in op else "")
+               + "; " + ", ".join(f"{k} {v:.0%}" for k, v in top))
+    if "intervals" in op:
+        _print_intervals(m, [("quality", op["intervals"]["quality"], ".4f"),
+                             ("margin over zero", op["intervals"]["margin_over_zero"], "+.4f")])
+
+
 def _print_report(m: dict[str, Any]) -> None:
     click.echo(f"{m['items']} items, {len(m['models'])} models")
     if "two_model" in m:
@@ -302,11 +334,8 @@ def _print_report(m: dict[str, Any]) -> None:
                                  ("worst margin", i["min_margin_over_zero"], "+.4f"),
                                  ("best single's quality at", i["cost_share_for_best_single_quality"], ".1%")])
         _print_cost_quality_points(c["at_model_costs"])
-    op = m["operating_point"]
-    cost = f", cost {op['cost']:.5f}" if "cost" in op else ""
-    top = sorted(op["share"].items(), key=lambda kv: -kv[1])[:3]
-    click.echo(f"operating point {op['objective']['mode']}={op['objective']['value']:.3g}: quality {op['quality']:.3f}{cost}; "
-               + ", ".join(f"{k} {v:.0%}" for k, v in top))
+        _print_settings(c["settings"])
+    _print_operating_point(m)
     for t in m.get("training", []):
         targets = tuple(t["auxiliary_targets"])
         click.echo(f"trained ({t['router']}): {t['weighting']}, C={t['c']:g}"

@@ -15,11 +15,15 @@ import numpy as np
 
 from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
-from ..policies.objective import Objective, choose_many
+from ..policies.objective import Objective, choose_many, mix_choice
 from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
 from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, strong_and_weak, two_model_report
-from .train import DEFAULT_GOAL, Progress, TrainReport, expected_costs, featurize, train_router
-from .uncertainty import LEVEL, cost_quality_intervals, two_model_intervals
+from .operating_point import mix_quality, zero_hull, zero_mix_at
+from .train import DEFAULT_GOAL, Progress, TrainReport, expected_costs, featurize, item_text, train_router
+from .uncertainty import LEVEL, cost_quality_intervals, operating_point_intervals, two_model_intervals
+
+# A routed setting this far below the zero router at its cost is counted as losing to not routing.
+BELOW_ZERO = 0.005
 
 
 @dataclass
@@ -33,12 +37,31 @@ class Replay:
     notes: list[str] = field(default_factory=list)
     # What each router trained inside the evaluation chose (``trained``): one entry per fold, or one for --train.
     training: list[dict[str, Any]] = field(default_factory=list)
+    # Each item's model (column) at the deployed operating point: its own fold's router's under --cv.
+    picks: np.ndarray | None = None
+
+    @property
+    def deployed(self) -> np.ndarray:
+        return choose(self.objective, self.pred, self.mean_costs, self.data) if self.picks is None else self.picks
+
+
+def choose(objective: Objective, pred: np.ndarray, mean_costs: np.ndarray, data: OutcomeSet) -> np.ndarray:
+    """Each item's model (column of ``data``) under ``objective``, as the gateway decides: ``choose_many``, or for
+    a ``mix`` the model the routing text hashes to (``policies.objective.mix_choice``)."""
+    if objective.mode != "mix":
+        return choose_many(pred, mean_costs, objective)
+    missing = [m for m in objective.models if m not in data.models]
+    if missing:
+        raise OutcomeDataError(f"the router serves {missing}, which the data does not score")
+    return np.array([data.models.index(mix_choice(objective, item_text(it.messages))) for it in data.items],
+                    dtype=np.int64)
 
 
 def trained(label: str, report: TrainReport) -> dict[str, Any]:
     """The choices inner cross-validation made for one router, as the evaluation reports them."""
     return {"router": label, "weighting": report.weighting, "c": report.c, "auxiliary_targets": list(report.auxiliary),
-            "second_stage": report.second_stage, "shrink": report.shrink, "seconds": round(report.seconds, 2)}
+            "second_stage": report.second_stage, "shrink": report.shrink, "seconds": round(report.seconds, 2),
+            "operating_point": report.operating_point}
 
 
 def predict(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
@@ -58,7 +81,9 @@ def _artifact_costs(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
 
 
 def replay_artifact(artifact: RouterArtifact, data: OutcomeSet) -> Replay:
-    return Replay(data, predict(artifact, data), _artifact_costs(artifact, data), artifact.objective)
+    pred, mean_costs = predict(artifact, data), _artifact_costs(artifact, data)
+    return Replay(data, pred, mean_costs, artifact.objective,
+                  picks=choose(artifact.objective, pred, mean_costs, data))
 
 
 def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, progress: Progress | None = None,
@@ -127,6 +152,7 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
     """k-fold CV over the ``fold`` field (``cv_folds``): each fold is predicted by a router trained on the others."""
     folds, notes = cv_folds(data, k)
     pred = np.zeros_like(data.scores)
+    picks = np.zeros(len(data), dtype=np.int64)
     values = []
     training = []
     for k in np.unique(folds):
@@ -134,12 +160,16 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
             progress(f"outer fold {k}: train {int((folds != k).sum())}, test {int((folds == k).sum())}")
         inner = None if progress is None else (lambda msg, k=k: progress(f"  fold {k}: {msg}"))
         artifact, rep = train_router(data.subset(folds != k), goal=goal, progress=inner, **train_kwargs)
-        pred[folds == k] = predict(artifact, data.subset(folds == k))
+        test = data.subset(folds == k)
+        pred[folds == k] = predict(artifact, test)
+        picks[folds == k] = choose(artifact.objective, pred[folds == k], _artifact_costs(artifact, test), test)
         values.append(artifact.objective)
         training.append(trained(f"fold {k}", rep))
-    # Report the operating point as the mean of the per-fold calibrated knobs (each tuned on its own train part).
-    objective = Objective(values[0].mode, float(np.mean([v.value for v in values])))
-    return Replay(data, pred, expected_costs(data), objective, notes, training)
+    # Each fold is scored at its own router's operating point (``picks``); the objective reported is the mean of
+    # the per-fold knobs when every fold routes in the same mode, else the first fold's (``training`` has each).
+    same = all(v.mode == values[0].mode and v.mode != "mix" for v in values)
+    objective = Objective(values[0].mode, float(np.mean([v.value for v in values]))) if same else values[0]
+    return Replay(data, pred, expected_costs(data), objective, notes, training, picks)
 
 
 def strong_weak(data: OutcomeSet) -> tuple[int, int]:
@@ -158,13 +188,15 @@ def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
                            "calibration": {m: {"brier": brier(pred[:, j], data.scores[:, j]),
                                                "ece": ece(pred[:, j], data.scores[:, j])}
                                            for j, m in enumerate(data.models)}}
-    pick = choose_many(pred, replay.mean_costs, replay.objective)
+    pick = replay.deployed
     rows = np.arange(len(data))
-    point: dict[str, Any] = {"objective": {"mode": replay.objective.mode, "value": replay.objective.value},
+    point: dict[str, Any] = {"objective": _objective_dict(replay),
                              "quality": float(data.scores[rows, pick].mean()),
                              "share": {m: float(np.mean(pick == j)) for j, m in enumerate(data.models)}}
     if data.has_costs:
-        point["cost"] = float(data.costs[rows, pick].mean())
+        point.update(against_zero(pick, data.scores, data.costs))
+        if resamples:
+            point["intervals"] = operating_point_intervals(pick, data.scores, data.costs, resamples)
     out["operating_point"] = point
     if len(data.models) == 2:
         s, w = strong_weak(data)
@@ -175,6 +207,7 @@ def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
             out["two_model"]["intervals"] = two_model_intervals(score, data.scores[:, s], data.scores[:, w], resamples)
     if data.has_costs:
         out["cost_quality"] = cost_quality_report(router_points(replay), data.models, data.scores, data.costs).as_dict()
+        out["cost_quality"]["settings"] = settings(replay)
         if resamples:
             out["cost_quality"]["intervals"] = cost_quality_intervals(pred, replay.mean_costs, data.models,
                                                                       data.scores, data.costs, resamples)
@@ -183,6 +216,40 @@ def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
     if replay.training:
         out["training"] = replay.training
     return out
+
+
+def _objective_dict(replay: Replay) -> dict[str, Any]:
+    o = replay.objective
+    per_fold = [t["operating_point"]["deployed"] for t in replay.training if "operating_point" in t]
+    text = o.describe() if len(per_fold) <= 1 else "per fold: " + "; ".join(per_fold)
+    return {"mode": o.mode, "value": o.value, "models": list(o.models), "text": text}
+
+
+def against_zero(pick: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> dict[str, float]:
+    """The deployed point's mean cost, and the zero router's quality at that cost on the same items (the best
+    mix of single models: its upper convex hull), and the margin between them."""
+    rows = np.arange(scores.shape[0])
+    cost, quality = float(costs[rows, pick].mean()), float(scores[rows, pick].mean())
+    single_cost = costs.mean(axis=0)
+    zero = float(mix_quality(*zero_mix_at(zero_hull(single_cost, scores.mean(axis=0)), single_cost, cost),
+                             scores).mean())
+    return {"cost": cost, "zero_at_cost": zero, "margin_over_zero": quality - zero}
+
+
+def settings(replay: Replay, lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)) -> dict[str, Any]:
+    """Every lambda setting's point against the zero router at its cost, not only the hull of them: each setting
+    is what a gateway configured with it runs, and the hull's ends are single models' points."""
+    data = replay.data
+    single_cost, single_quality = data.costs.mean(axis=0), data.scores.mean(axis=0)
+    hull = zero_hull(single_cost, single_quality)
+    points = []
+    for lam, (cost, quality) in zip(lambdas, router_points(replay, lambdas)):
+        zero = float(mix_quality(*zero_mix_at(hull, single_cost, cost), data.scores).mean())
+        points.append({"lambda": float(lam), "cost": cost, "quality": quality, "zero": zero,
+                       "margin": quality - zero})
+    distinct = {(round(p["cost"], 12), round(p["quality"], 12)): p for p in points}.values()
+    return {"points": points, "distinct": len(distinct), "below_zero": sum(p["margin"] < -BELOW_ZERO for p in distinct),
+            "below_zero_by": BELOW_ZERO, "worst_margin": min(p["margin"] for p in points)}
 
 
 def router_score(pred: np.ndarray, data: OutcomeSet) -> np.ndarray:
@@ -199,7 +266,7 @@ def router_points(replay: Replay, lambdas: Sequence[float] = tuple(LAMBDA_SWEEP)
 def decisions(replay: Replay) -> list[dict[str, Any]]:
     """Per-item decisions: chosen model at the operating point and at fixed strong shares / lambdas."""
     data, pred = replay.data, replay.pred
-    pick = choose_many(pred, replay.mean_costs, replay.objective)
+    pick = replay.deployed
     rows: list[dict[str, Any]] = []
     extra: dict[str, np.ndarray] = {}
     if len(data.models) == 2:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..chat_request import routing_text
 from ..policies.artifact import RouterArtifact
-from ..policies.calibration import Goal, brier, calibrate_operating_point, ece
+from ..policies.calibration import Goal, brier, ece
 from ..policies.encoders import Encoder
 from ..policies.encoders.featurizer import EmbeddingFeaturizer
 from ..policies.featurizers import Focus, HashingFeaturizer
@@ -37,6 +37,7 @@ from .auxiliary import (
 )
 from .data import OutcomeDataError, OutcomeSet
 from .metrics import routing_summary
+from .operating_point import choose_operating_point, zero_router_note
 from .search import BLEND, INNER_FOLDS, Progress, apply_idf, cross_fit_trees, linear_grid
 from .selection import routing_metric, routing_score, standard_error
 from .workers import Workers
@@ -77,8 +78,8 @@ def inner_folds(data: OutcomeSet, k: int = INNER_FOLDS) -> np.ndarray:
 def expected_costs(data: OutcomeSet) -> np.ndarray:
     """Per-model mean recorded cost; without recorded costs, a stand-in ranking strongest as dearest.
 
-    The stand-in (1.0 for the best-scoring model, 0.1 for the rest) only affects ``lambda``-mode operating
-    points; the default ``margin`` mode ignores prices.
+    The stand-in (1.0 for the best-scoring model, 0.1 for the rest) only says which model is strongest: on
+    unpriced data the operating point is a ``margin`` setting, which reads the order of prices, not their size.
     """
     if data.has_costs:  # logged traffic: each model's mean over the requests it answered
         return np.nanmean(data.costs, axis=0)
@@ -357,8 +358,8 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     ``jobs`` worker processes run the independent fits (``evaluation.workers``; None: one per CPU when the
     corpus is large enough to gain from it); the router is the same whatever the number."""
     start = time.perf_counter()
-    if goal.kind == "cost" and not data.has_costs:
-        raise OutcomeDataError(f"--goal {goal}: the data records no costs, so no cost per request can be calibrated "
+    if goal.kind in ("cost", "lambda") and not data.has_costs:
+        raise OutcomeDataError(f"--goal {goal}: the data records no costs, so no price can be weighed "
                                "on it; give a quality=... or strong_share=... goal, or data with a cost per score")
     if len(data) < MIN_TRAIN_ITEMS:
         raise OutcomeDataError(f"{len(data)} items: training needs at least {MIN_TRAIN_ITEMS} (every choice is "
@@ -383,8 +384,10 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     # Logged traffic has no score for the models that did not answer: the operating point is set on the
     # out-of-fold predicted quality there (the "direct method" of off-policy evaluation), on true scores elsewhere.
     scores = np.where(observed, data.scores, oof)
-    objective, achieved = calibrate_operating_point(oof, scores, _cost_matrix(data, mean_costs), goal)
+    objective, achieved = choose_operating_point(oof, scores, _cost_matrix(data, mean_costs), mean_costs,
+                                                 data.models, goal, priced=data.has_costs)
     notes = [] if achieved["met"] else [_out_of_reach(goal, achieved)]
+    notes += [note] if (note := zero_router_note(goal, achieved)) else []
     calibration = {}
     for j, m in enumerate(data.models):
         seen = observed[:, j]
@@ -396,7 +399,8 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     routing = (routing_summary(oof, data.scores, data.costs, mean_costs, data.models) if data.complete else {})
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
                "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
-               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing}
+               "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing,
+               "notes": notes}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
@@ -408,7 +412,7 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
 def _out_of_reach(goal: Goal, achieved: dict[str, float]) -> str:
     """Why the calibrated operating point misses ``goal``: no setting of the router reaches it on held-out data."""
     if goal.kind == "quality":
-        return (f"goal {goal} is out of reach: the router's best setting reaches {achieved['quality_vs_best']:.1%} "
+        return (f"goal {goal} is out of reach: the best setting reaches {achieved['quality_vs_best']:.1%} "
                 "of the best model's quality out of fold, and the router uses that setting")
     if goal.kind == "cost":
         return (f"goal {goal} is out of reach: the cheapest setting costs {achieved['cost']:.4g} per request out of "

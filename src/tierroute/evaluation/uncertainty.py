@@ -14,6 +14,7 @@ import numpy as np
 
 from .metrics import (LAMBDA_SWEEP, CostQualityReport, compare_points, lambda_picks, oracle_picks,
                       two_model_report)
+from .operating_point import mix_quality, zero_hull, zero_mix_at
 
 LEVEL = 0.95
 DEFAULT_RESAMPLES = 1000
@@ -103,6 +104,22 @@ def cost_quality_intervals(pred: np.ndarray, mean_costs: np.ndarray, models: Seq
     curves = _ResampledCurves([(pred, mean_costs)], models, scores, costs, lambdas)
     values = [_cost_quality_figures(curves.reports(drawn)[0]) for drawn in resample_rows(len(scores), resamples, seed)]
     return _intervals(COST_QUALITY_FIGURES, values)
+
+
+def operating_point_intervals(pick: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                              resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Interval]:
+    """Intervals for the deployed point's quality, cost, and its margin over the zero router at its cost (the
+    single models' hull recomputed on each resample, as the point is)."""
+    rows = np.arange(len(pick))
+    chosen_quality, chosen_cost = scores[rows, pick], costs[rows, pick]
+    values = []
+    for drawn in resample_rows(len(pick), resamples, seed):
+        s, c = scores[drawn], costs[drawn]
+        cost, quality = float(chosen_cost[drawn].mean()), float(chosen_quality[drawn].mean())
+        single_cost = c.mean(axis=0)
+        zero = float(mix_quality(*zero_mix_at(zero_hull(single_cost, s.mean(axis=0)), single_cost, cost), s).mean())
+        values.append((quality, cost, quality - zero))
+    return _intervals(("quality", "cost", "margin_over_zero"), values)
 
 
 def paired_two_model(first: np.ndarray, second: np.ndarray, strong: np.ndarray, weak: np.ndarray,

@@ -54,7 +54,8 @@ def save_artifact(artifact: RouterArtifact, path: str | Path) -> int:
         "version": FORMAT_VERSION,
         "featurizer": artifact.featurizer.config(),
         "predictor": pconfig,
-        "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value},
+        "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value,
+                      **({"models": list(artifact.objective.models)} if artifact.objective.models else {})},
         "mean_costs": artifact.mean_costs,
         "provenance": artifact.provenance,
         "heldout": artifact.heldout,
@@ -95,13 +96,22 @@ def load_artifact(path: str | Path, *, encoder_options: dict[str, Any] | None = 
     try:
         featurizer = _featurizer(meta["featurizer"], farrays, encoder_options or {})
         predictor = predictor_from_arrays(meta["predictor"], arrays)
-        objective = Objective(mode=meta["objective"]["mode"], value=float(meta["objective"]["value"]))
+        objective = _objective(meta["objective"], predictor.models)
     except EncoderError as exc:
         raise ArtifactError(f"{path}: {exc.message}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path}: malformed router file ({exc})") from None
     return RouterArtifact(featurizer, predictor, objective, dict(meta.get("mean_costs") or {}),
                           dict(meta.get("provenance") or {}), dict(meta.get("heldout") or {}))
+
+
+def _objective(config: dict[str, Any], models: tuple[str, ...]) -> Objective:
+    mode, served = config["mode"], tuple(str(m) for m in config.get("models") or ())
+    if mode not in ("lambda", "margin", "target", "mix"):
+        raise ValueError(f"unknown objective mode {mode!r}")
+    if mode == "mix" and (not 1 <= len(served) <= 2 or not set(served) <= set(models)):
+        raise ValueError(f"objective serves {list(served)}, not one or two of the router's models")
+    return Objective(mode=mode, value=float(config["value"]), models=served)
 
 
 def _featurizer(config: dict[str, Any], arrays: dict[str, np.ndarray],

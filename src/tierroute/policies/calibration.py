@@ -1,12 +1,8 @@
 """Calibration: make predicted scores mean what they say, and turn a user's goal into an operating point.
 
-Two separate jobs live here because both are fitted on held-out (out-of-fold) predictions, never on the
-items a predictor was trained on:
-
-* probability calibration (Platt scaling per model) and the reliability figures we report (Brier, ECE);
-* operating-point calibration: find the ``lambda`` / ``margin`` / ``target`` that meets a goal such as
-  "average cost <= $0.002", "at most 30% of calls to the strongest model" or "95% of the best model's quality
-  at the lowest cost". The search is monotone in the knob, so a bisection over a grid is enough.
+Probability calibration (Platt scaling per model) and the reliability figures we report (Brier, ECE), fitted on
+held-out (out-of-fold) predictions, never on the items a predictor was trained on; and the user's goal for the
+operating point (``Goal``), which ``evaluation.operating_point`` meets on the same out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -16,9 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from .objective import Objective, choose_many
-
-GoalKind = Literal["cost", "strong_share", "quality"]
+GoalKind = Literal["cost", "strong_share", "quality", "lambda"]
+GOAL_KINDS: tuple[str, ...] = ("cost", "strong_share", "quality", "lambda")
 
 
 def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -64,46 +59,16 @@ class Goal:
     def parse(cls, text: str) -> Goal:
         kind, sep, value = text.partition("=")
         kind = kind.strip().replace("-", "_")
-        if not sep or kind not in ("cost", "strong_share", "quality"):
-            raise ValueError(f"goal must be cost=USD, strong_share=0-1 or quality=0-1 (share of best model), got {text!r}")
-        v = float(value)
-        if v < 0 or (kind != "cost" and v > 1.5):
+        if not sep or kind not in GOAL_KINDS:
+            raise ValueError("goal must be cost=USD, strong_share=0-1, quality=0-1 (share of best model) or "
+                             f"lambda=quality points per dearest model's cost, got {text!r}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"goal value is not a number: {text!r}") from None
+        if not v >= 0 or (kind in ("strong_share", "quality") and v > 1.5):
             raise ValueError(f"goal value out of range: {text!r}")
         return cls(kind, v)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value:g}"
-
-
-def calibrate_operating_point(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, goal: Goal,
-                              mode: Literal["lambda", "margin"] = "margin") -> tuple[Objective, dict[str, float]]:
-    """The objective meeting ``goal`` on held-out predictions ``pred`` (n x m) with true ``scores``/``costs``.
-
-    Knob direction: a larger lambda or margin always means cheaper choices, so we scan a grid from cheap to
-    expensive and keep the cheapest setting that meets a quality goal (or the most expensive setting that
-    stays inside a cost or share goal). Returns the objective and its achieved held-out figures; ``met`` is
-    False when no setting reaches the goal (then the nearest setting is returned).
-    """
-    mean_cost = costs.mean(axis=0)
-    strongest = int(np.argmax(scores.mean(axis=0)))
-    grid = np.concatenate(([0.0], np.geomspace(1e-3, 10.0, 120))) if mode == "lambda" else np.linspace(0.0, 1.0, 201)
-    results = []
-    for knob in grid:
-        objective = Objective(mode=mode, value=float(knob))
-        pick = choose_many(pred, mean_cost, objective)
-        rows = np.arange(pred.shape[0])
-        results.append((float(knob), float(costs[rows, pick].mean()), float(scores[rows, pick].mean()),
-                        float(np.mean(pick == strongest))))
-    best_quality = float(scores.mean(axis=0).max())
-    if goal.kind == "quality":
-        ok = [r for r in results if r[2] >= goal.value * best_quality - 1e-12]
-        chosen = max(ok, key=lambda r: r[0]) if ok else min(results, key=lambda r: r[0])
-    else:
-        col = 1 if goal.kind == "cost" else 3
-        ok = [r for r in results if r[col] <= goal.value + 1e-12]
-        chosen = min(ok, key=lambda r: r[0]) if ok else max(results, key=lambda r: r[0])
-    knob, cost, quality, share = chosen
-    # Not met: no setting reaches the goal, and the chosen one is the nearest (cheapest or dearest) there is.
-    return Objective(mode=mode, value=knob), {"cost": cost, "quality": quality, "strong_share": share,
-                                               "quality_vs_best": quality / best_quality if best_quality else 0.0,
-                                               "met": bool(ok)}

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,7 +25,7 @@ from .base import expected_cost_usd
 from .encoders.featurizer import EmbeddingFeaturizer
 from .featurizers import HashingFeaturizer
 from .kernels import ENV_SWITCH, load_kernels
-from .objective import Objective, rank
+from .objective import Objective, mix_choice, rank, rank_mix
 from .predictors.base import QualityPredictor
 from .predictors.linear import LinearPredictor
 from .predictors.prior import PriorPredictor
@@ -62,6 +62,11 @@ class LearnedOptions(BaseModel):
     quality_target: float | None = Field(None, ge=0, le=1, description="cheapest model predicted at least this good")
     model_map: dict[str, str] = Field(default_factory=dict, description="artifact model name -> catalog id")
     encoder: EncoderOptions | None = Field(None, description="endpoint encoder settings (artifact trained with one)")
+    prices: Literal["recorded", "catalog"] | None = Field(
+        None, description="how the trained router prices the models it knows: recorded (default for a router trained "
+                          "on priced data) = each model's mean recorded cost per request, what `tierroute train` "
+                          "calibrated and `eval` measured with; catalog = catalog price x (prompt tokens + expected "
+                          "completion tokens)")
 
     @model_validator(mode="after")
     def _one_objective(self) -> LearnedOptions:
@@ -90,6 +95,10 @@ class LearnedPolicy:
     # catalog id -> column of the predictor's output
     columns: Mapping[str, int] = field(default_factory=dict)
     prior: PriorPredictor = field(default_factory=PriorPredictor)
+    # catalog id -> USD per request the objective weighs (a trained router's recorded mean costs); other
+    # candidates are priced from the catalog. ``cost_scale``: the USD a lambda weighs as one unit of cost.
+    prices: Mapping[str, float] = field(default_factory=dict)
+    cost_scale: float | None = None
     name: str = "learned"
     _prior_features: Callable[[str], list[float]] = field(init=False, repr=False, compare=False)
     _plan: Callable[[str], tuple[list[float], list[float]]] | None = field(init=False, repr=False, compare=False)
@@ -134,7 +143,13 @@ class LearnedPolicy:
         cost = [expected_cost_usd(features, m) for m in candidates]
         objective = self.objective.under_pressure(state.budget_pressure)
         shifted = objective is not self.objective and objective != self.objective
-        order, utility = rank(quality, cost, objective)
+        if objective.mode == "mix":
+            order, utility = rank_mix([m.id for m in candidates], quality, mix_choice(objective, features.text),
+                                      objective.models)
+        else:
+            prices = self.prices
+            weighed = [prices.get(m.id, c) for m, c in zip(candidates, cost)] if prices else cost
+            order, utility = rank(quality, weighed, objective, self.cost_scale)
         ranked = tuple([Ranked(candidates[i], cost[i], quality[i], utility[i]) for i in order])
         encoder_failed = encoder_down and use_predictor
         reason = self._reason(ranked[0], objective, shifted, state, [] if encoder_failed else unknown, len(candidates))
@@ -166,7 +181,9 @@ class LearnedPolicy:
 
     def _reason(self, best: Ranked, objective: Objective, shifted: bool, state: StateSnapshot, unknown: list[str],
                 n: int) -> str:
-        if objective.mode == "lambda":
+        if objective.mode == "mix":
+            how = f"{objective.describe()} (routing did not beat the best mix of single models in training)"
+        elif objective.mode == "lambda":
             how = f"best quality - {objective.value:.3g} x relative cost"
         elif objective.mode == "margin":
             how = f"cheapest within {objective.value:.3g} of best predicted quality"
@@ -276,6 +293,9 @@ def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]
         if opts.encoder is not None:
             raise ConfigError("router.options.encoder: an encoder needs an artifact trained with one",
                               param="router.options.encoder")
+        if opts.prices is not None:
+            raise ConfigError("router.options.prices: only a trained router (artifact) records prices; the untrained "
+                              "router prices from the catalog", param="router.options.prices")
         return LearnedPolicy(featurizer=HashingFeaturizer(), objective=opts.objective() or DEFAULT_OBJECTIVE)
     try:
         artifact = load_artifact(opts.artifact, encoder_options=opts.encoder.model_dump(exclude_none=True)
@@ -297,5 +317,34 @@ def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]
     if load_kernels() is None:
         log.warning("the trained router runs on numpy, about 4x slower a decision than with tierroute's compiled "
                     "kernels (installed without a C compiler, or %s=0); see README, 'Compiled kernels'", ENV_SWITCH)
-    return LearnedPolicy(featurizer=artifact.featurizer, objective=opts.objective() or artifact.objective,
-                         predictor=predictor, columns=columns)
+    objective = opts.objective() or _served_objective(artifact.objective, opts.model_map, catalog_ids)
+    prices, scale = _recorded_prices(opts, artifact.mean_costs, catalog_ids)
+    return LearnedPolicy(featurizer=artifact.featurizer, objective=objective, predictor=predictor, columns=columns,
+                         prices=prices, cost_scale=scale)
+
+
+def _served_objective(objective: Objective, model_map: Mapping[str, str], catalog_ids: set[str]) -> Objective:
+    """A ``mix`` objective with the models it serves as catalog ids (the others need no translation)."""
+    if objective.mode != "mix":
+        return objective
+    served = tuple(model_map.get(name, name) for name in objective.models)
+    missing = [name for name, cid in zip(objective.models, served) if cid not in catalog_ids]
+    if missing:
+        raise ConfigError(f"router.options.model_map: the router serves {missing} without routing (routing did not "
+                          "beat the best mix of single models in training), and the catalog has no such model: map "
+                          "it with model_map, or set lambda or margin to route", param="router.options.model_map")
+    return replace(objective, models=served)
+
+
+def _recorded_prices(opts: LearnedOptions, mean_costs: Mapping[str, float],
+                     catalog_ids: set[str]) -> tuple[dict[str, float], float | None]:
+    """Catalog id -> recorded mean cost per request, and the dearest recorded cost as the lambda scale: the prices
+    `tierroute train` and `eval` weighed, so the gateway decides as evaluation replays. Empty with ``prices:
+    catalog`` or a router trained on unpriced data."""
+    if opts.prices == "catalog" or (opts.prices is None and not mean_costs):
+        return {}, None
+    if not mean_costs:
+        raise ConfigError("router.options.prices: recorded, but the router file records no costs (trained on "
+                          "unpriced data); use catalog", param="router.options.prices")
+    prices = {opts.model_map.get(name, name): float(cost) for name, cost in mean_costs.items()}
+    return {cid: cost for cid, cost in prices.items() if cid in catalog_ids}, max(float(c) for c in mean_costs.values())
