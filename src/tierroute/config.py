@@ -150,18 +150,28 @@ class Settings(_Frozen):
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Fields whose values are credentials: an error about them never shows the value, even one written in the file.
+SECRET_FIELDS = frozenset({"api_key", "api_keys", "headers", "dsn"})
+# Values substituted from the environment shorter than this are not redacted from messages (they cannot be
+# secrets, and replacing "1" or "true" everywhere would garble the message).
+_MIN_REDACTED_CHARS = 4
 
 
-def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
-    """Replace ``${NAME}`` references in every string of a decoded YAML document."""
+def _expand(value: Any, environ: Mapping[str, str], where: str, substituted: set[str] | None = None) -> Any:
+    """Replace ``${NAME}`` references in every string of a decoded YAML document.
+
+    Every value taken from the environment is added to ``substituted``, so error messages can leave them out.
+    """
     if isinstance(value, dict):
-        return {k: _expand(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: _expand(v, environ, f"{where}.{k}" if where else str(k), substituted) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, environ, f"{where}[{i}]", substituted) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
+                if substituted is not None:
+                    substituted.add(environ[name])
                 return environ[name]
             if default is not None:
                 return default
@@ -185,7 +195,15 @@ def _provider_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "providers": filled}
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
+def redact(text: str, secrets: set[str]) -> str:
+    """``text`` with every value taken from the environment replaced by ``***``, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_REDACTED_CHARS:
+            text = text.replace(secret, "***")
+    return text
+
+
+def format_validation_error(error: ValidationError, source: str, secrets: set[str] | None = None) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in item["loc"]).replace(".[", "[")
@@ -193,9 +211,10 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown field"
         value = item.get("input")
-        got = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
+        secret = any(part in SECRET_FIELDS for part in item["loc"])
+        got = "" if secret or item["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
         lines.append(f"  {loc or '(top level)'}: {message}{got}")
-    return "\n".join(lines)
+    return redact("\n".join(lines), secrets or set())
 
 
 def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, str] | None = None) -> Settings:
@@ -204,11 +223,12 @@ def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, st
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
-    expanded = _expand(raw, os.environ if environ is None else environ, "")
+    substituted: set[str] = set()
+    expanded = _expand(raw, os.environ if environ is None else environ, "", substituted)
     try:
         settings = Settings.model_validate(_provider_defaults(expanded))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, substituted)) from None
     _check_references(settings, source)
     return settings
 
@@ -258,6 +278,9 @@ def load_settings_file(path: Path, environ: Mapping[str, str] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the configuration file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
     try:
