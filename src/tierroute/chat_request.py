@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ._exceptions import InvalidRequest
 from .types import JSONDict, RequestFeatures
 
@@ -18,6 +20,32 @@ MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 800
 # Routing-only fields the gateway reads and never forwards upstream.
 ROUTING_FIELDS = ("tierroute",)
+# orjson decodes JSON nested up to 1024 levels but encodes only up to 254: a body between the two would decode
+# here and then fail when forwarded upstream, so the gateway refuses it at the door.
+MAX_JSON_DEPTH = 254
+
+
+def decode_body(raw: bytes) -> Any:
+    """Decode a request body, refusing invalid JSON and nesting deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    # A body that deep needs that many brackets; counting them is a memchr pass, so ordinary bodies pay ~nothing.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        try:
+            orjson.dumps(body)
+        except TypeError:
+            raise InvalidRequest(f"request body: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    return body
+
+
+def json_size(value: Any, where: str) -> int:
+    """Length of ``value`` as JSON, for token estimates; a value too deep to encode is refused by name."""
+    try:
+        return len(orjson.dumps(value, default=str))
+    except TypeError:
+        raise InvalidRequest(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep", param=where) from None
 
 
 def estimate_tokens(text: str) -> int:
@@ -126,14 +154,14 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where}: expected a message object, got {_kind(message)}", param=where)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(f"{where}.role: expected one of {', '.join(sorted(ROLES))}, got {role!r}", param=f"{where}.role")
         text, extra, has_image = _content_text(message.get("content"), f"{where}.content")
         if "content" not in message and role in ("user", "system", "developer"):
             raise InvalidRequest(f"{where}.content: required field is missing", param=f"{where}.content")
         tool_calls = message.get("tool_calls")
         if tool_calls:
-            extra += estimate_tokens(str(tool_calls))
+            extra += (json_size(tool_calls, f"{where}.tool_calls") + 3) // 4
         texts.append(text)
         needs_vision = needs_vision or has_image
         tokens += MESSAGE_OVERHEAD_TOKENS + estimate_tokens(text) + extra
@@ -153,7 +181,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
             raise InvalidRequest(f"tools: expected an array, got {_kind(tools)}", param="tools")
         needs_tools = bool(tools)
         if needs_tools:
-            tokens += estimate_tokens(str(tools))
+            tokens += (json_size(tools, "tools") + 3) // 4
     response_format = body.get("response_format")
     needs_json = False
     if response_format is not None:

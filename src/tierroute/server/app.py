@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
+from ..chat_request import decode_body
 from ..identity import caller_id
 from ..router import Router
 from .errors import error_response, sse_error_event
@@ -144,10 +145,7 @@ class Gateway:
         try:
             caller = self._authenticate(scope)
             raw = await self._read_body(scope, receive)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            body = decode_body(raw)
             if isinstance(body, dict):
                 _attach_client_request_id(scope, body)
             if isinstance(body, dict) and body.get("stream") is True:
@@ -188,10 +186,7 @@ class Gateway:
         try:
             self._authenticate(scope)
             raw = await self._read_body(scope, receive)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            body = decode_body(raw)
             self.router.record_feedback(body)
         except ConnectionResetError:
             return
