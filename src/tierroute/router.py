@@ -186,6 +186,9 @@ class Router:
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
+        except BaseException:
+            await self._cancelled(plan, attempts, started, tokens)
+            raise
         answered = attempts[-1]
         cost = answered.cost_usd
         overhead = self._overhead_ms(started, attempts)
@@ -211,6 +214,10 @@ class Router:
         except UpstreamError as exc:
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
+            raise
+        except BaseException:
+            await upstream.aclose()  # type: ignore[attr-defined]
+            await self._cancelled(plan, attempts, started, tokens)
             raise
         overhead = self._overhead_ms(started, attempts)
         answered = attempts[-1]
@@ -268,6 +275,17 @@ class Router:
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
 
+    async def _cancelled(self, plan: Plan, attempts: list[Attempt], started: float, tokens: list[Any]) -> None:
+        """The caller went away (or the server is stopping) before any answer reached it.
+
+        The provider was sent the prompt and most likely processed it, so the attempt is charged the prompt's
+        estimate and no completion (nothing was received): recorded as cancelled, and the budget settled for that.
+        """
+        if attempts and attempts[-1].usage.prompt_tokens == 0:
+            attempts[-1].usage = Usage(plan.features.prompt_tokens, attempts[-1].usage.completion_tokens)
+        self._record(plan, attempts, started, status="cancelled")
+        await self._settle(tokens, attempts, ok=False)
+
     # -- helpers -------------------------------------------------------------------------------------
     def _body_for(self, plan: Plan) -> Callable[[ModelSpec, Deployment], JSONDict]:
         def body_for(model: ModelSpec, deployment: Deployment) -> JSONDict:
@@ -310,7 +328,7 @@ class Router:
         try:
             for guard in self.guards:
                 tokens.append((guard, await guard.admit(plan.features, plan.decision, plan.request_id)))
-        except TierrouteError:
+        except BaseException:  # refused, or cancelled mid-admission: release what was already reserved
             for guard, token in tokens:
                 await guard.settle(token, cost_usd=0.0, usage=Usage(), ok=False)
             raise

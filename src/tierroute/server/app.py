@@ -5,6 +5,7 @@ No framework: the hot path is a dict lookup, one body read, one JSON decode and 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -47,6 +48,15 @@ def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
             if isinstance(options, dict):
                 options.setdefault("request_id", value.decode("latin-1"))
             return
+
+
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> bool:
+    """Cancel ``task`` when the client disconnects; True when it did. Cancelled itself once the response is sent."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            task.cancel("client disconnected")
+            return True
 
 
 class Gateway:
@@ -146,17 +156,35 @@ class Gateway:
             caller = self._authenticate(scope)
             raw = await self._read_body(scope, receive)
             body = decode_body(raw)
-            if isinstance(body, dict):
-                _attach_client_request_id(scope, body)
-            if isinstance(body, dict) and body.get("stream") is True:
-                await self._stream(body, caller, started, send)
-                return
-            routed = await self.router.acompletion(body, caller=caller, started=started)
         except ConnectionResetError:
             return
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes an error response
-            if not isinstance(exc, Exception):
-                raise
+        except TierrouteError as exc:
+            status, payload, headers = error_response(exc)
+            await send_json(send, status, payload, headers)
+            return
+        if isinstance(body, dict):
+            _attach_client_request_id(scope, body)
+        # From here on the upstream is working for this client: if it hangs up, stop the upstream now (a server
+        # like uvicorn otherwise drops our writes silently and the model generates to the end on the caller's bill).
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        try:
+            if isinstance(body, dict) and body.get("stream") is True:
+                await self._stream(body, caller, started, send)
+            else:
+                await self._complete(body, caller, started, send)
+        except asyncio.CancelledError:
+            if not (watcher.done() and not watcher.cancelled() and watcher.result()):
+                raise  # cancelled from outside (server shutdown): not ours to swallow
+            task.uncancel()  # the client left; the router has recorded the request as cancelled
+        finally:
+            watcher.cancel()
+
+    async def _complete(self, body: Any, caller: str | None, started: float, send: Send) -> None:
+        try:
+            routed = await self.router.acompletion(body, caller=caller, started=started)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
             status, payload, headers = error_response(exc)
             await send_json(send, status, payload, headers)
             return
@@ -164,7 +192,12 @@ class Gateway:
         await send_json(send, 200, orjson.dumps(routed.response), headers)
 
     async def _stream(self, body: dict[str, Any], caller: str | None, started: float, send: Send) -> None:
-        routed = await self.router.astream(body, caller=caller, started=started)
+        try:
+            routed = await self.router.astream(body, caller=caller, started=started)
+        except Exception as exc:  # noqa: BLE001 - before the first chunk, a failure is a plain error response
+            status, payload, headers = error_response(exc)
+            await send_json(send, status, payload, headers)
+            return
         headers = SSE + [(k.encode(), v.encode()) for k, v in routed.headers.items()]
         chunks = routed.chunks
         try:
