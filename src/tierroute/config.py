@@ -121,10 +121,21 @@ class RouterSettings(_Frozen):
 
 
 class ServerSettings(_Frozen):
+    """The HTTP server: where it listens, who may call it, and what one client may hold (docs/security.md)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    # Request line plus headers; past either limit the request is answered 431 and the connection closed.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    # A connection must deliver a request's headers within this long of opening, or of its first byte after
+    # an idle keep-alive (slowloris); idle kept-alive connections close after keep_alive_seconds.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    keep_alive_seconds: int = Field(default=30, ge=1)
+    # Open client connections per worker; one more is answered 503 and closed at once.
+    max_connections: int = Field(default=2048, ge=1)
 
 
 class LedgerSettings(_Frozen):

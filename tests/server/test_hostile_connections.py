@@ -1,0 +1,179 @@
+"""Clients that abuse the connection itself, over raw sockets against a real ``tierroute serve`` process.
+
+Issue 15 items 11 (huge headers) and 15 (idle connections, slowloris, too many connections). The limits are
+``server:`` settings (docs/security.md); these tests set small ones so they run in seconds.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import orjson
+import pytest
+
+from .processes import serve, wait_for, write_config
+
+CHAT = orjson.dumps({"model": "cheap", "messages": [{"role": "user", "content": "hi"}]})
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one raw request; return (status, body) of the answer, the connection closed after."""
+    with connect(port) as s:
+        s.sendall(head + body)
+        return read_response(s)
+
+
+def read_response(s: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a response: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    while len(rest) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(head.split(b" ")[1]), rest[:length]
+
+
+def chat_head(extra: bytes = b"", length: int = len(CHAT)) -> bytes:
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n" % length + extra + b"\r\n")
+
+
+def health_seconds(port: int) -> float:
+    start = time.perf_counter()
+    status, _ = request(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+    assert status == 200
+    return time.perf_counter() - start
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    try:
+        return s.recv(65536) == b"" or True  # any answer (a 408) is followed by the close
+    except (ConnectionResetError, TimeoutError):
+        return False
+
+
+@pytest.fixture
+def served(tmp_path, fake_upstream):
+    server = {"max_header_bytes": 32768, "max_headers": 100, "header_timeout_seconds": 1.0,
+              "keep_alive_seconds": 1, "max_connections": 40}
+    with serve(write_config(tmp_path, fake_upstream.url, server=server)) as running:
+        yield running
+
+
+# -- item 11: request headers are bounded ------------------------------------------------------------------
+def test_headers_over_the_byte_limit_get_431(served):
+    status, body = request(served.port, chat_head(b"x-big: " + b"a" * 40_000 + b"\r\n"), CHAT)
+    assert status == 431 and b"exceed the limit of 32768 bytes" in body
+    assert request(served.port, chat_head(), CHAT)[0] == 200
+
+
+def test_too_many_headers_get_431(served):
+    many = b"".join(b"x-h%d: v\r\n" % i for i in range(150))
+    status, body = request(served.port, chat_head(many), CHAT)
+    assert status == 431 and b"more than 100 request headers" in body
+
+
+def test_legitimate_large_headers_and_bodies_pass(served, fake_upstream):
+    # 20 KB of headers (big cookies, long tokens) and a 1 MB body sent in the same write as the headers
+    big_body = orjson.dumps({"model": "cheap", "messages": [{"role": "user", "content": "x " * 200_000}]})
+    status, body = request(served.port, chat_head(b"cookie: " + b"c" * 20_000 + b"\r\n", len(big_body)), big_body)
+    assert status == 200, body
+    assert len(fake_upstream.requests[-1]["messages"][0]["content"]) == 400_000
+
+
+def test_a_16_mb_header_is_cut_off_early_and_health_stays_fast(served):
+    before = rss_kib(served.proc.pid)
+    sent = 0
+    with connect(served.port) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nx-big: ")
+        try:
+            while sent < 16 * 1024 * 1024:
+                s.sendall(b"a" * 65536)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        # the server refused long before the 16 MB were out (socket buffers hold a few MB at most)
+        assert sent < 8 * 1024 * 1024
+    assert health_seconds(served.port) < 1.0  # seconds-long stalls before the fix; generous on a busy machine
+    assert rss_kib(served.proc.pid) - before < 32 * 1024
+
+
+# -- item 15: idle connections and slow clients are closed; connections are capped -------------------------
+def test_idle_connections_are_closed_after_the_header_timeout(served):
+    sockets = [connect(served.port) for _ in range(30)]
+    try:
+        time.sleep(2.5)  # header_timeout_seconds is 1
+        for s in sockets:
+            s.settimeout(5)
+            assert s.recv(1) == b""  # the server closed it
+    finally:
+        for s in sockets:
+            s.close()
+    assert health_seconds(served.port) < 1.0
+
+
+def test_slowloris_headers_get_408(served):
+    with connect(served.port) as s:
+        start = time.monotonic()
+        s.sendall(b"GET /health HTTP/1.1\r\n")
+        try:
+            for _ in range(20):  # a header byte every 0.2 s would take 4 s; the limit is 1 s for the whole head
+                time.sleep(0.2)
+                s.sendall(b"x")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.settimeout(5)
+        try:
+            status, body = read_response(s)
+            assert status == 408 and b"not received within 1 s" in body
+        except ConnectionResetError:
+            pass  # the close raced our last write; what matters is that the server hung up, and when
+        assert time.monotonic() - start < 3.5
+
+
+def test_kept_alive_idle_connections_are_closed(served):
+    with connect(served.port) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(s)[0] == 200
+        s.settimeout(5)
+        start = time.monotonic()
+        assert s.recv(1) == b""
+        assert time.monotonic() - start < 4  # keep_alive_seconds is 1
+
+
+def test_connections_over_the_cap_get_503_and_service_resumes(served):
+    held = [connect(served.port) for _ in range(40)]
+    try:
+        time.sleep(0.2)
+        with connect(served.port) as extra:
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, body = read_response(extra)
+        assert status == 503 and b"maximum of 40 connections" in body
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: _health_ok(served.port), 5, "the gateway to answer again")
+
+
+def _health_ok(port: int) -> bool:
+    try:
+        return health_seconds(port) < 5
+    except (AssertionError, OSError):
+        return False
