@@ -19,6 +19,7 @@ from ..chat_request import decode_body
 from ..identity import caller_id
 from ..router import Router
 from .errors import error_response, sse_error_event
+from .same_machine import check_same_machine
 
 log = logging.getLogger("tierroute.server")
 
@@ -80,6 +81,13 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if not self._keys:
+                try:
+                    check_same_machine(scope["method"], scope["headers"])
+                except TierrouteError as exc:
+                    status, payload, headers = error_response(exc)
+                    await send_json(send, status, payload, headers)
+                    return
             handler = self._routes.get((scope["method"], scope["path"]))
             if handler is None:
                 paths = {p for _, p in self._routes}
