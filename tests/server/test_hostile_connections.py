@@ -57,9 +57,10 @@ def health_seconds(port: int) -> float:
     return time.perf_counter() - start
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
     with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
 def closed_by_server(s: socket.socket) -> bool:
@@ -112,7 +113,7 @@ def test_a_16_mb_header_is_cut_off_early_and_health_stays_fast(served):
         # the server refused long before the 16 MB were out (socket buffers hold a few MB at most)
         assert sent < 8 * 1024 * 1024
     assert health_seconds(served.port) < 1.0  # seconds-long stalls before the fix; generous on a busy machine
-    assert rss_kib(served.proc.pid) - before < 32 * 1024
+    assert rss_kib(served.proc.pid, "VmHWM") - before < 32 * 1024
 
 
 # -- item 15: idle connections and slow clients are closed; connections are capped -------------------------
@@ -177,3 +178,36 @@ def _health_ok(port: int) -> bool:
         return health_seconds(port) < 5
     except (AssertionError, OSError):
         return False
+
+
+# -- item 14: a huge body costs memory in proportion and does not stall other requests ----------------------
+def test_huge_bodies_with_runaway_detection_stay_proportional_and_health_answers(tmp_path, fake_upstream):
+    import threading
+
+    config = write_config(tmp_path, fake_upstream.url, limits={"runaway": {"enabled": True}},
+                          models=[{"id": "cheap", "provider": "local", "upstream": "fake-cheap",
+                                   "context_window": 10_000_000, "input_price": 0.15, "output_price": 0.6}])
+    text = ("The quick brown fox 12345 jumps over the lazy dog at 10:45. " * 250_000)[:15_000_000]
+    body = orjson.dumps({"model": "cheap", "messages": [{"role": "user", "content": text}]})
+    with serve(config) as served:
+        assert request(served.port, chat_head(), CHAT)[0] == 200  # warm: imports, ledger, upstream pool
+        before = rss_kib(served.proc.pid)
+        statuses: list[int] = []
+
+        def send_one() -> None:
+            statuses.append(request(served.port, chat_head(length=len(body)), body)[0])
+
+        senders = [threading.Thread(target=send_one) for _ in range(4)]
+        for t in senders:
+            t.start()
+        slowest = 0.0
+        while any(t.is_alive() for t in senders):
+            slowest = max(slowest, health_seconds(served.port))
+            time.sleep(0.05)
+        for t in senders:
+            t.join()
+        grown = (rss_kib(served.proc.pid, "VmHWM") - before) * 1024
+    assert statuses == [200] * 4
+    # 4 bodies in flight at once: raw bytes, decoded text and the upstream copy each, not ~20x each
+    assert grown < 4 * 8 * len(body), f"grew {grown / 1e6:.0f} MB"
+    assert slowest < 2.0, f"/health took {slowest:.2f} s"  # 2.5 s for 8 bodies before; generous for a busy machine
