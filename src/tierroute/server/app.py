@@ -18,6 +18,7 @@ from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, 
 from ..chat_request import decode_body
 from ..identity import caller_id
 from ..router import Router
+from .disconnect import DisconnectWatch
 from .errors import error_response, sse_error_event
 from .same_machine import check_same_machine
 
@@ -49,15 +50,6 @@ def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
             if isinstance(options, dict):
                 options.setdefault("request_id", value.decode("latin-1"))
             return
-
-
-async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> bool:
-    """Cancel ``task`` when the client disconnects; True when it did. Cancelled itself once the response is sent."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            task.cancel("client disconnected")
-            return True
 
 
 class Gateway:
@@ -172,22 +164,19 @@ class Gateway:
             return
         if isinstance(body, dict):
             _attach_client_request_id(scope, body)
-        # From here on the upstream is working for this client: if it hangs up, stop the upstream now (a server
-        # like uvicorn otherwise drops our writes silently and the model generates to the end on the caller's bill).
+        # From here on the upstream works for this client: if it hangs up, stop the upstream (server/disconnect.py).
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
-            if isinstance(body, dict) and body.get("stream") is True:
-                await self._stream(body, caller, started, send)
-            else:
-                await self._complete(body, caller, started, send)
+            with DisconnectWatch(receive, task) as watch:
+                if isinstance(body, dict) and body.get("stream") is True:
+                    await self._stream(body, caller, started, send)
+                else:
+                    await self._complete(body, caller, started, send)
         except asyncio.CancelledError:
-            if not (watcher.done() and not watcher.cancelled() and watcher.result()):
+            if not watch.fired:
                 raise  # cancelled from outside (server shutdown): not ours to swallow
             task.uncancel()  # the client left; the router has recorded the request as cancelled
-        finally:
-            watcher.cancel()
 
     async def _complete(self, body: Any, caller: str | None, started: float, send: Send) -> None:
         try:

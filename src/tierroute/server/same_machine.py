@@ -19,6 +19,9 @@ from .._exceptions import CrossSiteRefused, UnsupportedMediaType
 _HINT = "; a gateway without API keys answers only this machine (set server.api_keys to serve others)"
 
 
+_COMMON = frozenset({b"127.0.0.1", b"localhost", b"::1"})
+
+
 def _loopback_authority(authority: bytes) -> bool:
     """``host[:port]`` names this machine: localhost, 127.0.0.0/8 or [::1]."""
     authority = authority.strip().lower()
@@ -26,9 +29,9 @@ def _loopback_authority(authority: bytes) -> bool:
         host = authority[1:authority.find(b"]")]
     else:
         host = authority.split(b":", 1)[0]
-    if host == b"localhost" or host.endswith(b".localhost"):  # RFC 6761: .localhost never leaves the machine
+    if host in _COMMON or host.endswith(b".localhost"):  # RFC 6761: .localhost never leaves the machine
         return True
-    try:
+    try:  # the rest of 127.0.0.0/8 (ipaddress costs ~5 us, so only here)
         return ipaddress.ip_address(host.decode("ascii")).is_loopback
     except (ValueError, UnicodeDecodeError):
         return False
