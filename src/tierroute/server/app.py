@@ -158,7 +158,7 @@ class Gateway:
             body = decode_body(raw)
         except ConnectionResetError:
             return
-        except TierrouteError as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
             status, payload, headers = error_response(exc)
             await send_json(send, status, payload, headers)
             return
