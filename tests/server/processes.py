@@ -68,11 +68,11 @@ def wait_for(predicate: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 @contextmanager
-def serve(config: Path, *extra: str) -> Iterator[Served]:
+def serve(config: Path, *extra: str, preexec_fn: Callable[[], None] | None = None) -> Iterator[Served]:
     """``tierroute serve --config config``; stopped with SIGINT (then killed) when the block ends."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tierroute", "serve", "--config", str(config), "--port", str(port),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -211,3 +211,19 @@ def test_huge_bodies_with_runaway_detection_stay_proportional_and_health_answers
     # 4 bodies in flight at once: raw bytes, decoded text and the upstream copy each, not ~20x each
     assert grown < 4 * 8 * len(body), f"grew {grown / 1e6:.0f} MB"
     assert slowest < 2.0, f"/health took {slowest:.2f} s"  # 2.5 s for 8 bodies before; generous for a busy machine
+
+
+def test_serve_raises_a_low_open_files_limit_to_fit_max_connections(tmp_path, fake_upstream):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2 * 2048 + 1024:
+        pytest.skip(f"the hard open-files limit ({hard}) is below what the default max_connections needs")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    with serve(write_config(tmp_path, fake_upstream.url), preexec_fn=low_soft_limit) as served:
+        with open(f"/proc/{served.proc.pid}/limits") as f:
+            soft = next(int(line.split()[3]) for line in f if line.startswith("Max open files"))
+    assert soft == 2 * 2048 + 1024  # clients, as many upstream connections, and files
