@@ -36,7 +36,15 @@ def read_response(s: socket.socket) -> tuple[int, bytes]:
             raise ConnectionError(f"closed before a response: {data!r}")
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    if b"transfer-encoding: chunked" in lines:  # uvicorn's choice when the app sets no content-length
+        while not rest.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return int(head.split(b" ")[1]), rest
+    length = next((int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")), 0)
     while len(rest) < length:
         chunk = s.recv(65536)
         if not chunk:
