@@ -18,7 +18,7 @@ from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, 
 from ..chat_request import decode_body
 from ..identity import caller_id
 from ..router import Router
-from .disconnect import DisconnectWatch
+from .disconnect import DisconnectWatcher
 from .errors import error_response, sse_error_event
 from .same_machine import check_same_machine
 
@@ -60,6 +60,7 @@ class Gateway:
         settings = router.settings.server
         self._keys = tuple(k.encode() for k in settings.api_keys)
         self._max_body = settings.max_body_bytes
+        self._disconnects = DisconnectWatcher()
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
@@ -168,7 +169,7 @@ class Gateway:
         task = asyncio.current_task()
         assert task is not None
         try:
-            with DisconnectWatch(receive, task) as watch:
+            with self._disconnects.watch(receive, task) as watch:
                 if isinstance(body, dict) and body.get("stream") is True:
                     await self._stream(body, caller, started, send)
                 else:
