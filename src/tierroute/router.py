@@ -186,8 +186,8 @@ class Router:
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
-        except BaseException:
-            await self._cancelled(plan, attempts, started, tokens)
+        except BaseException as exc:
+            await self._abandoned(plan, attempts, started, tokens, exc)
             raise
         answered = attempts[-1]
         cost = answered.cost_usd
@@ -215,9 +215,9 @@ class Router:
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
-        except BaseException:
+        except BaseException as exc:
             await upstream.aclose()  # type: ignore[attr-defined]
-            await self._cancelled(plan, attempts, started, tokens)
+            await self._abandoned(plan, attempts, started, tokens, exc)
             raise
         overhead = self._overhead_ms(started, attempts)
         answered = attempts[-1]
@@ -275,15 +275,18 @@ class Router:
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
 
-    async def _cancelled(self, plan: Plan, attempts: list[Attempt], started: float, tokens: list[Any]) -> None:
-        """The caller went away (or the server is stopping) before any answer reached it.
+    async def _abandoned(self, plan: Plan, attempts: list[Attempt], started: float, tokens: list[Any],
+                         exc: BaseException) -> None:
+        """Record and settle a request that ended before any answer reached the caller, other than by an
+        upstream error: cancelled (the caller went away, or the server is stopping), or an unexpected error.
 
-        The provider was sent the prompt and most likely processed it, so the attempt is charged the prompt's
-        estimate and no completion (nothing was received): recorded as cancelled, and the budget settled for that.
+        A cancelled attempt was sent the prompt, which the provider most likely processed, so it is charged the
+        prompt's estimate and no completion (none was received), and the budget is settled for that.
         """
-        if attempts and attempts[-1].usage.prompt_tokens == 0:
+        status = "error" if isinstance(exc, Exception) else "cancelled"
+        if status == "cancelled" and attempts and attempts[-1].usage.prompt_tokens == 0:
             attempts[-1].usage = Usage(plan.features.prompt_tokens, attempts[-1].usage.completion_tokens)
-        self._record(plan, attempts, started, status="cancelled")
+        self._record(plan, attempts, started, status=status)
         await self._settle(tokens, attempts, ok=False)
 
     # -- helpers -------------------------------------------------------------------------------------
