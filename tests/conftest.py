@@ -20,6 +20,7 @@ from tierroute.policies.artifact import save_artifact
 from tierroute.policies.encoders.endpoint import EndpointEncoder
 from tierroute.router import Router
 from tierroute.server import create_app
+from tierroute.tokens import preload
 
 from .fakes.openai_embeddings import FakeEmbeddings
 from .fakes.openai_upstream import FakeOpenAI
@@ -29,6 +30,13 @@ from .outcome_samples import GSM8K, sample
 pytest_plugins = ["tests.services"]
 
 GATEWAY_KEY = "sk-test-gateway"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tokenizer_loaded() -> None:
+    """Gateways load the tokenizer in the background and estimate until it is there; tests that check exact
+    counts need it from the first request."""
+    preload(wait=True)
 
 
 @pytest.fixture(scope="session")

@@ -85,3 +85,35 @@ def test_bad_config_exits_nonzero_with_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "router.policy: unknown policy 'psychic'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_errors_never_show_secrets():
+    """A key from the environment, put where a list belongs, must not be echoed in the error (issue 15 item 22)."""
+    secret = "gw-9f8e7d6c5b4a39281706"
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"server": {"api_keys": "${GATEWAY_KEYS}"}}, environ={"GATEWAY_KEYS": secret})
+    assert "server.api_keys" in info.value.message and secret not in info.value.message
+    # written in the file itself, a credential field still does not echo its value
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"providers": {"x": {"api_base": "http://h/v1", "api_key": ["sk-literal-secret"]}}}, environ={})
+    assert "providers.x.api_key" in info.value.message and "sk-literal-secret" not in info.value.message
+    # an environment value inside a message a validator wrote (api_base carrying credentials) is redacted too
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"providers": {"x": {"api_base": "${BASE}"}}}, environ={"BASE": "ftp://user:hunter22@h"})
+    assert "providers.x.api_base" in info.value.message and "hunter22" not in info.value.message
+    # ordinary values are still shown, so the error stays useful
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"server": {"port": "lots"}}, environ={})
+    assert "'lots'" in info.value.message
+
+
+def test_non_utf8_config_is_a_clear_error_with_exit_2(tmp_path):
+    path = tmp_path / "tierroute.yaml"
+    path.write_bytes("server:\n  host: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_settings_file(path)
+    assert "not UTF-8" in info.value.message and "0xe9" in info.value.message
+    result = subprocess.run([sys.executable, "-m", "tierroute", "models", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "not UTF-8" in result.stderr

@@ -36,13 +36,26 @@ def test_counting_needs_no_network_and_no_cache():
     code = ("import socket\n"
             "def no(*a, **k): raise OSError('network used')\n"
             "socket.socket.connect = no; socket.create_connection = no; socket.getaddrinfo = no\n"
-            "from tierroute.tokens import count\n"
+            "from tierroute.tokens import count, preload\n"
+            "preload(wait=True)\n"
             "print(count('hello world', 'o200k_base'), count('hello world', 'cl100k_base'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"PATH": "", "PYTHONPATH": ":".join(sys.path), "TIKTOKEN_CACHE_DIR": "/nonexistent",
                               "HOME": "/nonexistent"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "2"]
+
+
+def test_an_encoding_still_loading_gives_no_count_rather_than_a_stall():
+    """Loading a vocabulary takes seconds; until it is loaded, count() answers None at once (callers estimate)."""
+    code = ("from tierroute.tokens import count, preload\n"
+            "first = count('hello world', 'o200k_base')  # a synchronous load would answer 2 here\n"
+            "preload(wait=True)\n"
+            "print(first, count('hello world', 'o200k_base'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "", "PYTHONPATH": ":".join(sys.path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "2"]
 
 
 def test_text_that_is_not_valid_unicode_is_still_counted():

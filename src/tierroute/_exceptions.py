@@ -9,7 +9,9 @@ Every error the library raises, and every upstream failure a provider sees, is o
     │   ├── NoModelFits                no candidate satisfies the hard constraints (400)
     │   ├── AuthenticationError        missing or wrong gateway key (401)
     │   ├── ModelNotFound              unknown model or tier name (404)
+    │   ├── CrossSiteRefused           a key-less gateway refuses what a browser on another site sent (403)
     │   ├── PayloadTooLarge            body above the configured limit (413)
+    │   ├── UnsupportedMediaType       a key-less gateway takes only Content-Type: application/json (415)
     │   └── LimitExceeded              a budget, rate limit or loop guard refused it (429)
     ├── StateUnavailable               the shared limits store is unreachable and fails closed (503)
     ├── EncoderError                   an optional sentence encoder cannot be built or failed (routing falls back)
@@ -85,6 +87,22 @@ class AuthenticationError(RequestError):
 class ModelNotFound(RequestError):
     http_status = 404
     code = "model_not_found"
+
+
+class CrossSiteRefused(RequestError):
+    """Without API keys, only requests addressed to a loopback name from no other site's page are answered."""
+
+    http_status = 403
+    error_type = "permission_error"
+    code = "cross_site_request"
+
+
+class UnsupportedMediaType(RequestError):
+    """Without API keys, a request body must be declared ``application/json`` (browsers cannot send that
+    cross-site without asking first)."""
+
+    http_status = 415
+    code = "unsupported_media_type"
 
 
 class PayloadTooLarge(RequestError):

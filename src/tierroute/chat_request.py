@@ -24,6 +24,25 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 IMAGE_TOKENS = 800
 # Routing-only fields the gateway reads and never forwards upstream.
 ROUTING_FIELDS = ("tierroute",)
+# orjson decodes JSON nested up to 1024 levels but encodes only up to 254: a body between the two would decode
+# here and then fail when forwarded upstream, so the gateway refuses it at the door.
+MAX_JSON_DEPTH = 254
+
+
+def decode_body(raw: bytes) -> Any:
+    """Decode a request body, refusing invalid JSON and nesting deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    # Encoding is the exact test and costs ~0.5 us for a typical body (less than counting its brackets);
+    # a body that deep needs two bytes a level, so short ones skip it.
+    if len(raw) > 2 * MAX_JSON_DEPTH:
+        try:
+            orjson.dumps(body)
+        except TypeError:
+            raise InvalidRequest(f"request body: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    return body
 
 
 def _utf8_len(text: str) -> int:
@@ -126,7 +145,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where}: expected a message object, got {_kind(message)}", param=where)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(f"{where}.role: expected one of {', '.join(sorted(ROLES))}, got {role!r}", param=f"{where}.role")
         text, extra, has_image = _content_text(message.get("content"), f"{where}.content")
         if "content" not in message and role in ("user", "system", "developer"):
@@ -138,7 +157,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
             pieces.append(name)
         tool_calls = message.get("tool_calls")
         if tool_calls:
-            pieces.append(_json_text(tool_calls))
+            pieces.append(_json_text(tool_calls, f"{where}.tool_calls"))
         texts.append(text)
         has_system = has_system or role in ("system", "developer")
         needs_vision = needs_vision or has_image
@@ -159,7 +178,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
             raise InvalidRequest(f"tools: expected an array, got {_kind(tools)}", param="tools")
         needs_tools = bool(tools)
         if needs_tools:
-            pieces.append(_json_text(tools))
+            pieces.append(_json_text(tools, "tools"))
     response_format = body.get("response_format")
     needs_json = False
     if response_format is not None:
@@ -222,12 +241,13 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     )
 
 
-def _json_text(value: Any) -> str:
-    """Tool definitions and calls as the model sees them: JSON text (its count is close, not the template's)."""
+def _json_text(value: Any, where: str) -> str:
+    """Tool definitions and calls as the model sees them: JSON text (its count is close, not the template's).
+    A value too deep to encode is refused by name (a library caller's body is not depth-checked at the door)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, default=str).decode()
     except TypeError:
-        return str(value)
+        raise InvalidRequest(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep", param=where) from None
 
 
 def upstream_body(body: JSONDict, upstream_model: str) -> JSONDict:

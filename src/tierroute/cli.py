@@ -51,6 +51,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _ensure_file_descriptors(max_connections: int) -> None:
+    """Raise the soft open-files limit so ``max_connections`` clients plus upstream pools and the ledger fit.
+
+    At the limit the process can accept nothing, not even the connection that would be told 503."""
+    import resource
+
+    wanted = 2 * max_connections + 1024  # clients, as many upstream connections, and files
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+        if new_soft < wanted:
+            click.echo(f"tierroute: warning: the open-files limit ({hard}) is low for server.max_connections "
+                       f"{max_connections}; lower it or raise the limit (ulimit -n)", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tierroute")
 def main() -> None:
@@ -75,6 +91,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
 
     from .bootstrap import load, router_for
     from .server import create_app
+    from .server.protocol import uvicorn_options
 
     loaded = load(config)
     settings = loaded.settings
@@ -93,9 +110,12 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
     # proxy_headers=False: no X-Forwarded-* rewriting middleware (nothing reads client addresses);
     # server_header=False: no "server: uvicorn". The Date header stays (computed once a second).
-    options: dict[str, Any] = dict(host=host, port=port, loop="uvloop", http="httptools", log_level=log_level,
-                                   access_log=False, lifespan="on", timeout_keep_alive=30, proxy_headers=False,
-                                   server_header=False)
+    # http: httptools behind limits on header size, header time and connections (server/protocol.py);
+    # ws="none": the gateway speaks no WebSocket, so an Upgrade request is never handed to another protocol.
+    options: dict[str, Any] = dict(host=host, port=port, loop="uvloop", log_level=log_level, ws="none",
+                                   access_log=False, lifespan="on", proxy_headers=False, server_header=False,
+                                   **uvicorn_options(settings.server))
+    _ensure_file_descriptors(settings.server.max_connections)
     if workers > 1:
         if settings.limits.state.backend == "memory" and (
                 settings.limits.budgets or settings.limits.rate_limits):

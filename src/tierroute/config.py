@@ -165,12 +165,22 @@ class RouterSettings(_Frozen):
 
 
 class ServerSettings(_Frozen):
+    """The HTTP server: where it listens, who may call it, and what one client may hold (docs/security.md)."""
+
     host: str = Field(default="127.0.0.1", description="address to bind; anything but loopback requires "
                                                           "api_keys")
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="TCP port")
     api_keys: list[str] = Field(default_factory=list, description="gateway keys clients must send as Bearer "
                                                                   "tokens; empty: no authentication")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, description="larger request bodies get 413")
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="request line plus headers; past "
+                                  "it the request is answered 431 and the connection closed")
+    max_headers: int = Field(default=100, ge=8, description="header lines per request; past it 431")
+    header_timeout_seconds: float = Field(default=10.0, gt=0, description="a connection must deliver a "
+                                          "request's headers within this long (slowloris)")
+    keep_alive_seconds: int = Field(default=30, ge=1, description="idle kept-alive connections close after this")
+    max_connections: int = Field(default=2048, ge=1, description="open client connections per worker; one more "
+                                 "is answered 503 and closed at once")
 
 
 class LedgerSettings(_Frozen):
@@ -214,23 +224,33 @@ class Settings(_Frozen):
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Fields whose values are credentials: an error about them never shows the value, even one written in the file.
+SECRET_FIELDS = frozenset({"api_key", "api_keys", "headers", "dsn"})
+# Values substituted from the environment shorter than this are not redacted from messages (they cannot be
+# secrets, and replacing "1" or "true" everywhere would garble the message).
+_MIN_REDACTED_CHARS = 4
 
 
-def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
+def _expand(value: Any, environ: Mapping[str, str], where: str, substituted: set[str] | None = None) -> Any:
     """Replace ``${NAME}`` references in every string of a decoded YAML document, mapping keys included
-    (``teams: {"${ALICE_KEY}": research}`` names a gateway key by its variable)."""
+    (``teams: {"${ALICE_KEY}": research}`` names a gateway key by its variable).
+
+    Every value taken from the environment is added to ``substituted``, so error messages can leave them out.
+    """
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             path = f"{where}.{k}" if where else str(k)
-            out[_expand(k, environ, where or "(top level)")] = _expand(v, environ, path)
+            out[_expand(k, environ, where or "(top level)", substituted)] = _expand(v, environ, path, substituted)
         return out
     if isinstance(value, list):
-        return [_expand(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, environ, f"{where}[{i}]", substituted) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
+                if substituted is not None:
+                    substituted.add(environ[name])
                 return environ[name]
             if default is not None:
                 return default
@@ -254,7 +274,15 @@ def _provider_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "providers": filled}
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
+def redact(text: str, secrets: set[str]) -> str:
+    """``text`` with every value taken from the environment replaced by ``***``, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_REDACTED_CHARS:
+            text = text.replace(secret, "***")
+    return text
+
+
+def format_validation_error(error: ValidationError, source: str, secrets: set[str] | None = None) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in item["loc"]).replace(".[", "[")
@@ -262,9 +290,10 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown field"
         value = item.get("input")
-        got = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
+        secret = any(part in SECRET_FIELDS for part in item["loc"])
+        got = "" if secret or item["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
         lines.append(f"  {loc or '(top level)'}: {message}{got}")
-    return "\n".join(lines)
+    return redact("\n".join(lines), secrets or set())
 
 
 def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, str] | None = None) -> Settings:
@@ -273,11 +302,12 @@ def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, st
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
-    expanded = _expand(raw, os.environ if environ is None else environ, "")
+    substituted: set[str] = set()
+    expanded = _expand(raw, os.environ if environ is None else environ, "", substituted)
     try:
         settings = Settings.model_validate(_provider_defaults(expanded))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, substituted)) from None
     _check_references(settings, source)
     return settings.model_copy(update={"limits": resolve_keys(settings.limits, settings.server.api_keys, source)})
 
@@ -327,6 +357,9 @@ def load_settings_file(path: Path, environ: Mapping[str, str] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the configuration file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
     try:

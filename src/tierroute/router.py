@@ -29,6 +29,7 @@ from .policies import Policy, apply_filters, build_policy, expected_cost_usd, re
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
+from .tokens import preload as preload_tokenizer
 from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
 from .usage_check import checked_usage
 
@@ -130,6 +131,7 @@ class Router:
         self._wall = wall_clock
         self._request_id = request_id
         self._baseline = self.catalog.strongest()
+        preload_tokenizer()  # the tokenizer's vocabularies load in the background, never on a request
         embedding_default = settings.router.default_embedding_model
         if embedding_default is not None:
             spec = self.catalog.models.get(embedding_default)
@@ -217,6 +219,9 @@ class Router:
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
+        except BaseException as exc:
+            await self._abandoned(plan, attempts, started, tokens, exc)
+            raise
         answered = attempts[-1]
         if answered.usage.prompt_tokens == 0 and answered.usage.completion_tokens == 0:  # no usage: count the answer
             answered.usage = response_usage(plan.features, answered.model, completion.response)
@@ -233,6 +238,8 @@ class Router:
         Embeddings of different models live in different vector spaces, so there is no routing between models:
         failover stays among that model's deployments. Limits, budgets and the ledger apply as for chat."""
         started = self._clock() if started is None else started
+        request_id = self._request_id()
+        plan: Plan | None = None
         try:
             features = parse_embeddings_request(body, caller=caller)
             model = self.catalog.resolve_embedding(features.requested_model, self.settings.router.default_embedding_model)
@@ -241,11 +248,13 @@ class Router:
                                      param="model")
             ranked = Ranked(model=model, expected_cost_usd=model.cost_usd(features.prompt_tokens, 0), predicted_quality=None)
             reason = "requested" if features.requested_model == model.id else "router.default_embedding_model"
-            plan = Plan(request_id=self._request_id(), body=body, features=features,
+            plan = Plan(request_id=request_id, body=body, features=features,
                         decision=Decision(ranked=(ranked,), reason=reason, policy="none"), resolved_as=reason)
             tokens = await self._admit(plan)
         except TierrouteError as exc:
+            exc.request_id = request_id
             self.metrics.refused(exc.code or "error")
+            self._record_refusal(request_id, body, caller, plan, exc, started)
             raise
         attempts: list[Attempt] = []
         try:
@@ -253,8 +262,12 @@ class Router:
                 plan.decision, lambda m, deployment: upstream_embeddings_body(body, deployment.upstream), attempts,
                 features=features, timeout_seconds=self.settings.reliability.request_timeout_seconds, call=_embed)
         except UpstreamError as exc:
+            exc.request_id = plan.request_id
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
+            raise
+        except BaseException as exc:
+            await self._abandoned(plan, attempts, started, tokens, exc)
             raise
         answered = attempts[-1]
         overhead = self._overhead_ms(started, attempts)
@@ -282,6 +295,10 @@ class Router:
             exc.request_id = plan.request_id
             self._record(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
+            raise
+        except BaseException as exc:
+            await upstream.aclose()  # type: ignore[attr-defined]
+            await self._abandoned(plan, attempts, started, tokens, exc)
             raise
         overhead = self._overhead_ms(started, attempts)
         answered = attempts[-1]
@@ -339,6 +356,20 @@ class Router:
                 "cancelled" if isinstance(error, (GeneratorExit, asyncio.CancelledError, OSError)) else "error")
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
+
+    async def _abandoned(self, plan: Plan, attempts: list[Attempt], started: float, tokens: list[Any],
+                         exc: BaseException) -> None:
+        """Record and settle a request that ended before any answer reached the caller, other than by an
+        upstream error: cancelled (the caller went away, or the server is stopping), or an unexpected error.
+
+        A cancelled attempt was sent the prompt, which the provider most likely processed, so it is charged the
+        prompt's estimate and no completion (none was received), and the budget is settled for that.
+        """
+        status = "error" if isinstance(exc, Exception) else "cancelled"
+        if status == "cancelled" and attempts and attempts[-1].usage.prompt_tokens == 0:
+            attempts[-1].usage = Usage(plan.features.prompt_tokens, attempts[-1].usage.completion_tokens)
+        self._record(plan, attempts, started, status=status)
+        await self._settle(tokens, attempts, ok=False)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _body_for(self, plan: Plan) -> Callable[[ModelSpec, Deployment], JSONDict]:
@@ -416,7 +447,7 @@ class Router:
         try:
             for guard in self.guards:
                 tokens.append((guard, await guard.admit(plan.features, plan.decision, plan.request_id)))
-        except TierrouteError:
+        except BaseException:  # refused, or cancelled mid-admission: release what was already reserved
             for guard, token in tokens:
                 await guard.settle(token, cost_usd=0.0, usage=Usage(), ok=False)
             raise

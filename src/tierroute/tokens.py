@@ -15,6 +15,7 @@ ratio has median 1.00-1.02 and 99th percentile 1.33 (prose) to 1.50 (code), henc
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,10 @@ _PER_HIGH_BYTE = 0.4
 # The fit's 99th-percentile underestimate on prose was 1.33 and on code 1.50: the safety margin on a
 # character estimate. A proxy tokenizer's count (a close relative's vocabulary) gets ``Family.margin``.
 ESTIMATE_MARGIN = 0.5
+# Prompts up to this many UTF-8 bytes are counted exactly (about 25 ms of pure-Python BPE at most); longer ones
+# from SAMPLE_CHARS-character slices of their start, middle and end, with the family's margin.
+MAX_EXACT_BYTES = 64 * 1024
+SAMPLE_CHARS = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +99,68 @@ def exact_available(family: Family) -> bool:
     return _tiktoken is not None and family.encoding is not None
 
 
+class _Encodings:
+    """The tokenizer's encodings, loaded off the event loop: building one parses its whole vocabulary (2-4 s
+    for o200k in pure Python), which on the first request that needed it would stall every other request.
+    Until an encoding is loaded, :func:`count` answers None and callers use their estimate."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+        self._loading: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any | None:
+        enc = self._loaded.get(name)
+        if enc is None:
+            self.start(name)
+        return enc
+
+    def start(self, name: str) -> threading.Thread | None:
+        if _tiktoken is None or name in self._loaded:
+            return None
+        with self._lock:
+            thread = self._loading.get(name)
+            if thread is None:
+                thread = threading.Thread(target=self._load, args=(name,), name=f"tokenizer-{name}", daemon=True)
+                self._loading[name] = thread
+                thread.start()
+        return thread
+
+    def _load(self, name: str) -> None:
+        self._loaded[name] = _tiktoken.get_encoding(name)
+
+    def wait(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            thread = self.start(name)
+            if thread is not None:
+                thread.join()
+
+
+# The one process-wide cache of an immutable resource (like functools.cache): never reset, only filled.
+_ENCODINGS = _Encodings()
+ENCODING_NAMES = ("o200k_base", "cl100k_base")
+
+
+def preload(*, wait: bool = False) -> None:
+    """Start loading the tokenizer's encodings in the background (the router does at start-up); ``wait``
+    blocks until they are loaded, for callers that need exact counts from the first request (tests)."""
+    if wait:
+        _ENCODINGS.wait(ENCODING_NAMES)
+    else:
+        for name in ENCODING_NAMES:
+            _ENCODINGS.start(name)
+
+
 def count(text: str, encoding: str) -> int | None:
     """The exact count of ``text`` in ``encoding`` (special-token text counted as text), or None when the
-    tokenizer is not installed. About 0.35 µs per token (pure Python; ``bench/calibrate_tokens.py``)."""
+    tokenizer is not installed or its encoding is still loading. About 1.5 µs per token (pure Python)."""
     if _tiktoken is None:
         return None
     if not text:
         return 0
-    enc = _tiktoken.get_encoding(encoding)
+    enc = _ENCODINGS.get(encoding)
+    if enc is None:
+        return None
     try:
         return len(enc.encode_ordinary(text))
     except UnicodeEncodeError:  # lone surrogates: replaced, as tiktoken itself does
@@ -164,10 +223,33 @@ class PromptTokens:
         return tokens
 
     def _encoded(self, encoding: str) -> int | None:
+        """The exact count in ``encoding``; None without the tokenizer, or for a prompt over
+        ``MAX_EXACT_BYTES`` (pure-Python BPE runs at about 1.5 µs a token on the event loop: a 15 MB prompt
+        would stall every other request for seconds)."""
         if encoding not in self._counts:
-            counts = [count(p, encoding) for p in self.pieces]
-            self._counts[encoding] = None if None in counts else sum(c or 0 for c in counts)
+            if self.bound > MAX_EXACT_BYTES:
+                self._counts[encoding] = None
+            else:
+                counts = [count(p, encoding) for p in self.pieces]
+                self._counts[encoding] = None if None in counts else sum(c or 0 for c in counts)
         return self._counts[encoding]
+
+    def _sampled(self, encoding: str) -> float | None:
+        """A long prompt's count in ``encoding`` from the exact tokens per byte of a few slices of it (its
+        start, middle and end), scaled to its length: an estimate whose error is the text's variation."""
+        key = f"sampled:{encoding}"
+        if key not in self._counts:
+            text = "\x1e".join(self.pieces)
+            step = SAMPLE_CHARS
+            slices = [text[:step], text[len(text) // 2:len(text) // 2 + step], text[-step:]]
+            sampled_bytes = sum(len(t.encode("utf-8", "replace")) for t in slices)
+            tokens = [count(t, encoding) for t in slices]
+            if None in tokens or not sampled_bytes:
+                self._counts[key] = None
+            else:
+                self._counts[key] = round(sum(c or 0 for c in tokens) / sampled_bytes * self.bound)
+        value = self._counts[key]
+        return None if value is None else float(value)
 
     def surely_within(self, tokens: int) -> bool:
         """True when no family's count can exceed ``tokens`` (bytes bound the count; 8 template tokens a
@@ -181,7 +263,9 @@ class PromptTokens:
             exact = self._encoded(family.encoding)
             if exact is not None:
                 return TokenCount(exact + self._template(family), True)
-        proxy = self._encoded(family.proxy)
+        proxy: float | None = self._encoded(family.proxy)
+        if proxy is None and self.bound > MAX_EXACT_BYTES:
+            proxy = self._sampled(family.encoding or family.proxy)
         if proxy is not None:
             margin = family.margin if with_margin else 0.0
             body = proxy * family.factor * (1 + margin)
@@ -242,12 +326,14 @@ class CompletionMeter:
                         self._text(text)
 
     def _text(self, text: str) -> None:
-        if self.exact:
-            self._tokens += count(text, self._encoding) or 0  # type: ignore[arg-type]
-        elif self._encoding is not None:
-            self._estimated += (count(text, self._encoding) or 0) * self.family.factor
-        else:
+        counted = count(text, self._encoding) if self._encoding is not None else None
+        if counted is None:  # no tokenizer, or its encoding is still loading
+            self.exact = self.exact and not text
             self._estimated += estimate(text) * self.family.factor
+        elif self.exact:
+            self._tokens += counted
+        else:
+            self._estimated += counted * self.family.factor
 
     @property
     def tokens(self) -> int:

@@ -50,6 +50,43 @@ def test_malformed_requests(gateway, body, status, fragment, param):
     assert post(gateway, ok_body())[0] == 200
 
 
+def deep(levels: int) -> object:
+    value: object = "x"
+    for _ in range(levels):
+        value = {"a": [value]}
+    return value
+
+
+DEEP_1000 = '{"a": [' * 500 + '"x"' + ']}' * 500  # JSON text: orjson cannot encode it, so it is spliced in
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment", "param"),
+    [
+        # unhashable roles made `role in ROLES` raise TypeError (issue 15 item 13: 218 of 8,151 fuzzed bodies)
+        ({"messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role", "messages[0].role"),
+        ({"messages": [{"role": {"r": "user"}, "content": "x"}]}, "messages[0].role", "messages[0].role"),
+        # depth-1000 nesting made str() of tools / tool_calls raise RecursionError
+        ({"messages": [{"role": "user", "content": "x"}], "tools": ["DEEP"]}, "nested more than 254 levels", None),
+        ({"messages": [{"role": "assistant", "content": None, "tool_calls": ["DEEP"]},
+                       {"role": "user", "content": "x"}]}, "nested more than 254 levels", None),
+        # deeper than the upstream encoder takes, in a field the gateway only forwards
+        ({"messages": [{"role": "user", "content": "x"}], "metadata": "DEEP"}, "nested more than 254 levels", None),
+    ],
+)
+def test_hostile_shapes_are_400(gateway, body, fragment, param):
+    got_status, data, _ = post(gateway, orjson.dumps(body).replace(b'"DEEP"', DEEP_1000.encode()))
+    assert got_status == 400, data
+    assert fragment in data["error"]["message"] and data["error"]["param"] == param
+    assert post(gateway, ok_body())[0] == 200
+
+
+def test_deep_but_encodable_tools_are_forwarded(gateway, fake_upstream):
+    body = {"model": "big", "messages": [{"role": "user", "content": "x"}], "tools": [deep(100)]}
+    assert post(gateway, orjson.dumps(body))[0] == 200
+    assert fake_upstream.requests[-1]["tools"] == [deep(100)]
+
+
 def test_oversized_body_is_413(gateway_factory):
     gw = gateway_factory(server={"max_body_bytes": 10_000})
     status, data, _ = post(gw, orjson.dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * 20_000}]}))

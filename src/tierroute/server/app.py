@@ -6,7 +6,6 @@ No framework: the hot path is a dict lookup, one body read, one JSON decode and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import time
@@ -16,12 +15,14 @@ from typing import Any
 import orjson
 
 from .._exceptions import AuthenticationError, InvalidRequest, PayloadTooLarge, TierrouteError
-from ..chat_request import parse_chat_request
+from ..chat_request import decode_body, parse_chat_request
 from ..identity import caller_id
 from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect, EventWriter
 from ..redaction import Redactor, install_log_redaction
 from ..router import Router
+from .disconnect import DisconnectWatcher
 from .errors import error_response, sse_error_event
+from .same_machine import check_same_machine
 
 log = logging.getLogger("tierroute.server")
 
@@ -39,12 +40,6 @@ DONE = b"data: [DONE]\n\n"
 async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status, "headers": JSON + (headers or [])})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns once the client has gone (or the response is complete: the server then says the same)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _attach_client_request_id(scope: Scope, body: dict[str, Any]) -> None:
@@ -70,6 +65,7 @@ class Gateway:
         self._redactor = Redactor.from_settings(router.settings)
         self._undo_log_redaction: Callable[[], None] | None = None
         self._max_body = settings.max_body_bytes
+        self._disconnects = DisconnectWatcher()
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
@@ -88,6 +84,13 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if not self._keys:
+                try:
+                    check_same_machine(scope["method"], scope["headers"])
+                except TierrouteError as exc:
+                    status, payload, headers = error_response(exc, self._redactor)
+                    await send_json(send, status, payload, headers)
+                    return
             handler = self._routes.get((scope["method"], scope["path"]))
             if handler is None:
                 paths = {p for _, p in self._routes}
@@ -166,50 +169,69 @@ class Gateway:
         started = time.perf_counter()
         try:
             caller = self._authenticate(scope)
-            raw = await self._read_body(scope, receive)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-            if isinstance(body, dict):
-                _attach_client_request_id(scope, body)
-            if isinstance(body, dict) and body.get("stream") is True:
-                await self._stream(body, caller, started, send, receive)
-                return
-            routed = await self.router.acompletion(body, caller=caller, started=started)
+            body = decode_body(await self._read_body(scope, receive))
         except ConnectionResetError:
             return
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes an error response
-            if not isinstance(exc, Exception):
-                raise
-            status, payload, headers = error_response(exc, self._redactor)
-            await send_json(send, status, payload, headers)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            await self._send_error(send, exc)
             return
-        headers = [(k.encode(), v.encode()) for k, v in routed.headers.items()]
-        await send_json(send, 200, orjson.dumps(routed.response), headers)
+        if isinstance(body, dict):
+            _attach_client_request_id(scope, body)
+        if isinstance(body, dict) and body.get("stream") is True:
+            await self._watched(receive, self._stream(body, caller, started, send))
+        else:
+            await self._watched(receive, self._complete(body, caller, started, send))
+
+    async def _watched(self, receive: Receive, work: Awaitable[None]) -> None:
+        """Run ``work`` for the client; if it hangs up, cancel it (server/disconnect.py): the router records the
+        request as cancelled, settles its budget for what was generated and stops the upstream."""
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            with self._disconnects.watch(receive, task) as watch:
+                await work
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise  # cancelled from outside (server shutdown): not ours to swallow
+            task.uncancel()  # the client left
+
+    async def _send_error(self, send: Send, exc: Exception, dialect: Dialect | None = None) -> None:
+        """The error response, in the OpenAI shape or the dialect's, with every configured secret redacted."""
+        status, payload, headers = error_response(exc, self._redactor)
+        if dialect is not None:
+            payload = orjson.dumps(dialect.error_body(status, self._redacted(exc)))
+        await send_json(send, status, payload, headers)
+
+    def _redacted(self, exc: BaseException) -> BaseException:
+        return self._redactor.error(exc) if self._redactor and isinstance(exc, TierrouteError) else exc
+
+    async def _complete(self, chat: Any, caller: str | None, started: float, send: Send,
+                        dialect: Dialect | None = None, original: Any = None) -> None:
+        """Answer a non-streamed request; ``original`` is the dialect's own request when ``chat`` translates it."""
+        try:
+            routed = await self.router.acompletion(chat, caller=caller, started=started)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            await self._send_error(send, exc, dialect)
+            return
+        answer = routed.response if dialect is None else dialect.answer(
+            routed.response, original, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"])
+        await send_json(send, 200, orjson.dumps(answer), _response_headers(routed.headers))
 
     async def _stream(self, chat: dict[str, Any], caller: str | None, started: float, send: Send,
-                      receive: Receive, dialect: Dialect | None = None, original: Any = None) -> None:
+                      dialect: Dialect | None = None, original: Any = None) -> None:
         """Stream a routed answer as chat-completion chunks, or in ``dialect``'s event format (``original`` is
         then the dialect's own request, and ``chat`` its chat-completions translation)."""
-        routed = await self.router.astream(chat, caller=caller, started=started)
+        try:
+            routed = await self.router.astream(chat, caller=caller, started=started)
+        except Exception as exc:  # noqa: BLE001 - before the first chunk, a failure is a plain error response
+            await self._send_error(send, exc, dialect)
+            return
         events: EventWriter = _ChatChunks(self._redactor) if dialect is None else dialect.events(
             original, request_id=routed.plan.request_id, model=routed.headers["x-tierroute-model"],
             input_tokens=routed.plan.features.prompt_tokens)
-        # The server drops what is sent after the client has gone without saying so; only ``receive`` tells.
-        # Without watching it, a stream whose client left would keep pulling (and paying for) the upstream's
-        # answer until the end or the total timeout.
-        relay = asyncio.ensure_future(self._write_stream(routed, send, events))
-        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
-            if not relay.done():
-                relay.cancel()  # the relay records the request as cancelled and closes the upstream
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            await self._write_stream(routed, send, events)
         finally:
-            relay.cancel()
-            gone.cancel()
             await routed.aclose()
 
     async def _write_stream(self, routed: Any, send: Send, events: EventWriter) -> None:
@@ -235,17 +257,7 @@ class Gateway:
         except OSError:
             pass  # the client went away; the relay's cleanup records the request as cancelled
 
-    def _redacted(self, exc: BaseException) -> BaseException:
-        return self._redactor.error(exc) if self._redactor and isinstance(exc, TierrouteError) else exc
-
     # -- other client APIs, translated to chat completions (ingress/) --------------------------------
-    async def _json_body(self, scope: Scope, receive: Receive) -> Any:
-        raw = await self._read_body(scope, receive)
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages``: Anthropic's Messages API."""
         await self._serve_dialect(ANTHROPIC_MESSAGES, scope, receive, send)
@@ -258,34 +270,37 @@ class Gateway:
         started = time.perf_counter()
         try:
             caller = self._authenticate(scope)
-            body = await self._json_body(scope, receive)
+            body = decode_body(await self._read_body(scope, receive))
             chat = dialect.to_chat_request(body)
-            _attach_client_request_id(scope, chat)
-            if chat.get("stream"):
-                await self._stream(chat, caller, started, send, receive, dialect, body)
-                return
-            routed = await self.router.acompletion(chat, caller=caller, started=started)
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            status, _, headers = error_response(exc, self._redactor)
-            await send_json(send, status, orjson.dumps(dialect.error_body(status, self._redacted(exc))), headers)
+            await self._send_error(send, exc, dialect)
             return
-        answer = dialect.answer(routed.response, body, request_id=routed.plan.request_id,
-                                model=routed.headers["x-tierroute-model"])
-        await send_json(send, 200, orjson.dumps(answer), _response_headers(routed.headers))
+        _attach_client_request_id(scope, chat)
+        if chat.get("stream"):
+            await self._watched(receive, self._stream(chat, caller, started, send, dialect, body))
+        else:
+            await self._watched(receive, self._complete(chat, caller, started, send, dialect, body))
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
         started = time.perf_counter()
         try:
             caller = self._authenticate(scope)
-            routed = await self.router.aembedding(await self._json_body(scope, receive), caller=caller, started=started)
+            body = decode_body(await self._read_body(scope, receive))
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            status, payload, headers = error_response(exc, self._redactor)
-            await send_json(send, status, payload, headers)
+            await self._send_error(send, exc)
+            return
+        await self._watched(receive, self._embed(body, caller, started, send))
+
+    async def _embed(self, body: Any, caller: str | None, started: float, send: Send) -> None:
+        try:
+            routed = await self.router.aembedding(body, caller=caller, started=started)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            await self._send_error(send, exc)
             return
         await send_json(send, 200, orjson.dumps(routed.response), _response_headers(routed.headers))
 
@@ -293,16 +308,14 @@ class Gateway:
         """``POST /v1/messages/count_tokens``: the prompt's size as the router counts it for routing and limits."""
         try:
             self._authenticate(scope)
-            body = await self._json_body(scope, receive)
+            body = decode_body(await self._read_body(scope, receive))
             if isinstance(body, dict):
                 body = {**body, "max_tokens": 1}
             features = parse_chat_request(ANTHROPIC_MESSAGES.to_chat_request(body))
         except ConnectionResetError:
             return
         except Exception as exc:  # noqa: BLE001
-            status, _, headers = error_response(exc, self._redactor)
-            await send_json(send, status, orjson.dumps(ANTHROPIC_MESSAGES.error_body(status, self._redacted(exc))),
-                            headers)
+            await self._send_error(send, exc, ANTHROPIC_MESSAGES)
             return
         await send_json(send, 200, orjson.dumps({"input_tokens": features.prompt_tokens}))
 
@@ -311,15 +324,12 @@ class Gateway:
         try:
             self._authenticate(scope)
             raw = await self._read_body(scope, receive)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            body = decode_body(raw)
             self.router.record_feedback(body)
         except ConnectionResetError:
             return
         except TierrouteError as exc:
-            status, payload, headers = error_response(exc)
+            status, payload, headers = error_response(exc, self._redactor)
             await send_json(send, status, payload, headers)
             return
         await send_json(send, 202, b'{"status":"recorded"}')
@@ -328,7 +338,7 @@ class Gateway:
         try:
             self._authenticate(scope)
         except AuthenticationError as exc:
-            status, payload, headers = error_response(exc)
+            status, payload, headers = error_response(exc, self._redactor)
             await send_json(send, status, payload, headers)
             return
         catalog = self.router.catalog
