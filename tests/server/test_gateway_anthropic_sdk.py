@@ -57,7 +57,7 @@ def test_a_json_schema_output_routes_to_a_json_capable_model(gateway, fake_upstr
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     raw = client(gateway).messages.with_raw_response.create(
         model="auto", max_tokens=64, messages=[{"role": "user", "content": "Say hello"}],
-        output_config={"format": {"type": "json_schema", "schema": schema}, "effort": "low"})
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"}})
     assert raw.status_code == 200
     assert fake_upstream.requests[-1]["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
