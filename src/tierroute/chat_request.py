@@ -116,6 +116,29 @@ def routing_text(messages: list[JSONDict], texts: list[str]) -> str:
     return texts[-1] if texts else ""
 
 
+def client_labels(body: JSONDict) -> tuple[str | None, tuple[str, ...], JSONDict]:
+    """The labels a client attaches to a request (``user``, ``tierroute.tags``) and its ``tierroute`` options,
+    validated and bounded: every limiter and the ledger key on them, so their size is capped here, once."""
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest(f"user: expected a string, got {_kind(user)}", param="user")
+    if user is not None and len(user) > MAX_USER_CHARS:
+        raise InvalidRequest(f"user: expected at most {MAX_USER_CHARS} characters, got {len(user)}", param="user")
+    options = body.get("tierroute") or {}
+    if not isinstance(options, dict):
+        raise InvalidRequest(f"tierroute: expected an object of routing options, got {_kind(options)}", param="tierroute")
+    tags = options.get("tags", ())
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise InvalidRequest("tierroute.tags: expected an array of strings", param="tierroute.tags")
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(f"tierroute.tags: expected at most {MAX_TAGS} tags, got {len(tags)}", param="tierroute.tags")
+    if any(len(t) > MAX_TAG_CHARS for t in tags):
+        longest = max(len(t) for t in tags)
+        raise InvalidRequest(f"tierroute.tags: expected tags of at most {MAX_TAG_CHARS} characters, got one of {longest}",
+                             param="tierroute.tags")
+    return user, tuple(tags), options
+
+
 def parse_chat_request(body: Any, *, caller: str | None = None, default_model: str = "auto") -> RequestFeatures:
     """Validate ``body`` (a decoded JSON value) and return its :class:`RequestFeatures`.
 
@@ -189,21 +212,7 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
     if stream_options is not None and not isinstance(stream_options, dict):
         raise InvalidRequest(f"stream_options: expected an object, got {_kind(stream_options)}", param="stream_options")
 
-    user = body.get("user")
-    if isinstance(user, str) and len(user) > MAX_USER_CHARS:
-        raise InvalidRequest(f"user: expected at most {MAX_USER_CHARS} characters, got {len(user)}", param="user")
-    options = body.get("tierroute") or {}
-    if not isinstance(options, dict):
-        raise InvalidRequest(f"tierroute: expected an object of routing options, got {_kind(options)}", param="tierroute")
-    tags = options.get("tags", ())
-    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
-        raise InvalidRequest("tierroute.tags: expected an array of strings", param="tierroute.tags")
-    if len(tags) > MAX_TAGS:
-        raise InvalidRequest(f"tierroute.tags: expected at most {MAX_TAGS} tags, got {len(tags)}", param="tierroute.tags")
-    if any(len(t) > MAX_TAG_CHARS for t in tags):
-        longest = max(len(t) for t in tags)
-        raise InvalidRequest(f"tierroute.tags: expected tags of at most {MAX_TAG_CHARS} characters, got one of {longest}",
-                             param="tierroute.tags")
+    user, tags, options = client_labels(body)
     max_cost = options.get("max_cost_usd")
     if max_cost is not None and (not isinstance(max_cost, (int, float)) or isinstance(max_cost, bool) or max_cost <= 0):
         raise InvalidRequest(f"tierroute.max_cost_usd: expected a positive number, got {max_cost!r}", param="tierroute.max_cost_usd")
@@ -232,8 +241,8 @@ def parse_chat_request(body: Any, *, caller: str | None = None, default_model: s
         needs_json=needs_json,
         stream=stream,
         caller=caller,
-        user=user if isinstance(user, str) else None,
-        tags=tuple(tags),
+        user=user,
+        tags=tags,
         max_cost_usd=float(max_cost) if max_cost is not None else None,
         timeout_seconds=float(timeout) if timeout is not None else None,
         client_request_id=request_id,

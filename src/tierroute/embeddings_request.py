@@ -7,6 +7,7 @@ from typing import Any
 
 from . import tokens
 from ._exceptions import InvalidRequest
+from .chat_request import client_labels
 from .types import JSONDict, RequestFeatures
 
 # Fields passed through to the provider unchanged (the request's other routing-only fields are removed).
@@ -62,17 +63,9 @@ def parse_embeddings_request(body: Any, *, caller: str | None = None) -> Request
     dimensions = body.get("dimensions")
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
         raise InvalidRequest(f"dimensions: expected a positive integer, got {dimensions!r}", param="dimensions")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequest(f"user: expected a string, got {_kind(user)}", param="user")
-    options = body.get("tierroute") or {}
-    if not isinstance(options, dict):
-        raise InvalidRequest(f"tierroute: expected an object of routing options, got {_kind(options)}", param="tierroute")
-    tags = options.get("tags", ())
-    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
-        raise InvalidRequest("tierroute.tags: expected an array of strings", param="tierroute.tags")
+    user, tags, _ = client_labels(body)
     return RequestFeatures(requested_model=model, prompt_tokens=tokens, max_tokens=0, text="", caller=caller,
-                           user=user, tags=tuple(tags))
+                           user=user, tags=tags)
 
 
 def upstream_embeddings_body(body: JSONDict, upstream_model: str) -> JSONDict:

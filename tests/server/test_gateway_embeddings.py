@@ -91,6 +91,9 @@ def test_bad_embeddings_requests_get_clear_errors(fake_upstream, embeddings, tmp
     with pytest.raises(openai.BadRequestError) as info:
         c.embeddings.create(model="embed", input=[{"not": "text"}])  # type: ignore[list-item]
     assert info.value.body["param"] == "input[0]"
+    with pytest.raises(openai.BadRequestError) as info:  # client labels are bounded here as for chat
+        c.embeddings.create(model="embed", input="x", user="u" * 10_000)
+    assert info.value.body["param"] == "user"
     with pytest.raises(openai.NotFoundError):
         c.embeddings.create(model="nope", input="x")
     with pytest.raises(openai.BadRequestError) as info:  # and the other way round

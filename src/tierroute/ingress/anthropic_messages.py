@@ -29,6 +29,9 @@ import orjson
 
 from .._exceptions import InvalidRequest, TierrouteError
 from ..types import JSONDict
+from ._fields import ChunkReader
+from ._fields import bad as _bad
+from ._fields import kind as _kind
 
 ROLES = ("user", "assistant")
 # Anthropic's error ``type`` for each HTTP status the gateway answers with.
@@ -51,17 +54,6 @@ KNOWN_FIELDS = frozenset({"model", "messages", "max_tokens", "system", "stop_seq
                           "thinking", "mcp_servers", "context_management", "cache_control", "diagnostics",
                           "inference_geo", "output_config", "speed", "user_profile_id", "workspace_id"})
 REFUSED_FIELDS = ("thinking", "mcp_servers", "container", "context_management")
-
-
-_JSON_KINDS = {str: "string", dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
-
-
-def _bad(where: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{where}: {message}", param=where)
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -330,7 +322,7 @@ def sse(event: str, data: JSONDict) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class MessageStream:
+class MessageStream(ChunkReader):
     """Turns OpenAI ``chat.completion.chunk`` dicts into the Messages API's event sequence.
 
     ``start()`` gives ``message_start``; ``feed(chunk)`` the block events a chunk produces; ``finish()`` closes
@@ -339,11 +331,9 @@ class MessageStream:
     """
 
     def __init__(self, body: JSONDict | None = None, *, request_id: str, model: str, input_tokens: int) -> None:
+        super().__init__(input_tokens)
         self.id = message_id(request_id)
         self.model = model
-        self.input_tokens = input_tokens
-        self.output_tokens = 0
-        self.finish_reason: str | None = None
         self._index = -1
         self._open: str | None = None  # "text" or "tool:<openai index>"
 
@@ -364,35 +354,18 @@ class MessageStream:
         self._open = kind
         yield sse("content_block_start", {"type": "content_block_start", "index": self._index, "content_block": block})
 
-    def feed(self, chunk: JSONDict) -> bytes:
-        out: list[bytes] = []
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.input_tokens = int(usage.get("prompt_tokens") or self.input_tokens)
-            self.output_tokens = int(usage.get("completion_tokens") or self.output_tokens)
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if self._open != "text":
-                    out.extend(self._begin("text", {"type": "text", "text": ""}))
-                out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self._index,
-                                                       "delta": {"type": "text_delta", "text": text}}))
-            for call in delta.get("tool_calls") or ():
-                key = f"tool:{call.get('index', 0)}"
-                function = call.get("function") or {}
-                if self._open != key:
-                    block = {"type": "tool_use", "id": call.get("id") or "", "name": function.get("name") or "",
-                             "input": {}}
-                    out.extend(self._begin(key, block))
-                arguments = function.get("arguments")
-                if isinstance(arguments, str) and arguments:
-                    out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self._index,
-                                                           "delta": {"type": "input_json_delta",
-                                                                     "partial_json": arguments}}))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return b"".join(out)
+    def on_text(self, text: str) -> Iterator[bytes]:
+        if self._open != "text":
+            yield from self._begin("text", {"type": "text", "text": ""})
+        yield sse("content_block_delta", {"type": "content_block_delta", "index": self._index,
+                                          "delta": {"type": "text_delta", "text": text}})
+
+    def on_call(self, key: str, call_id: str | None, name: str, arguments: str) -> Iterator[bytes]:
+        if self._open != key:
+            yield from self._begin(key, {"type": "tool_use", "id": call_id or "", "name": name, "input": {}})
+        if arguments:
+            yield sse("content_block_delta", {"type": "content_block_delta", "index": self._index,
+                                              "delta": {"type": "input_json_delta", "partial_json": arguments}})
 
     def fail(self, status: int, exc: BaseException) -> bytes:
         return error_event(status, exc)

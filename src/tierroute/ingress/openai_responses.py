@@ -26,6 +26,9 @@ import orjson
 
 from .._exceptions import InvalidRequest, TierrouteError
 from ..types import JSONDict
+from ._fields import ChunkReader
+from ._fields import bad as _bad
+from ._fields import kind as _kind
 
 REFUSED_FIELDS = {
     "previous_response_id": "responses are not stored by tierroute; send the whole conversation as 'input'",
@@ -41,17 +44,6 @@ TRANSLATED_FIELDS = frozenset({"model", "input", "instructions", "tools", "tool_
                                "max_output_tokens", "temperature", "top_p", "text", "user", "metadata", "stream",
                                "tierroute"})
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
-
-_JSON_KINDS = {str: "string", dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
-
-
-def _bad(where: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{where}: {message}", param=where)
-
 
 def _content(content: Any, role: str, where: str) -> str | list[JSONDict]:
     if isinstance(content, str):
@@ -294,7 +286,7 @@ def sse(data: JSONDict) -> bytes:
     return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class ResponseStream:
+class ResponseStream(ChunkReader):
     """Turns OpenAI ``chat.completion.chunk`` dicts into the Responses API's event sequence.
 
     ``start()`` gives ``response.created`` and ``response.in_progress``; ``feed(chunk)`` the item events a chunk
@@ -304,10 +296,8 @@ class ResponseStream:
     """
 
     def __init__(self, body: JSONDict, *, request_id: str, model: str, input_tokens: int) -> None:
+        super().__init__(input_tokens)
         self.shell = ResponseShell(body, request_id=request_id, model=model)
-        self.input_tokens = input_tokens
-        self.output_tokens = 0
-        self.finish_reason: str | None = None
         self._sequence = 0
         self._output: list[JSONDict] = []
         self._open: JSONDict | None = None
@@ -363,36 +353,22 @@ class ResponseStream:
         yield self._event("response.output_item.added", output_index=index,
                           item=_call_item(item_id, call_id, name, "", status="in_progress"))
 
-    def feed(self, chunk: JSONDict) -> bytes:
-        out: list[bytes] = []
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.input_tokens = int(usage.get("prompt_tokens") or self.input_tokens)
-            self.output_tokens = int(usage.get("completion_tokens") or self.output_tokens)
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if self._open_key != "text":
-                    out.extend(self._begin_message())
-                assert self._open is not None
-                self._open["_text"] += text
-                out.append(self._event("response.output_text.delta", item_id=self._open["id"],
-                                       output_index=len(self._output), content_index=0, delta=text, logprobs=[]))
-            for call in delta.get("tool_calls") or ():
-                key = f"tool:{call.get('index', 0)}"
-                function = call.get("function") or {}
-                if self._open_key != key:
-                    out.extend(self._begin_call(key, call.get("id") or f"call_{self._calls}", function.get("name") or ""))
-                assert self._open is not None
-                arguments = function.get("arguments")
-                if isinstance(arguments, str) and arguments:
-                    self._open["arguments"] += arguments
-                    out.append(self._event("response.function_call_arguments.delta", item_id=self._open["id"],
-                                           output_index=len(self._output), delta=arguments))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return b"".join(out)
+    def on_text(self, text: str) -> Iterator[bytes]:
+        if self._open_key != "text":
+            yield from self._begin_message()
+        assert self._open is not None
+        self._open["_text"] += text
+        yield self._event("response.output_text.delta", item_id=self._open["id"], output_index=len(self._output),
+                          content_index=0, delta=text, logprobs=[])
+
+    def on_call(self, key: str, call_id: str | None, name: str, arguments: str) -> Iterator[bytes]:
+        if self._open_key != key:
+            yield from self._begin_call(key, call_id or f"call_{self._calls}", name)
+        assert self._open is not None
+        if arguments:
+            self._open["arguments"] += arguments
+            yield self._event("response.function_call_arguments.delta", item_id=self._open["id"],
+                              output_index=len(self._output), delta=arguments)
 
     def finish(self) -> bytes:
         out = list(self._close())
