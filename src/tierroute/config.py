@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._exceptions import ConfigError
 from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
+from .observability.settings import AccessLogFormat, TelemetrySettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -138,6 +139,11 @@ class ServerSettings(_Frozen):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    access_log: AccessLogFormat = Field(
+        default="text",
+        description="One line per request on the tierroute.access logger (stdout unless you configure that "
+                    "logger): 'json' for log pipelines, 'text' (key=value) for people, 'off' for nothing and no "
+                    "per-request cost. Never includes prompts or keys (docs/operations.md).")
 
 
 class LedgerSettings(_Frozen):
@@ -169,6 +175,7 @@ class Settings(_Frozen):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -25,6 +25,7 @@ from .journal import Journal
 from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metering import StreamUsage, counted_prompt_tokens, response_usage
 from .metrics import Metrics
+from .observability.observer import Observer, build_observer
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
@@ -126,6 +127,10 @@ class Router:
                                                    provider_settings=settings.providers, clock=clock,
                                                    limiter=self._deployment_limiter())
         self.metrics = Metrics()
+        # Access log and traces (observability/): None when both are off, and then no hook below does anything.
+        self.observer: Observer | None = build_observer(settings.server.access_log, settings.telemetry)
+        if self.observer is not None and self.observer.tracing is not None:
+            self.dispatcher.on_attempt = self.observer.attempt_started
         self._clock = clock
         self._wall = wall_clock
         self._request_id = request_id
@@ -244,7 +249,7 @@ class Router:
                         decision=Decision(ranked=(ranked,), reason=reason, policy="none"), resolved_as=reason)
             tokens = await self._admit(plan)
         except TierrouteError as exc:
-            self.metrics.refused(exc.code or "error")
+            self._refused(exc)
             raise
         attempts: list[Attempt] = []
         try:
@@ -349,8 +354,13 @@ class Router:
             plan = await self.plan(body, caller=caller)
             return plan, await self._admit(plan)
         except TierrouteError as exc:
-            self.metrics.refused(exc.code or "error")
+            self._refused(exc)
             raise
+
+    def _refused(self, exc: TierrouteError) -> None:
+        self.metrics.refused(exc.code or "error")
+        if self.observer is not None:
+            self.observer.refused(exc)
 
     async def _snapshot(self, features: RequestFeatures, body: JSONDict) -> StateSnapshot:
         return _merge_states([await guard.snapshot(features, body) for guard in self.guards])
@@ -475,6 +485,8 @@ class Router:
                 usage_estimated=usage.estimated,
                 usage_note=usage_note,
             ))
+        if self.observer is not None:
+            self.observer.request_done(plan, attempts, status=final_status, error=error, overhead_ms=overhead_ms)
 
     # -- feedback ------------------------------------------------------------------------------------
     def record_feedback(self, body: Any) -> None:
@@ -496,6 +508,8 @@ class Router:
 
     # -- lifecycle and sync API ----------------------------------------------------------------------
     async def aclose(self) -> None:
+        if self.observer is not None:
+            self.observer.close()
         close_policy = getattr(self.policy, "aclose", None)  # an encoder-backed learned policy holds resources
         if close_policy is not None:
             await close_policy()
