@@ -136,7 +136,7 @@ class Observer:
                 record.deployment = attempts[-1].deployment.id
             if error is not None:
                 record.error = error.kind
-                record.upstream_status = error.upstream_status or error.http_status
+                record.upstream_status = error.upstream_status
         if self.access is not None and record is not None:  # library calls: no gateway, no access log
             for attempt in attempts:
                 err = attempt.error
