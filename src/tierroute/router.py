@@ -127,6 +127,7 @@ class Router:
                                                    provider_settings=settings.providers, clock=clock,
                                                    limiter=self._deployment_limiter())
         self.metrics = Metrics()
+        self.metrics.watch(breakers=self._breaker_states, budgets=self._budget_levels)
         # Access log and traces (observability/): None when both are off, and then no hook below does anything.
         self.observer: Observer | None = build_observer(settings.server.access_log, settings.telemetry)
         if self.observer is not None and self.observer.tracing is not None:
@@ -158,6 +159,13 @@ class Router:
                                   f"deployment ids: {', '.join(sorted(known)) or 'none'}", param="limits.deployments")
             return guard
         return None
+
+    def _breaker_states(self) -> list[tuple[str, str]]:
+        health = self.dispatcher.health
+        return [(dep.id, health.state(dep.id)) for deps in self.catalog.deployments.values() for dep in deps]
+
+    def _budget_levels(self) -> list[tuple[str, str, str, str, float]]:
+        return [level for guard in self.guards for level in getattr(guard, "budget_remaining", list)()]
 
     @staticmethod
     def _build_intents(settings: Settings) -> Any:
@@ -435,6 +443,7 @@ class Router:
         prompt = None
         if self.settings.ledger.store_prompts:
             prompt = orjson.dumps(plan.body.get("messages")).decode()
+        tried: set[str] | None = None
         for attempt in attempts:
             final = attempt is attempts[-1]
             # Bounded before anything counts it: _settle then charges what the ledger records.
@@ -449,7 +458,19 @@ class Router:
             baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")
-            metrics.attempt(attempt.deployment.id, err.kind if err is not None else "ok")
+            deployment_id = attempt.deployment.id
+            metrics.attempt(deployment_id, err.kind if err is not None else "ok")
+            if attempt.ended:
+                ttft = attempt.ttft - attempt.started if features.stream and attempt.ttft is not None else None
+                metrics.upstream(deployment_id, seconds=attempt.ended - attempt.started, ttft_seconds=ttft)
+            if tried is not None:  # a later attempt: a retry of a model tried before, or a fallback to another
+                if attempt.model.id in tried:
+                    metrics.retried(deployment_id)
+                else:
+                    metrics.fell_back(attempts[0].model.id, attempt.model.id)
+                tried.add(attempt.model.id)
+            elif len(attempts) > 1:
+                tried = {attempt.model.id}
             if final:
                 metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,
                                  overhead_seconds=overhead_ms / 1000 if overhead_ms is not None else None)
