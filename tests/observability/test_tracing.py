@@ -111,3 +111,17 @@ def test_traces_true_exports_where_the_standard_otel_variables_say(gateway_facto
     gw.stop()
     assert {s.kind for s in receiver.spans} == {SERVER, CLIENT}
     assert {s.service for s in receiver.spans} == {"tierroute"}
+
+
+def test_sampling_keeps_the_clients_decision_and_the_ratio(gateway_factory, fake_upstream, receiver):
+    gw = gateway_factory(telemetry={"otlp_endpoint": receiver.url, "sample_ratio": 0})
+    sampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+    for traceparent in (None, sampled):
+        headers = {"traceparent": traceparent} if traceparent else {}
+        assert wire.post(f"{gw.url}/v1/chat/completions", headers=headers,
+                         json={"model": "big", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    unsampled_upstream = fake_upstream.headers[0]["traceparent"]
+    gw.stop()
+    assert {s.trace_id for s in receiver.spans} == {CLIENT_TRACE}  # ratio 0: only the client's sampled trace
+    assert len(receiver.spans) == 2
+    assert int(unsampled_upstream[-2:], 16) & 1 == 0  # still propagated upstream, its sampled flag off

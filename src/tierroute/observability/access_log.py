@@ -5,23 +5,61 @@ request's, and one line per failed attempt) or a stream that ended in error, ERR
 the upstreams did not cause). Lines carry ids, models, counts, money and times; never a prompt, an answer or a
 key (the caller is its ``key-<hash>`` id).
 
-Lines are rendered once, by us, and handed to a queue; a listener thread writes them, so a slow stdout never
-blocks the event loop. An operator who configures the logger's handlers (dictConfig) keeps them instead.
+Lines are rendered once, by us. With no handler configured for the logger, they skip the logging machinery
+(no LogRecord, no formatter) and go to a deque that a writer thread drains to stdout every
+:data:`WRITE_INTERVAL_SECONDS`, one write per batch: the event loop never blocks on a slow stdout and the gateway
+pays no thread wake-up per request. An operator who configures the logger's handlers (dictConfig) gets records
+through them instead.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
-from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 LOGGER_NAME = "tierroute.access"
+WRITE_INTERVAL_SECONDS = 0.05
+MAX_PENDING_LINES = 100_000  # past this (stdout stuck), the oldest unwritten lines are dropped: memory stays bounded
+
+
+class LineWriter:
+    """Writes queued lines to a stream from a daemon thread, in batches."""
+
+    def __init__(self, stream: TextIO, interval_seconds: float = WRITE_INTERVAL_SECONDS) -> None:
+        self._stream = stream
+        self._interval = interval_seconds
+        self.lines: collections.deque[str] = collections.deque(maxlen=MAX_PENDING_LINES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tierroute-access-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        lines = self.lines
+        batch = []
+        while lines:
+            batch.append(lines.popleft())
+        if batch:
+            try:
+                self._stream.write("\n".join(batch) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):  # stdout closed or gone: the gateway keeps serving
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class RequestRecord:
@@ -55,8 +93,18 @@ class RequestRecord:
         self.client_trace: str | None = None
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+class _Timestamps:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second, not per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ts: float) -> str:
+        second = int(ts)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((ts - second) * 1000):03d}Z"
 
 
 def _text(fields: dict[str, Any]) -> str:
@@ -82,35 +130,30 @@ class AccessLog:
         self._render: Callable[[dict[str, Any]], str] = (
             (lambda f: orjson.dumps(f).decode()) if fmt == "json" else _text)
         self._wall = wall_clock
-        self._listener: QueueListener | None = None
-        self._installed: QueueHandler | None = None
-        self._propagate = True
+        self._iso = _Timestamps()
+        self._writer: LineWriter | None = None
 
     # -- lifecycle (the gateway's lifespan) ----------------------------------------------------------
     def start(self) -> None:
-        """Write to stdout through a queue unless the operator configured this logger's handlers."""
+        """Write to stdout ourselves unless the operator configured this logger's handlers."""
         logger = self.logger
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.INFO)
-        if logger.handlers or self._installed is not None:
-            return
-        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        out = logging.StreamHandler(sys.stdout)
-        out.setFormatter(logging.Formatter("%(message)s"))
-        self._installed = QueueHandler(lines)
-        self._listener = QueueListener(lines, out)
-        self._listener.start()
-        logger.addHandler(self._installed)
-        self._propagate, logger.propagate = logger.propagate, False  # one line, not one more through root
+        if not logger.handlers and self._writer is None:
+            self._writer = LineWriter(sys.stdout)
 
     def stop(self) -> None:
-        if self._installed is None:
-            return
-        self.logger.removeHandler(self._installed)
-        self.logger.propagate = self._propagate
-        if self._listener is not None:
-            self._listener.stop()  # writes what is queued
-        self._installed = self._listener = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()  # writes what is queued
+
+    def _emit(self, level: int, fields: dict[str, Any]) -> None:
+        line = self._render(fields)
+        writer = self._writer
+        if writer is not None:
+            writer.lines.append(line)
+        else:
+            self.logger.log(level, line)
 
     # -- lines ---------------------------------------------------------------------------------------
     def request(self, record: RequestRecord, latency_ms: float) -> None:
@@ -118,7 +161,7 @@ class AccessLog:
         if not self.logger.isEnabledFor(level):
             return
         fields = {
-            "ts": _iso(self._wall()), "level": logging.getLevelName(level), "event": "request",
+            "ts": self._iso(self._wall()), "level": logging.getLevelName(level), "event": "request",
             "request_id": record.request_id, "caller": record.caller, "method": record.method,
             "route": record.route, "status": record.status, "outcome": record.outcome,
             "requested_model": record.requested_model, "model": record.model, "deployment": record.deployment,
@@ -129,17 +172,17 @@ class AccessLog:
             "error": record.error, "upstream_status": record.upstream_status, "reason": record.reason,
             "trace_id": record.client_trace,
         }
-        self.logger.log(level, self._render(fields))
+        self._emit(level, fields)
 
     def attempt_failed(self, record: RequestRecord | None, request_id: str, number: int, deployment: str,
                        kind: str, http_status: int | None, latency_ms: float) -> None:
         if not self.logger.isEnabledFor(logging.WARNING):
             return
-        fields = {"ts": _iso(self._wall()), "level": "WARNING", "event": "upstream_attempt_failed",
+        fields = {"ts": self._iso(self._wall()), "level": "WARNING", "event": "upstream_attempt_failed",
                   "request_id": request_id, "route": record.route if record is not None else None,
                   "attempt": number, "deployment": deployment, "error": kind, "upstream_status": http_status,
                   "latency_ms": round(latency_ms, 3)}
-        self.logger.warning(self._render(fields))
+        self._emit(logging.WARNING, fields)
 
     @staticmethod
     def _level(record: RequestRecord) -> int:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-AccessLogFormat = Literal["json", "text", "off"]
+
+def _yaml_off(value: Any) -> Any:
+    return "off" if value is False else value  # YAML 1.1 reads a bare ``off`` as false
+
+
+AccessLogFormat = Annotated[Literal["json", "text", "off"], BeforeValidator(_yaml_off)]
 
 
 class TelemetrySettings(BaseModel):
@@ -25,6 +30,11 @@ class TelemetrySettings(BaseModel):
                     "already ending in /v1/traces is used as is). Setting it turns traces on.")
     service_name: str = Field(default="tierroute", min_length=1,
                               description="The service.name resource attribute of exported spans.")
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1,
+        description="Fraction of new traces recorded (a request whose client sent a traceparent follows the "
+                    "client's sampled flag). Spans cost gateway CPU (docs/operations.md, 'What it costs'): lower "
+                    "this at high request rates.")
     export_timeout_seconds: float = Field(default=10.0, gt=0,
                                           description="How long one OTLP export may take before it is dropped.")
     readiness_cache_seconds: float = Field(

@@ -19,6 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -43,7 +44,8 @@ class Tracing:
     def __init__(self, settings: TelemetrySettings) -> None:
         exporter = (OTLPSpanExporter(endpoint=traces_url(settings.otlp_endpoint), timeout=settings.export_timeout_seconds)
                     if settings.otlp_endpoint else OTLPSpanExporter(timeout=settings.export_timeout_seconds))
-        self.provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        self.provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}),
+                                       sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
         self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
         self.tracer = self.provider.get_tracer("tierroute")
         self._propagator = TraceContextTextMapPropagator()
@@ -89,6 +91,10 @@ class Tracing:
             span = attempt.trace
             if span is None:
                 continue
+            attempt.trace = None
+            if not span.is_recording():  # not sampled: nothing to describe or export
+                span.end()
+                continue
             usage = attempt.usage
             span.set_attribute("gen_ai.response.model", attempt.deployment.upstream)
             span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
@@ -101,9 +107,8 @@ class Tracing:
                     span.set_attribute("http.response.status_code", err.upstream_status)
                 span.set_status(Status(StatusCode.ERROR, err.kind))
             span.end(end_time=_ns(attempt.ended, now_perf, now_ns) if attempt.ended else now_ns)
-            attempt.trace = None
         span = record.span
-        if span is None:
+        if span is None or not span.is_recording():
             return
         features = plan.features
         span.update_name(f"{operation} {features.requested_model}")
