@@ -300,7 +300,8 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds
 @contextlib.contextmanager
 def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
             baseline_src: Path | None = None, policy: str = "cheapest", baseline_policy: str | None = None,
-            policy_options: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+            policy_options: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+            baseline_extra: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
     """Start nginx and the gateway (and a baseline gateway).
 
     Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
@@ -317,7 +318,8 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
 
         # router.options go with --policy only: the baseline's policy may not accept them.
         gateways: dict[str, tuple[Path | None, str, dict[str, Any] | None]] = {"gateway": (None, policy, policy_options)}
-        if baseline_src is not None or baseline_policy is not None:
+        extras = {"gateway": extra, "baseline": baseline_extra}
+        if baseline_src is not None or baseline_policy is not None or baseline_extra is not None:
             same = baseline_policy is None or baseline_policy == policy
             gateways["baseline"] = (baseline_src, baseline_policy or policy, policy_options if same else None)
         ports: dict[str, tuple[int, int]] = {}
@@ -328,6 +330,8 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
                                                       ledger_path=tmp / f"{name}-ledger.db")
                               + f"router:\n  policy: {gateway_policy}\n"
                               + (f"  options: {json.dumps(options)}\n" if options else ""))
+            if extras[name]:
+                config.write_text(merged_config(config.read_text(), extras[name], upstream_port))
             env = {**os.environ, "PYTHONPATH": str(src)} if src else None
             log = tmp / f"{name}.out"
             cmd = [sys.executable, "-c", "from tierroute.cli import main; main()", "serve", "--config", str(config)]
@@ -340,6 +344,21 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
     finally:
         procs.stop_all()
         signal.signal(signal.SIGTERM, previous)
+
+
+def merged_config(text: str, extra: dict[str, Any], upstream_port: int) -> str:
+    """The generated config with ``extra`` merged in (mappings merge, anything else replaces); the string
+    UPSTREAM stands for nginx's URL, which answers any POST with 200 (e.g. an OTLP sink that costs nothing)."""
+    import yaml
+
+    def merge(base: Any, more: Any) -> Any:
+        if isinstance(base, dict) and isinstance(more, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in more.items()}}
+        if isinstance(more, str):
+            return more.replace("UPSTREAM", f"http://127.0.0.1:{upstream_port}")
+        return more
+
+    return yaml.safe_dump(merge(yaml.safe_load(text), extra))
 
 
 # -- measuring --------------------------------------------------------------------------------------
@@ -391,7 +410,8 @@ def median(values: Sequence[float]) -> float:
 
 def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
               policy: str = "cheapest", baseline_policy: str | None = None,
-              policy_options: dict[str, Any] | None = None, prompts: Path | None = None) -> dict[str, Any]:
+              policy_options: dict[str, Any] | None = None, prompts: Path | None = None,
+              extra: dict[str, Any] | None = None, baseline_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
     bodies = outcome_bodies(prompts) if prompts else prompt_mix()
@@ -400,7 +420,8 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
         (tmp / "bodies.jsonl").write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in bodies))
         script = tmp / "post.lua"
         script.write_text(WRK_LUA.format(bodies=tmp / "bodies.jsonl"))
-        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options) as (
+        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options,
+                     extra, baseline_extra) as (
                 upstream_port, nginx_pid, gateways):
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
             urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
@@ -428,6 +449,7 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
                                                                                chars[9 * len(chars) // 10], chars[-1]]},
                      baseline=str(baseline_src) if baseline_src else None, policy=policy,
                      baseline_policy=baseline_policy, policy_options=policy_options,
+                     config=extra, baseline_config=baseline_extra,
                      cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
 
 
@@ -526,6 +548,15 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk measurement (default 5)")
@@ -545,6 +576,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat the whole benchmark with freshly started servers, then report the median of "
                              "the per-run gateway/baseline ratios (default 1): runs differ more than rounds do")
+    parser.add_argument("--config", type=_yaml_mapping, default=None, metavar="YAML", dest="extra",
+                        help="merged into the config of the gateway under test, e.g. "
+                             "'{server: {access_log: json}, telemetry: {otlp_endpoint: UPSTREAM}}' (UPSTREAM: nginx)")
+    parser.add_argument("--baseline-config", type=_yaml_mapping, default=None, metavar="YAML", dest="baseline_extra",
+                        help="also measure a gateway with this merged into its config, side by side, e.g. "
+                             "'{server: {access_log: off}}'")
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "tierroute" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: expected a directory holding tierroute/cli.py")
@@ -554,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.runs):
         data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline,
                          policy=args.policy, baseline_policy=args.baseline_policy, policy_options=args.policy_options,
-                         prompts=args.prompts)
+                         prompts=args.prompts, extra=args.extra, baseline_extra=args.baseline_extra)
         print(json.dumps(data, indent=2) if args.json else report(data), flush=True)
         runs.append(data["summary"].get("gateway_vs_baseline"))
     if args.runs > 1 and all(runs):

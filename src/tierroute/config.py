@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._exceptions import ConfigError
 from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
+from .observability.settings import AccessLogFormat, TelemetrySettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -181,6 +182,11 @@ class ServerSettings(_Frozen):
     keep_alive_seconds: int = Field(default=30, ge=1, description="idle kept-alive connections close after this")
     max_connections: int = Field(default=2048, ge=1, description="open client connections per worker; one more "
                                  "is answered 503 and closed at once")
+    access_log: AccessLogFormat = Field(
+        default="text",
+        description="One line per request on the tierroute.access logger (stdout unless you configure that "
+                    "logger): 'json' for log pipelines, 'text' (key=value) for people, 'off' for nothing and no "
+                    "per-request cost. Never includes prompts or keys (docs/operations.md).")
 
 
 class LedgerSettings(_Frozen):
@@ -221,6 +227,8 @@ class Settings(_Frozen):
                                                                                           "failover, breakers")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="budgets, rate limits, runaway "
                                                                                "protection")
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings, description="OpenTelemetry traces "
+                                         "(the otel extra) and readiness checks")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BREAKER_STATES = ("closed", "open", "half_open", "cooling")
+
+# Read at scrape time (never per request): (deployment, breaker state) and
+# (scope, value, unit, window, remaining) for each budget this replica holds a cached level for.
+BreakerStates = Callable[[], Iterable[tuple[str, str]]]
+BudgetLevels = Callable[[], Iterable[tuple[str, str, str, str, float]]]
+
+
+class _StateCollector:
+    """Gauges of state the router already keeps, computed when Prometheus scrapes."""
+
+    def __init__(self, breakers: BreakerStates, budgets: BudgetLevels) -> None:
+        self._breakers = breakers
+        self._budgets = budgets
+
+    def describe(self) -> list[Metric]:
+        return []  # no collect() at registration
+
+    def collect(self) -> Iterator[Metric]:
+        breaker = GaugeMetricFamily("tierroute_breaker_state", "1 for each deployment's current breaker state",
+                                    labels=("deployment", "state"))
+        for deployment, state in self._breakers():
+            for name in BREAKER_STATES:
+                breaker.add_metric((deployment, name), 1.0 if name == state else 0.0)
+        yield breaker
+        budget = GaugeMetricFamily("tierroute_budget_remaining",
+                                   "What a budget has left this window (USD or tokens), from the levels the limits "
+                                   "guard last read (at most limits.pressure_refresh_seconds old)",
+                                   labels=("scope", "value", "unit", "window"))
+        for scope, value, unit, window, remaining in self._budgets():
+            budget.add_metric((scope, value, unit, window), remaining)
+        yield budget
 
 
 class Metrics:
@@ -29,6 +64,15 @@ class Metrics:
                                   buckets=OVERHEAD_BUCKETS, registry=r)
         self.rejected = Counter("tierroute_rejected", "Requests refused before dispatch, by error code",
                                 ("code",), registry=r)
+        self.upstream_latency = Histogram("tierroute_upstream_seconds", "Upstream attempt latency, by deployment",
+                                          ("deployment",), buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("tierroute_upstream_ttft_seconds",
+                              "Time to first token of streamed answers, by deployment", ("deployment",),
+                              buckets=TTFT_BUCKETS, registry=r)
+        self.retries = Counter("tierroute_retries", "Attempts that retried the model of the attempt before, by deployment",
+                               ("deployment",), registry=r)
+        self.fallbacks = Counter("tierroute_fallbacks", "Attempts that fell back to another model",
+                                 ("from_model", "to_model"), registry=r)
         self.suspect = Counter("tierroute_suspect_usage", "Attempts whose reported usage was clamped, by model",
                                ("model",), registry=r)
         # Label children, built on first use: ``labels()`` validates and locks on every call, which showed
@@ -56,6 +100,21 @@ class Metrics:
         self._child(self.cost, model).inc(cost_usd)
         self._child(self.tokens, model, "prompt").inc(prompt_tokens)
         self._child(self.tokens, model, "completion").inc(completion_tokens)
+
+    def upstream(self, deployment: str, *, seconds: float, ttft_seconds: float | None) -> None:
+        self._child(self.upstream_latency, deployment).observe(seconds)
+        if ttft_seconds is not None:
+            self._child(self.ttft, deployment).observe(ttft_seconds)
+
+    def retried(self, deployment: str) -> None:
+        self._child(self.retries, deployment).inc()
+
+    def fell_back(self, from_model: str, to_model: str) -> None:
+        self._child(self.fallbacks, from_model, to_model).inc()
+
+    def watch(self, *, breakers: BreakerStates, budgets: BudgetLevels) -> None:
+        """Gauges read at scrape time: breaker state per deployment, budget remaining per scope."""
+        self.registry.register(_StateCollector(breakers, budgets))
 
     def suspect_usage(self, model: str) -> None:
         self._child(self.suspect, model).inc()

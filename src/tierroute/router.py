@@ -25,6 +25,7 @@ from .journal import Journal
 from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metering import StreamUsage, counted_prompt_tokens, response_usage
 from .metrics import Metrics
+from .observability.observer import Observer, build_observer
 from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
@@ -127,6 +128,11 @@ class Router:
                                                    provider_settings=settings.providers, clock=clock,
                                                    limiter=self._deployment_limiter())
         self.metrics = Metrics()
+        self.metrics.watch(breakers=self._breaker_states, budgets=self._budget_levels)
+        # Access log and traces (observability/): None when both are off, and then no hook below does anything.
+        self.observer: Observer | None = build_observer(settings.server.access_log, settings.telemetry)
+        if self.observer is not None and self.observer.tracing is not None:
+            self.dispatcher.on_attempt = self.observer.attempt_started
         self._clock = clock
         self._wall = wall_clock
         self._request_id = request_id
@@ -155,6 +161,13 @@ class Router:
                                   f"deployment ids: {', '.join(sorted(known)) or 'none'}", param="limits.deployments")
             return guard
         return None
+
+    def _breaker_states(self) -> list[tuple[str, str]]:
+        health = self.dispatcher.health
+        return [(dep.id, health.state(dep.id)) for deps in self.catalog.deployments.values() for dep in deps]
+
+    def _budget_levels(self) -> list[tuple[str, str, str, str, float]]:
+        return [level for guard in self.guards for level in getattr(guard, "budget_remaining", list)()]
 
     @staticmethod
     def _build_intents(settings: Settings) -> Any:
@@ -252,9 +265,7 @@ class Router:
                         decision=Decision(ranked=(ranked,), reason=reason, policy="none"), resolved_as=reason)
             tokens = await self._admit(plan)
         except TierrouteError as exc:
-            exc.request_id = request_id
-            self.metrics.refused(exc.code or "error")
-            self._record_refusal(request_id, body, caller, plan, exc, started)
+            self._refused(request_id, body, caller, plan, exc, started)
             raise
         attempts: list[Attempt] = []
         try:
@@ -386,10 +397,18 @@ class Router:
             plan = await self.plan(body, caller=caller, request_id=request_id)
             return plan, await self._admit(plan)
         except TierrouteError as exc:
-            exc.request_id = request_id
-            self.metrics.refused(exc.code or "error")
-            self._record_refusal(request_id, body, caller, plan, exc, started)
+            self._refused(request_id, body, caller, plan, exc, started)
             raise
+
+    def _refused(self, request_id: str, body: Any, caller: str | None, plan: Plan | None, exc: TierrouteError,
+                 started: float) -> None:
+        """A request refused before any upstream call: the error carries its id, and it is counted, recorded
+        and logged like any answered request."""
+        exc.request_id = request_id
+        self.metrics.refused(exc.code or "error")
+        self._record_refusal(request_id, body, caller, plan, exc, started)
+        if self.observer is not None:
+            self.observer.refused(exc)
 
     def _record_refusal(self, request_id: str, body: Any, caller: str | None, plan: Plan | None,
                         exc: TierrouteError, started: float) -> None:
@@ -493,6 +512,7 @@ class Router:
         prompt = None
         if self.settings.ledger.store_prompts:
             prompt = orjson.dumps(plan.body.get("messages")).decode()
+        tried: set[str] | None = None
         for attempt in attempts:
             final = attempt is attempts[-1]
             # Bounded before anything counts it: _settle then charges what the ledger records.
@@ -507,7 +527,19 @@ class Router:
             baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")
-            metrics.attempt(attempt.deployment.id, err.kind if err is not None else "ok")
+            deployment_id = attempt.deployment.id
+            metrics.attempt(deployment_id, err.kind if err is not None else "ok")
+            if attempt.ended:
+                ttft = attempt.ttft - attempt.started if features.stream and attempt.ttft is not None else None
+                metrics.upstream(deployment_id, seconds=attempt.ended - attempt.started, ttft_seconds=ttft)
+            if tried is not None:  # a later attempt: a retry of a model tried before, or a fallback to another
+                if attempt.model.id in tried:
+                    metrics.retried(deployment_id)
+                else:
+                    metrics.fell_back(attempts[0].model.id, attempt.model.id)
+                tried.add(attempt.model.id)
+            elif len(attempts) > 1:
+                tried = {attempt.model.id}
             if final:
                 metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,
                                  overhead_seconds=overhead_ms / 1000 if overhead_ms is not None else None)
@@ -545,6 +577,8 @@ class Router:
                 usage_estimated=usage.estimated,
                 usage_note=usage_note,
             ))
+        if self.observer is not None:
+            self.observer.request_done(plan, attempts, status=final_status, error=error, overhead_ms=overhead_ms)
 
     # -- feedback ------------------------------------------------------------------------------------
     def record_feedback(self, body: Any) -> None:
@@ -566,6 +600,8 @@ class Router:
 
     # -- lifecycle and sync API ----------------------------------------------------------------------
     async def aclose(self) -> None:
+        if self.observer is not None:
+            self.observer.close()
         close_policy = getattr(self.policy, "aclose", None)  # an encoder-backed learned policy holds resources
         if close_policy is not None:
             await close_policy()

@@ -98,6 +98,7 @@ class LimitsGuard:
         self._hold_seconds = settings.state.reservation_ttl_seconds
         self._refresh = settings.pressure_refresh_seconds
         self._level_cache: dict[str, tuple[float, int]] = {}
+        self._cached_budgets: dict[str, Limit] = {}  # level-cache key -> the (tightest) limit it measures
         self._deployments = {
             dep: tuple(Limit("deployment limit", "deployment", dep, "minute", unit, value)
                        for unit, value in (("req", lim.requests_per_minute), ("tok", lim.tokens_per_minute))
@@ -176,6 +177,10 @@ class LimitsGuard:
         counters = self._counters(self._request_budgets, features, None, now)
         if counters:
             levels = await self._cached_levels([c.key for c, *_ in counters], now)
+            known = self._cached_budgets
+            for counter, lim, _, _ in counters:
+                if counter.key not in known:
+                    known[counter.key] = lim  # shared objects only: no memory per label beyond the entry
             for (counter, lim, value, _), level in zip(counters, levels):
                 fraction = level / counter.limit
                 if fraction > pressure:
@@ -194,9 +199,26 @@ class LimitsGuard:
         if stale:
             if len(cache) > 10_000:
                 cache.clear()
+                self._cached_budgets.clear()
             for key, level in zip(stale, await self.store.levels(stale)):
                 cache[key] = (now, level)
         return [cache[k][1] for k in keys]
+
+    def budget_remaining(self) -> list[tuple[str, str, str, str, float]]:
+        """(scope, value, unit, window, remaining) of each budget in the level cache, the newest window of each:
+        the metrics gauge, read at scrape time without a store call."""
+        newest: dict[tuple[str, str, str, str], tuple[float, float]] = {}
+        for key, lim in list(self._cached_budgets.items()):
+            cached = self._level_cache.get(key)
+            if cached is None:
+                continue
+            value = key.rsplit(":", 3)[0].partition("=")[2]  # the scope value as the key holds it (key_part)
+            ident = (lim.scope, value, UNIT_NAMES[lim.unit], lim.window)
+            if ident in newest and newest[ident][0] > cached[0]:
+                continue
+            left = max(0, lim.limit - cached[1])
+            newest[ident] = (cached[0], units_to_usd(left) if lim.unit == "usd" else float(left))
+        return [(*ident, left) for ident, (_, left) in newest.items()]
 
     def _adjust_cached(self, counters: Sequence[Counter], amounts: Sequence[int]) -> None:
         for counter, amount in zip(counters, amounts):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from .._exceptions import UpstreamError
 from ..config import ProviderSettings
+from ..observability.context import UPSTREAM_HEADERS
 from ..redaction import Redactor, provider_secrets
 from ..types import Deployment, JSONDict, Usage
 from . import errors
@@ -81,6 +82,9 @@ class HTTPProvider:
 
     async def post_ok(self, url: str, body: bytes, headers: Mapping[str, str], deployment: Deployment) -> Response:
         """POST and return a 200 response, unread; any other status raises its mapped error."""
+        extra = UPSTREAM_HEADERS.get()  # the attempt's traceparent when traces are on; else None
+        if extra is not None:
+            headers = {**headers, **extra}
         resp = await self.client().post(url, body, headers)
         if resp.status != 200:
             try:

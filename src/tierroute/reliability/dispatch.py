@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .._exceptions import (
     AllAttemptsFailed,
@@ -69,6 +69,7 @@ class Attempt:
     usage: Usage = field(default_factory=Usage)
     error: UpstreamError | None = None
     note: str | None = None
+    trace: Any = None  # this attempt's span, when traces are on (observability/tracing.py)
 
     @property
     def latency_ms(self) -> float:
@@ -116,6 +117,8 @@ class Dispatcher:
         self._backoff = Backoff.from_settings(self.settings.retry)
         self.health = Health(self.settings.breaker, clock)
         self.balancer = Balancer(self.settings.balancer, clock, self._rng)
+        # Called with each attempt as it starts (the router's observer opens its span); None: nothing to do.
+        self.on_attempt: Callable[[Attempt], None] | None = None
 
     # -- reading -------------------------------------------------------------------------------------
     def unavailable(self) -> frozenset[str]:
@@ -383,6 +386,8 @@ class _Run:
         attempt = Attempt(number=len(self.attempts) + 1, model=model, deployment=deployment,
                           started=self.d._clock(), note=note)
         self.attempts.append(attempt)
+        if self.d.on_attempt is not None:
+            self.d.on_attempt(attempt)
         return attempt
 
     # -- outcomes ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ..chat_request import decode_body, parse_chat_request
 from ..identity import caller_id
 from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect, EventWriter
 from ..redaction import Redactor, install_log_redaction
+from ..observability.probes import Probes
 from ..router import Router
 from .disconnect import DisconnectWatcher
 from .errors import error_response, sse_error_event
@@ -66,6 +67,8 @@ class Gateway:
         self._undo_log_redaction: Callable[[], None] | None = None
         self._max_body = settings.max_body_bytes
         self._disconnects = DisconnectWatcher()
+        self._observer = router.observer  # access log and traces; None when both are off
+        self.probes = Probes(router)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/chat/completions"): self.chat_completions,
@@ -78,30 +81,38 @@ class Gateway:
             ("GET", "/v1/models"): self.models,
             ("GET", "/models"): self.models,
             ("GET", "/health"): self.health,
+            ("GET", "/livez"): self.probes.livez,
+            ("GET", "/readyz"): self.probes.readyz,
             ("GET", "/metrics"): self.metrics,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if not self._keys:
-                try:
-                    check_same_machine(scope["method"], scope["headers"])
-                except TierrouteError as exc:
-                    status, payload, headers = error_response(exc, self._redactor)
-                    await send_json(send, status, payload, headers)
-                    return
-            handler = self._routes.get((scope["method"], scope["path"]))
-            if handler is None:
-                paths = {p for _, p in self._routes}
-                status = 405 if scope["path"] in paths else 404
-                message = "method not allowed" if status == 405 else f"no route for {scope['path']}"
-                body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
-                await send_json(send, status, orjson.dumps(body))
-                return
-            await handler(scope, receive, send)
+            if self._observer is not None:
+                await self._observer.serve(self._http, scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._keys:
+            try:
+                check_same_machine(scope["method"], scope["headers"])
+            except TierrouteError as exc:
+                status, payload, headers = error_response(exc, self._redactor)
+                await send_json(send, status, payload, headers)
+                return
+        handler = self._routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            paths = {p for _, p in self._routes}
+            status = 405 if scope["path"] in paths else 404
+            message = "method not allowed" if status == 405 else f"no route for {scope['path']}"
+            body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+            await send_json(send, status, orjson.dumps(body))
+            return
+        await handler(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -109,10 +120,14 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 # At startup, the server has configured logging: its handlers exist now.
                 self._undo_log_redaction = install_log_redaction(self._redactor)
+                if self._observer is not None:
+                    self._observer.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._undo_log_redaction is not None:
                     self._undo_log_redaction()
+                if self._observer is not None:
+                    self._observer.stop()
                 try:
                     await self.router.aclose()
                 except Exception:  # noqa: BLE001
