@@ -43,6 +43,7 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    outcomes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (status answered, request body)
     url: str = ""
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -51,6 +52,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.headers.clear()
         self.arrivals.clear()
+        self.outcomes.clear()
 
     # -- server -------------------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -77,6 +79,7 @@ class FakeOpenAI:
         status = b.status
         if b.failure_rate and self.rng.random() < b.failure_rate:
             status = b.failure_status
+        self.outcomes.append((status, body))
         if status != 200:
             headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
             error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}

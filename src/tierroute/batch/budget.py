@@ -1,0 +1,70 @@
+"""The batch's hard spend cap: each line reserves the most it can cost before it is sent, and settles to
+its real cost after, over a :class:`~tierroute.state.StateStore` (memory for one process, Redis for workers
+on several machines), so the cap holds however many lines are in flight.
+
+The most a line can cost is its prompt (with a margin for tokenizers that count more) plus its ``max_tokens`` (else the model's output limit) on the most
+expensive model that could answer it: failover and escalation may move a line to any configured model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..budgets.windows import units_to_usd, usd_to_units
+from ..catalog import Catalog
+from ..chat_request import parse_chat_request
+from ..state.base import Counter, StateStore
+
+HOLD_SECONDS = 3600.0  # a dead worker's reservations are released after this
+PROMPT_MARGIN = 1.5
+
+
+class BatchBudget:
+    def __init__(self, store: StateStore, *, key: str, max_cost_usd: float, catalog: Catalog,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.max_cost_usd = max_cost_usd
+        self._counter = Counter(key=key, limit=usd_to_units(max_cost_usd))
+        self._models = tuple(catalog.models.values())
+        self._clock = clock
+        self._in_flight = 0
+        self._settled = asyncio.Event()
+
+    def ceiling_usd(self, body: dict[str, Any]) -> float:
+        features = parse_chat_request(body)
+        # The prompt count is tierroute's estimate; a provider's tokenizer may count more, hence the margin.
+        prompt = int(features.prompt_tokens * PROMPT_MARGIN) + 16
+        return max((m.cost_usd(prompt, min(features.max_tokens or m.max_output_tokens, m.max_output_tokens))
+                    for m in self._models), default=0.0)
+
+    async def precharge(self, cost_usd: float) -> None:
+        """Count spend from an earlier run of the same job (when the store does not keep it itself)."""
+        if cost_usd > 0:
+            await self.store.reserve(None, [Counter(self._counter.key, 2**62)], [usd_to_units(cost_usd)],
+                                     now=self._clock(), hold_seconds=0)
+
+    async def reserve(self, hold_id: str, ceiling_usd: float) -> bool:
+        """Hold ``ceiling_usd``. When it does not fit, wait while this process's own lines settle (their
+        reservations exceed their cost); False once nothing of ours is in flight and it still does not fit."""
+        amount = usd_to_units(ceiling_usd)
+        while True:
+            refusal = await self.store.reserve(hold_id, [self._counter], [amount], now=self._clock(),
+                                               hold_seconds=HOLD_SECONDS)
+            if refusal is None:
+                self._in_flight += 1
+                return True
+            if self._in_flight == 0:
+                return False
+            self._settled.clear()
+            await self._settled.wait()
+
+    async def settle(self, hold_id: str, cost_usd: float) -> None:
+        await self.store.settle(hold_id, [self._counter], [usd_to_units(cost_usd)], now=self._clock())
+        self._in_flight -= 1
+        self._settled.set()
+
+    async def spent_usd(self) -> float:
+        return units_to_usd((await self.store.levels([self._counter.key]))[0])

@@ -1,0 +1,86 @@
+"""Adaptive concurrency: how many lines are in flight, raised until the providers push back, then halved.
+
+AIMD, as TCP does it. Start at ``initial``; each answered line adds 1 while in slow start (so the limit
+doubles per round trip) and ``1/limit`` after the first congestion signal (one more per round trip). A
+congestion signal halves the limit, at most once per ``cooldown_seconds`` (the 429s of one burst are one
+signal), and ends slow start. Signals are: a rate limit from a provider or from tierroute's own deployment
+limits (429), and latency: answers taking ``latency_factor`` times longer than the fastest recently seen
+(queues building up upstream) shrink the limit by 10%, again at most once per cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+DEFAULT_INITIAL = 8
+DEFAULT_MAXIMUM = 256
+DEFAULT_COOLDOWN_SECONDS = 1.0
+DEFAULT_LATENCY_FACTOR = 4.0
+_LATENCY_FLOOR_SECONDS = 0.05  # below this, latency is the event loop's noise, not an upstream queue
+
+
+class AdaptiveLimit:
+    def __init__(self, *, initial: int = DEFAULT_INITIAL, maximum: int = DEFAULT_MAXIMUM, minimum: int = 1,
+                 cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS, latency_factor: float = DEFAULT_LATENCY_FACTOR,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.maximum = max(1, maximum)
+        self.minimum = max(1, min(minimum, self.maximum))
+        self.limit = float(min(max(initial, self.minimum), self.maximum))
+        self.in_flight = 0
+        self.slow_start = True
+        self.decreases = 0
+        self._cooldown = cooldown_seconds
+        self._latency_factor = latency_factor
+        self._clock = clock
+        self._last_decrease = -1e18
+        self._fastest = float("inf")
+        self._fastest_at = 0.0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
+            self.in_flight += 1
+
+    async def release(self) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify()
+
+    def answered(self, latency_seconds: float) -> None:
+        now = self._clock()
+        # The fastest answer of the last minute is the uncongested baseline; it is forgotten slowly so a
+        # lucky outlier does not make every later answer look congested.
+        if latency_seconds < self._fastest or now - self._fastest_at > 60:
+            self._fastest, self._fastest_at = latency_seconds, now
+        if (latency_seconds > _LATENCY_FLOOR_SECONDS and latency_seconds > self._latency_factor * self._fastest
+                and self._decrease(0.9, now)):
+            return
+        step = 1.0 if self.slow_start else 1.0 / self.limit
+        self._set(self.limit + step)
+
+    def congested(self) -> None:
+        """A 429: halve (once per cooldown) and leave slow start."""
+        if self._decrease(0.5, self._clock()):
+            self.slow_start = False
+
+    def _decrease(self, factor: float, now: float) -> bool:
+        if now - self._last_decrease < self._cooldown:
+            return False
+        self._last_decrease = now
+        self.decreases += 1
+        self.slow_start = False
+        self._set(self.limit * factor)
+        return True
+
+    def _set(self, value: float) -> None:
+        grew = int(value) > int(self.limit)
+        self.limit = min(max(value, float(self.minimum)), float(self.maximum))
+        if grew:
+            asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
