@@ -75,7 +75,8 @@ async def run_file(router: Router, options: JobOptions, *, progress_out: TextIO 
         await budget.precharge(prior.cost_usd)
     engine = BatchEngine(router, job=options.job_name, limit=limit, budget=budget, max_tries=options.max_tries)
     progress = Progress(total=count_lines(options.input), already_done=prior.lines, prior_cost_usd=prior.cost_usd,
-                        stats=engine.stats, limit=limit)
+                        prior_baseline_cost_usd=prior.baseline_cost_usd, prior_failed=prior.failed,
+                        reasons=Counter(prior.reasons), stats=engine.stats, limit=limit)
     return await drive(engine, pending_items(options.input, prior), OutputJournal(options.output, fsync=options.fsync),
                        progress, progress_out=progress_out, live=live, interval=options.progress_seconds)
 

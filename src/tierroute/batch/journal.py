@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ class Prior:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     truncated_bytes: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)  # failures by error code
 
 
 def _scan(path: str) -> Iterator[tuple[int, bytes]]:
@@ -94,6 +96,8 @@ def read_prior(path: str, *, retry_failed: bool = False) -> Prior:
             prior.done.add(line)
             prior.lines += 1
             prior.failed += failed
+            if failed:
+                prior.reasons[str((record["error"] or {}).get("code") or "error")] += 1
             prior.cost_usd += float(meta.get("cost_usd") or 0.0)
             prior.baseline_cost_usd += float(meta.get("baseline_cost_usd") or 0.0)
             if out is not None:

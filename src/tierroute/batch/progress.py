@@ -23,6 +23,8 @@ class Progress:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     prior_cost_usd: float = 0.0
+    prior_baseline_cost_usd: float = 0.0
+    prior_failed: int = 0
     models: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -72,13 +74,14 @@ class Progress:
 
     def summary(self) -> dict[str, Any]:
         spent = self.prior_cost_usd + self.cost_usd
+        baseline = self.prior_baseline_cost_usd + self.baseline_cost_usd
         return {
             "lines": self.already_done + self.done, "answered_now": self.done - self.failed,
-            "answered_before": self.already_done, "failed": self.failed, "failures": dict(self.reasons.most_common()),
+            "answered_before": self.already_done - self.prior_failed, "failed": self.prior_failed + self.failed,
+            "failed_now": self.failed, "failures": dict(self.reasons.most_common()),
             "retried": self.stats.retried if self.stats else 0, "seconds": round(self.elapsed(), 3),
             "cost_usd": round(spent, 8), "cost_this_run_usd": round(self.cost_usd, 8),
-            "strongest_model_cost_usd": round(self.baseline_cost_usd, 8),
-            "savings_usd": round(self.baseline_cost_usd - self.cost_usd, 8),
+            "strongest_model_cost_usd": round(baseline, 8), "savings_usd": round(baseline - spent, 8),
             "models": dict(self.models.most_common()),
         }
 
