@@ -21,7 +21,7 @@ from .._exceptions import InvalidRequest
 
 # Errors that --retry-failed does not retry: resending the same malformed line cannot succeed.
 PERMANENT_CODES = frozenset({"invalid_line"})
-_MAX_PENDING = 4096  # results waiting for the disk before appenders wait
+DEFAULT_MAX_PENDING = 256  # results waiting for the disk before appenders wait
 
 
 class LineSet:
@@ -147,8 +147,10 @@ def check_writable(path: str) -> None:
 class OutputJournal:
     """Appends output lines durably. ``append`` returns a future that resolves once the line is fsync'd."""
 
-    def __init__(self, path: str, *, fsync: bool = True) -> None:
+    def __init__(self, path: str, *, fsync: bool = True, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.path = path
+        # Answered lines not yet on disk are lost (and re-sent) in a crash: bounding them bounds the repeats.
+        self._max_pending = max(1, max_pending)
         self._fsync = fsync
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(path)
@@ -161,7 +163,7 @@ class OutputJournal:
         self._writer = asyncio.create_task(self._run())
 
     async def append(self, line: bytes) -> asyncio.Future[None]:
-        while len(self._pending) >= _MAX_PENDING:
+        while len(self._pending) >= self._max_pending:
             self._room.clear()
             await self._room.wait()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
