@@ -18,7 +18,7 @@ from ..catalog import Catalog
 from ..chat_request import parse_chat_request
 from ..state.base import Counter, StateStore
 
-HOLD_SECONDS = 3600.0  # a dead worker's reservations are released after this
+HOLD_SECONDS = 900.0  # a dead worker's reservations are released after this
 PROMPT_MARGIN = 1.5
 
 

@@ -78,8 +78,8 @@ class BatchEngine:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        baseline = router.catalog.strongest()
-        self._baseline = baseline
+        self._baseline = router.catalog.strongest()
+        self._instance = f"{self._rng.getrandbits(48):012x}"  # hold ids stay unique when a line moves between workers
 
     async def run(self, items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[BatchResult]:
         """Results in completion order. Closing the iterator early cancels the lines in flight."""
@@ -148,7 +148,7 @@ class BatchEngine:
         tries = 0
         while True:
             tries += 1
-            hold = f"{self.job}:{item.line}:{tries}"
+            hold = f"{self.job}:{self._instance}:{item.line}:{tries}"
             if self.budget is not None and not await self.budget.reserve(hold, ceiling):
                 return failure(item.line, item.custom_id, "budget_exceeded",
                                f"--max-cost ${self.budget.max_cost_usd:g} reached: this line may cost up to ${ceiling:.6f}",
