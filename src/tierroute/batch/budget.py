@@ -20,6 +20,7 @@ from ..state.base import Counter, StateStore
 
 HOLD_SECONDS = 900.0  # a dead worker's reservations are released after this
 PROMPT_MARGIN = 1.5
+OTHERS_POLL_SECONDS = 0.05
 
 
 class BatchBudget:
@@ -28,6 +29,9 @@ class BatchBudget:
         self.store = store
         self.max_cost_usd = max_cost_usd
         self._counter = Counter(key=key, limit=usd_to_units(max_cost_usd))
+        # Settled spend alone (the counter above also holds reservations): tells "the cap is reached" from
+        # "other workers' reservations are in the way for now".
+        self._used = Counter(key=f"{key}:settled", limit=2**62)
         self._models = tuple(catalog.models.values())
         self._clock = clock
         self._in_flight = 0
@@ -43,12 +47,12 @@ class BatchBudget:
     async def precharge(self, cost_usd: float) -> None:
         """Count spend from an earlier run of the same job (when the store does not keep it itself)."""
         if cost_usd > 0:
-            await self.store.reserve(None, [Counter(self._counter.key, 2**62)], [usd_to_units(cost_usd)],
+            await self.store.reserve(None, [Counter(self._counter.key, 2**62), self._used], [usd_to_units(cost_usd)] * 2,
                                      now=self._clock(), hold_seconds=0)
 
     async def reserve(self, hold_id: str, ceiling_usd: float) -> bool:
-        """Hold ``ceiling_usd``. When it does not fit, wait while this process's own lines settle (their
-        reservations exceed their cost); False once nothing of ours is in flight and it still does not fit."""
+        """Hold ``ceiling_usd``. When it does not fit but would once the reservations in flight settle (theirs
+        exceed their cost), wait for that; False when the settled spend itself leaves no room."""
         amount = usd_to_units(ceiling_usd)
         while True:
             refusal = await self.store.reserve(hold_id, [self._counter], [amount], now=self._clock(),
@@ -57,12 +61,19 @@ class BatchBudget:
                 self._in_flight += 1
                 return True
             if self._in_flight == 0:
-                return False
+                settled = (await self.store.levels([self._used.key]))[0]
+                if self._counter.limit - settled < amount:
+                    return False
+                await asyncio.sleep(OTHERS_POLL_SECONDS)  # other workers' reservations: they settle soon
+                continue
             self._settled.clear()
             await self._settled.wait()
 
     async def settle(self, hold_id: str, cost_usd: float) -> None:
-        await self.store.settle(hold_id, [self._counter], [usd_to_units(cost_usd)], now=self._clock())
+        units = usd_to_units(cost_usd)
+        await self.store.settle(hold_id, [self._counter], [units], now=self._clock())
+        if units:
+            await self.store.reserve(None, [self._used], [units], now=self._clock(), hold_seconds=0)
         self._in_flight -= 1
         self._settled.set()
 
