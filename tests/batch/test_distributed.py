@@ -76,9 +76,9 @@ def test_two_workers_split_one_job_and_the_cap_holds_across_them(
 def test_a_killed_workers_lines_are_taken_over(
         tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI], redis_url: str, job: str) -> None:  # noqa: F811
     a, b = upstreams
-    a.behaviour.delay_seconds = b.behaviour.delay_seconds = 0.005
+    a.behaviour.delay_seconds = b.behaviour.delay_seconds = 0.01  # slow enough that the kill lands mid-job
     config = write_config(tmp_path / "c.yaml", a, b)
-    n = 800
+    n = 1500
     source = write_input(tmp_path / "in.jsonl", n)
     first = worker(source, tmp_path / "o0.jsonl", config, redis_url, job, "--worker", "w0", "--concurrency", "16")
     deadline = time.monotonic() + 60

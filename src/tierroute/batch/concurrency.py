@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 DEFAULT_INITIAL = 8
@@ -37,17 +38,31 @@ class AdaptiveLimit:
         self._last_decrease = -1e18
         self._fastest = float("inf")
         self._fastest_at = 0.0
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
+        while self.in_flight >= int(self.limit):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the slot we were given on
+                raise
+        self.in_flight += 1
 
     async def release(self) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify()
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        free = int(self.limit) - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     def answered(self, latency_seconds: float) -> None:
         now = self._clock()
@@ -79,8 +94,4 @@ class AdaptiveLimit:
         grew = int(value) > int(self.limit)
         self.limit = min(max(value, float(self.minimum)), float(self.maximum))
         if grew:
-            asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+            self._wake()
