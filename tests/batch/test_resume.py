@@ -66,3 +66,28 @@ def test_killed_with_sigkill_several_times_and_resumed_every_line_answered_once(
         assert any(line not in snap for snap in snapshots), item
     assert len(twice) <= len(snapshots) * CONCURRENCY * 3  # in flight, plus answered but not yet fsync'd
     assert f"{n - len(snapshots[-1])} answered now, {len(snapshots[-1])} before" in final.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_continues(
+        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    a, b = upstreams
+    a.behaviour.delay_seconds = b.behaviour.delay_seconds = 0.01
+    n = 1500
+    config = write_config(tmp_path / "c.yaml", a, b)
+    source, out = write_input(tmp_path / "in.jsonl", n), tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "tierroute", "batch", str(source), "--out", str(out), "--config",
+                             str(config), "--progress", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(complete_lines(out)) < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "run the same command to continue" in stderr and "Traceback" not in stderr
+    assert out.read_bytes().endswith(b"\n")  # stopped between lines: nothing torn
+    stopped_at = complete_lines(out)
+    assert 100 <= len(stopped_at) < n
+    final = cli(str(source), "--out", str(out), "--progress", "none", config=config)
+    assert final.returncode == 0, final.stderr
+    assert sorted(r["tierroute"]["line"] for r in read_output(out)) == list(range(1, n + 1))
+    assert f"{len(stopped_at)} before" in final.stderr
