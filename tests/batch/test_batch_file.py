@@ -136,3 +136,22 @@ def test_retry_failed_sends_only_the_failed_lines_again(tmp_path: Path, upstream
     resent = Counter(answered_items(a, b))
     assert set(resent) == {f"item {i}" for i in failed}  # only the failed lines were sent again
     assert not set(resent) & set(answered_before)
+
+
+def test_every_line_is_recorded_in_the_ledger_tagged_with_the_job(
+        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    import sqlite3
+
+    a, b = upstreams
+    a.behaviour.status = 503  # every line's first attempt on "a" fails: the ledger records both attempts
+    db = tmp_path / "ledger.db"
+    config = write_config(tmp_path / "c.yaml", a, b, ledger={"backend": "sqlite", "path": str(db)})
+    result = cli(str(write_input(tmp_path / "in.jsonl", 60)), "--out", str(tmp_path / "o.jsonl"), "--job", "nightly",
+                 "--progress", "none", config=config)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT request_id, status, tags, cost_usd FROM requests WHERE final = 1").fetchall()
+    assert len(rows) == 60 and {r[1] for r in rows} == {"ok"} and {r[2] for r in rows} == {"batch:nightly"}
+    out = read_output(tmp_path / "o.jsonl")
+    assert {r[0] for r in rows} == {o["response"]["request_id"] for o in out}
+    assert sum(r[3] for r in rows) == pytest.approx(sum(o["tierroute"]["cost_usd"] for o in out))

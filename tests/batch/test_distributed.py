@@ -39,6 +39,22 @@ def job(redis_url: str) -> Iterator[str]:  # noqa: F811
         client.close()
 
 
+def pending_lines(url: str, job: str, consumer: str) -> set[int]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stream = f"{{tr-batch:{job}}}:lines"
+        entries = client.xpending_range(stream, "workers", min="-", max="+", count=10_000, consumername=consumer)
+        lines = set()
+        for entry in entries:
+            found = client.xrange(stream, min=entry["message_id"], max=entry["message_id"])
+            lines.update(int(fields[b"line"]) for _, fields in found)
+        return lines
+    finally:
+        client.close()
+
+
 def worker(source: Path, out: Path, config: Path, redis: str, job: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "tierroute", "batch", str(source), "--out", str(out), "--config",
                              str(config), "--redis", redis, "--job", job, "--progress", "none", "--json", *extra],
@@ -88,14 +104,16 @@ def test_a_killed_workers_lines_are_taken_over(
     first.communicate()
     before = complete_lines(tmp_path / "o0.jsonl")
     assert 150 <= len(before) < n
+    unacknowledged = pending_lines(redis_url, job, "w0")  # what w0 held when it died, as Redis saw it
     second = worker(source, tmp_path / "o1.jsonl", config, redis_url, job, "--worker", "w1", "--reclaim-after", "1")
     stdout, stderr = second.communicate(timeout=240)
     assert second.returncode == 0, stderr
     assert orjson.loads(stdout)["job_done"] == n
     taken_over = complete_lines(tmp_path / "o1.jsonl")
     assert before | taken_over == set(range(1, n + 1))
-    # Only lines w0 had answered but not yet acknowledged when it died can appear in both outputs.
-    assert len(before & taken_over) <= 16 * 3
+    # Only lines w0 held unacknowledged when it died can appear in both outputs, or be answered twice.
+    assert before & taken_over <= unacknowledged
     answered = Counter(answered_items(a, b))
     assert set(answered) == {f"item {i}" for i in range(1, n + 1)}
-    assert sum(c - 1 for c in answered.values()) <= 16 * 3
+    assert {int(item.split()[1]) for item, count in answered.items() if count > 1} <= unacknowledged
+    assert len(unacknowledged) < 300  # a bounded few: in flight, awaiting the disk or the acknowledgement, read ahead
