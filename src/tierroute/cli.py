@@ -365,8 +365,6 @@ def batch(input_path: str, output: str, config: str | None, max_cost: float | No
 
     Run the same command again after a stop to continue where it left off. Exit status: 0 when every line
     was answered, 3 when some lines failed (see --retry-failed), 130 when interrupted."""
-    import asyncio
-
     from .batch import JobOptions
     from .batch import job as batch_job
     from .batch.progress import render_summary

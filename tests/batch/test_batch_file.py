@@ -22,7 +22,7 @@ def test_a_deployment_that_429s_and_one_that_fails_intermittently_every_line_ans
     n = 3000  # 10,000 in bench/bench_batch.py; this keeps the suite fast on two cores
     config = write_config(tmp_path / "c.yaml", a, b)
     result = cli(str(write_input(tmp_path / "in.jsonl", n)), "--out", str(tmp_path / "out.jsonl"),
-                 "--progress", "plain", config=config)
+                 "--progress", "plain", "--progress-seconds", "0.2", config=config)
     assert result.returncode == 0, result.stderr
     out = read_output(tmp_path / "out.jsonl")
     assert sorted(o["tierroute"]["line"] for o in out) == list(range(1, n + 1))

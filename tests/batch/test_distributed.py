@@ -17,7 +17,6 @@ import orjson
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.services import redis_url  # noqa: F401  (fixture)
 
 from .conftest import answered_items, read_output, write_config, write_input
 from .test_budget_and_library import LINE_COST, ceiling
@@ -25,7 +24,7 @@ from .test_resume import complete_lines
 
 
 @pytest.fixture
-def job(redis_url: str) -> Iterator[str]:  # noqa: F811
+def job(redis_url: str) -> Iterator[str]:
     import redis
 
     name = f"test-{uuid.uuid4().hex[:10]}"
@@ -62,7 +61,7 @@ def worker(source: Path, out: Path, config: Path, redis: str, job: str, *extra: 
 
 
 def test_two_workers_split_one_job_and_the_cap_holds_across_them(
-        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI], redis_url: str, job: str) -> None:  # noqa: F811
+        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI], redis_url: str, job: str) -> None:
     a, b = upstreams
     a.behaviour.delay_seconds = b.behaviour.delay_seconds = 0.002
     config = write_config(tmp_path / "c.yaml", a, b)
@@ -90,7 +89,7 @@ def test_two_workers_split_one_job_and_the_cap_holds_across_them(
 
 
 def test_a_killed_workers_lines_are_taken_over(
-        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI], redis_url: str, job: str) -> None:  # noqa: F811
+        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI], redis_url: str, job: str) -> None:
     a, b = upstreams
     a.behaviour.delay_seconds = b.behaviour.delay_seconds = 0.01  # slow enough that the kill lands mid-job
     config = write_config(tmp_path / "c.yaml", a, b)

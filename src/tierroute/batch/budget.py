@@ -2,8 +2,9 @@
 its real cost after, over a :class:`~tierroute.state.StateStore` (memory for one process, Redis for workers
 on several machines), so the cap holds however many lines are in flight.
 
-The most a line can cost is its prompt (with a margin for tokenizers that count more) plus its ``max_tokens`` (else the model's output limit) on the most
-expensive model that could answer it: failover and escalation may move a line to any configured model.
+The most a line can cost is its prompt (with a margin for tokenizers that count more) plus its
+``max_tokens`` (else the model's output limit) on the most expensive model that could answer it: failover
+and escalation may move a line to any configured model.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class BatchBudget:
     async def precharge(self, cost_usd: float) -> None:
         """Count spend from an earlier run of the same job (when the store does not keep it itself)."""
         if cost_usd > 0:
-            await self.store.reserve(None, [Counter(self._counter.key, 2**62), self._used], [usd_to_units(cost_usd)] * 2,
-                                     now=self._clock(), hold_seconds=0)
+            await self.store.reserve(None, [Counter(self._counter.key, 2**62), self._used],
+                                     [usd_to_units(cost_usd)] * 2, now=self._clock(), hold_seconds=0)
 
     async def reserve(self, hold_id: str, ceiling_usd: float) -> bool:
         """Hold ``ceiling_usd``. When it does not fit but would once the reservations in flight settle (theirs

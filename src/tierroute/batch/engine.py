@@ -144,15 +144,16 @@ class BatchEngine:
         try:
             ceiling = self.budget.ceiling_usd(body) if self.budget is not None else 0.0
         except TierrouteError as exc:
-            return failure(item.line, item.custom_id, exc.code or "invalid_request", exc.message, status_code=exc.http_status)
+            return failure(item.line, item.custom_id, exc.code or "invalid_request", exc.message,
+                           status_code=exc.http_status)
         tries = 0
         while True:
             tries += 1
             hold = f"{self.job}:{self._instance}:{item.line}:{tries}"
             if self.budget is not None and not await self.budget.reserve(hold, ceiling):
                 return failure(item.line, item.custom_id, "budget_exceeded",
-                               f"--max-cost ${self.budget.max_cost_usd:g} reached: this line may cost up to ${ceiling:.6f}",
-                               tries=tries - 1, error_type="rate_limit_error")
+                               f"the spend cap of ${self.budget.max_cost_usd:g} is reached: "
+                               f"this line may cost up to ${ceiling:.6f}", tries=tries - 1, error_type="rate_limit_error")
             started = self._clock()
             try:
                 routed = await self.router.acompletion(body)

@@ -77,8 +77,9 @@ async def run_file(router: Router, options: JobOptions, *, progress_out: TextIO 
     progress = Progress(total=count_lines(options.input), already_done=prior.lines, prior_cost_usd=prior.cost_usd,
                         prior_baseline_cost_usd=prior.baseline_cost_usd, prior_failed=prior.failed,
                         reasons=Counter(prior.reasons), stats=engine.stats, limit=limit)
-    return await drive(engine, pending_items(options.input, prior), OutputJournal(options.output, fsync=options.fsync, max_pending=options.concurrency),
-                       progress, progress_out=progress_out, live=live, interval=options.progress_seconds)
+    journal = OutputJournal(options.output, fsync=options.fsync, max_pending=options.concurrency)
+    return await drive(engine, pending_items(options.input, prior), journal, progress, progress_out=progress_out,
+                       live=live, interval=options.progress_seconds)
 
 
 async def drive(engine: BatchEngine, items: Any, journal: OutputJournal, progress: Progress, *,

@@ -18,7 +18,8 @@ import orjson
 from .._exceptions import InvalidRequest
 
 CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
-_MAX_LINE_BYTES = 16 * 1024 * 1024  # one request body; longer lines are refused, not buffered
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one request body; longer lines are reported, not held in memory
+TOO_LONG = b"\x00"  # what read_lines yields for such a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ def parse_item(line: int, raw: bytes | str | dict[str, Any]) -> BatchItem:
     fallback_id = f"line-{line}"
     if isinstance(raw, dict):
         obj: Any = raw
+    elif raw == TOO_LONG:
+        return BatchItem(line, fallback_id, None, f"line {line}: longer than {MAX_LINE_BYTES >> 20} MiB")
     else:
         try:
             obj = orjson.loads(raw)
@@ -69,7 +72,7 @@ def parse_item(line: int, raw: bytes | str | dict[str, Any]) -> BatchItem:
 def check_jsonl(path: str | os.PathLike[str]) -> None:
     """Refuse a file that is not JSONL at once: its first non-blank line must be a JSON object."""
     with open(path, "rb") as f:
-        for raw in f:
+        while raw := f.readline(MAX_LINE_BYTES):
             if not raw.strip():
                 continue
             try:
@@ -83,19 +86,24 @@ def check_jsonl(path: str | os.PathLike[str]) -> None:
     raise InvalidRequest(f"{os.fspath(path)}: the file has no lines")
 
 
-def read_lines(path: str | os.PathLike[str], *, start_line: int = 1, start_offset: int = 0) -> Iterator[tuple[int, int, bytes]]:
+def read_lines(path: str | os.PathLike[str], *, start_line: int = 1,
+               start_offset: int = 0) -> Iterator[tuple[int, int, bytes]]:
     """(line number, byte offset after the line, raw bytes) for each non-blank line, from ``start_offset``.
 
-    Blank lines keep their number (so numbers match an editor's) but yield nothing."""
+    Blank lines keep their number (so numbers match an editor's) but yield nothing. A line longer than
+    ``MAX_LINE_BYTES`` is skipped without being held in memory and yielded as :data:`TOO_LONG`."""
     number = start_line - 1
     with open(path, "rb") as f:
         f.seek(start_offset)
         offset = start_offset
-        for raw in f:
+        while raw := f.readline(MAX_LINE_BYTES + 1):
             number += 1
             offset += len(raw)
-            if len(raw) > _MAX_LINE_BYTES:
-                raw = b"\x00too long"
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    offset += len(rest)
+                offset += len(rest)
+                raw = TOO_LONG
             if raw.strip():
                 yield number, offset, raw
 
