@@ -49,14 +49,21 @@ def test_slow_start_doubles_per_round_trip_then_a_429_halves_once_per_cooldown()
     run(main())
 
 
-def test_latency_far_above_the_fastest_shrinks_the_limit() -> None:
+def test_latency_climbing_well_above_its_long_run_average_shrinks_the_limit() -> None:
     async def main() -> None:
         clock = Clock()
-        limit = AdaptiveLimit(initial=20, maximum=100, clock=clock)
-        limit.answered(0.1)
-        before = limit.limit
-        limit.answered(0.1 * 5)  # queueing upstream
-        assert limit.limit == before * 0.9
+        limit = AdaptiveLimit(initial=20, maximum=20, clock=clock)
+        for _ in range(200):
+            limit.answered(0.2)
+        for _ in range(5):  # a few long answers are not congestion
+            limit.answered(5.0)
+        assert limit.limit == 20 and limit.decreases == 0
+        for _ in range(30):  # a queue building up upstream
+            limit.answered(1.5)
+        assert limit.decreases == 1 and limit.limit < 20  # once per cooldown (then additive growth)
+        clock.now += 2
+        limit.answered(1.5)
+        assert limit.decreases == 2
     run(main())
 
 

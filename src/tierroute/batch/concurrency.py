@@ -18,7 +18,9 @@ from collections.abc import Callable
 DEFAULT_INITIAL = 8
 DEFAULT_MAXIMUM = 256
 DEFAULT_COOLDOWN_SECONDS = 1.0
-DEFAULT_LATENCY_FACTOR = 4.0
+DEFAULT_LATENCY_FACTOR = 2.0
+_RECENT = 16  # answers in the recent median
+_SLOW = 0.01  # EWMA weight of the long-run latency
 _LATENCY_FLOOR_SECONDS = 0.05  # below this, latency is the event loop's noise, not an upstream queue
 
 
@@ -36,8 +38,8 @@ class AdaptiveLimit:
         self._latency_factor = latency_factor
         self._clock = clock
         self._last_decrease = -1e18
-        self._fastest = float("inf")
-        self._fastest_at = 0.0
+        self._recent: deque[float] = deque(maxlen=_RECENT)
+        self._long_run = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> None:
@@ -65,14 +67,14 @@ class AdaptiveLimit:
                 free -= 1
 
     def answered(self, latency_seconds: float) -> None:
-        now = self._clock()
-        # The fastest answer of the last minute is the uncongested baseline; it is forgotten slowly so a
-        # lucky outlier does not make every later answer look congested.
-        if latency_seconds < self._fastest or now - self._fastest_at > 60:
-            self._fastest, self._fastest_at = latency_seconds, now
-        if (latency_seconds > _LATENCY_FLOOR_SECONDS and latency_seconds > self._latency_factor * self._fastest
-                and self._decrease(0.9, now)):
-            return
+        recent = self._recent
+        recent.append(latency_seconds)
+        self._long_run += _SLOW * (latency_seconds - self._long_run) if self._long_run else latency_seconds
+        if len(recent) == _RECENT:
+            median = sorted(recent)[_RECENT // 2]
+            if (median > _LATENCY_FLOOR_SECONDS and median > self._latency_factor * self._long_run
+                    and self._decrease(0.9, self._clock())):
+                return
         step = 1.0 if self.slow_start else 1.0 / self.limit
         self._set(self.limit + step)
 
