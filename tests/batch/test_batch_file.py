@@ -155,3 +155,25 @@ def test_every_line_is_recorded_in_the_ledger_tagged_with_the_job(
     out = read_output(tmp_path / "o.jsonl")
     assert {r[0] for r in rows} == {o["response"]["request_id"] for o in out}
     assert sum(r[3] for r in rows) == pytest.approx(sum(o["tierroute"]["cost_usd"] for o in out))
+
+
+def test_a_full_disk_stops_the_batch_with_a_clear_error_and_a_resumable_file(
+        tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    import resource
+
+    a, b = upstreams
+    config = write_config(tmp_path / "c.yaml", a, b)
+    source, out = write_input(tmp_path / "in.jsonl", 300), tmp_path / "o.jsonl"
+
+    def small_disk() -> None:  # files may not grow past 20 kB: writes beyond fail as on a full disk (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    full = cli(str(source), "--out", str(out), "--progress", "none", config=config, preexec_fn=small_disk)
+    assert full.returncode == 1, full.stderr
+    assert "writing failed" in full.stderr and "Traceback" not in full.stderr
+    data = out.read_bytes()
+    kept = data[: data.rfind(b"\n") + 1].splitlines()  # a torn last line, if any, is cut off on resume
+    assert 0 < len(kept) < 300 and all(orjson.loads(line)["tierroute"]["line"] for line in kept)
+    again = cli(str(source), "--out", str(out), "--progress", "none", config=config)
+    assert again.returncode == 0, again.stderr
+    assert sorted(r["tierroute"]["line"] for r in read_output(out)) == list(range(1, 301))

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import InvalidRequest
+from .._exceptions import InvalidRequest, TierrouteError
 
 # Errors that --retry-failed does not retry: resending the same malformed line cannot succeed.
 PERMANENT_CODES = frozenset({"invalid_line"})
@@ -135,6 +135,8 @@ def check_writable(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise InvalidRequest(f"--out {path}: is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise InvalidRequest(f"--out {path}: not a regular file (the output is also the job's journal)")
     if not os.path.isdir(directory):
         raise InvalidRequest(f"--out {path}: the directory {directory} does not exist")
     try:
@@ -160,12 +162,16 @@ class OutputJournal:
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
+        self._failed: TierrouteError | None = None
         self._writer = asyncio.create_task(self._run())
 
     async def append(self, line: bytes) -> asyncio.Future[None]:
-        while len(self._pending) >= self._max_pending:
+        """Queue one output line; raises once writing has failed (a full disk), so the batch stops."""
+        while self._failed is None and len(self._pending) >= self._max_pending:
             self._room.clear()
             await self._room.wait()
+        if self._failed is not None:
+            raise self._failed
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(line)
         self._waiters.append(future)
@@ -186,10 +192,12 @@ class OutputJournal:
             try:
                 await asyncio.to_thread(self._write, data)
             except OSError as exc:
+                self._failed = TierrouteError(f"--out {self.path}: writing failed ({exc.strerror or exc}); the lines "
+                                              "on disk are kept: free the space and run the same command again")
                 for w in waiters:
-                    if not w.done():
-                        w.set_exception(exc)
-                raise
+                    w.cancel()  # never durable; append() and aclose() raise the error itself
+                self._room.set()
+                return
             for w in waiters:
                 if not w.done():
                     w.set_result(None)
@@ -210,3 +218,5 @@ class OutputJournal:
             await self._writer
         finally:
             os.close(self._fd)
+        if self._failed is not None:
+            raise self._failed
