@@ -191,10 +191,14 @@ async def run_worker(router: Router, options: JobOptions, *, redis_url: str, wor
         raise StateUnavailable("--redis needs the redis package: install tierroute[redis]") from exc
     from ..state.redis import RedisStore
 
-    client = aioredis.from_url(redis_url)
+    # A blocking pool: a burst of acknowledgements queues for a connection instead of failing.
+    client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+        redis_url, max_connections=32, timeout=30))
     shared = SharedJob(client, options.job_name, worker or f"{socket.gethostname()}-{os.getpid()}",
                        reclaim_seconds=reclaim_seconds)
-    store = RedisStore(redis_url, prefix=shared.budget_prefix) if options.max_cost_usd is not None else None
+    # Generous timeouts: a batch can wait a second for Redis, and a timed-out settle would strand a hold.
+    store = RedisStore(redis_url, prefix=shared.budget_prefix, timeout_seconds=5.0,
+                       connect_timeout_seconds=5.0) if options.max_cost_usd is not None else None
     try:
         await shared.setup()
         prior = read_prior(options.output)

@@ -150,7 +150,18 @@ class BatchEngine:
         while True:
             tries += 1
             hold = f"{self.job}:{self._instance}:{item.line}:{tries}"
-            if self.budget is not None and not await self.budget.reserve(hold, ceiling):
+            try:
+                room = self.budget is None or await self.budget.reserve(hold, ceiling)
+            except StateUnavailable as exc:  # the shared store is briefly unreachable: try the line again later
+                retry, wait = self._after_failure(exc, tries)
+                if not retry:
+                    return failure(item.line, item.custom_id, exc.code or "state_unavailable", exc.message,
+                                   tries=tries - 1, status_code=exc.http_status, error_type=exc.error_type)
+                self.stats.retried += 1
+                await self._sleep(wait)
+                continue
+            if not room:
+                assert self.budget is not None
                 return failure(item.line, item.custom_id, "budget_exceeded",
                                f"the spend cap of ${self.budget.max_cost_usd:g} is reached: "
                                f"this line may cost up to ${ceiling:.6f}", tries=tries - 1, error_type="rate_limit_error")
