@@ -580,6 +580,18 @@ class Router:
         if self.observer is not None:
             self.observer.request_done(plan, attempts, status=final_status, error=error, overhead_ms=overhead_ms)
 
+    # -- batches -------------------------------------------------------------------------------------
+    def batch(self, items: Any, *, concurrency: int = 64, max_cost_usd: float | None = None, max_tries: int = 6,
+              job: str = "batch", store: Any = None) -> AsyncIterator[Any]:
+        """Answer many requests (OpenAI batch lines or chat bodies), yielding a ``BatchResult`` for each as it
+        completes: adaptive concurrency up to ``concurrency``, retries with backoff, and a hard spend cap
+        ``max_cost_usd``. ``items`` may be an iterable or an async iterable; it is read only as fast as lines
+        are sent. See docs/batch.md; the engine lives in :mod:`tierroute.batch`."""
+        from .batch.engine import run_items
+
+        return run_items(self, items, concurrency=concurrency, max_cost_usd=max_cost_usd, max_tries=max_tries,
+                         job=job, store=store)
+
     # -- feedback ------------------------------------------------------------------------------------
     def record_feedback(self, body: Any) -> None:
         """Record a quality label for an answered request: ``{"request_id", "score" in [0, 1], "source"?}``.

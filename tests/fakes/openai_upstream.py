@@ -40,6 +40,7 @@ class Behaviour:
     # A streamed request whose text contains this gets 200 and an empty body, as llama.cpp's server answers a
     # prompt longer than its context.
     empty_stream_if: str | None = None
+    max_in_flight: int | None = None  # answer 429 to requests beyond this many at once (a provider's concurrency cap)
 
 
 @dataclass
@@ -48,6 +49,9 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    outcomes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (status answered, request body)
+    in_flight: int = 0
+    peak_in_flight: int = 0
     url: str = ""
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -56,6 +60,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.headers.clear()
         self.arrivals.clear()
+        self.outcomes.clear()
 
     # -- server -------------------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -72,6 +77,14 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
         self.arrivals.append(time.monotonic())
         body = orjson.loads(await request.read())
@@ -82,6 +95,9 @@ class FakeOpenAI:
         status = b.status
         if b.failure_rate and self.rng.random() < b.failure_rate:
             status = b.failure_status
+        if b.max_in_flight is not None and self.in_flight > b.max_in_flight:
+            status = 429
+        self.outcomes.append((status, body))
         if status != 200:
             headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
             error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}
