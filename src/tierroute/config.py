@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._exceptions import ConfigError
 from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
+from .evals.settings import EvalsSettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -211,6 +212,8 @@ class Settings(_Frozen):
                                                                                           "failover, breakers")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="budgets, rate limits, runaway "
                                                                                "protection")
+    evals: EvalsSettings = Field(default_factory=EvalsSettings, description="continuous evaluation: shadow "
+                                                                            "sampling, judges, the quality guard")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
