@@ -334,6 +334,36 @@ def export(config: str | None, out: str, since: str | None) -> None:
                    "(set ledger.store_prompts: true to keep prompts for training)", err=True)
 
 
+@main.command("evals")
+@CONFIG_OPTION
+@click.option("--since", default=None, help="Only judgments newer than this (e.g. 1h, 7d).")
+@JSON_OPTION
+@_guarded
+def evals(config: str | None, since: str | None, as_json: bool) -> None:
+    """Continuous evaluation per route: samples, win/tie/loss against the reference, interval, guard state."""
+    import asyncio
+
+    from .bootstrap import load
+    from .evals.report import as_dict, render_table, route_quality, shared_states
+    from .ledger import open_ledger
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there are no judgments to report")
+    try:
+        judgments = ledger.judgments(_since(since))
+    finally:
+        ledger.close()
+    guard = settings.evals.guard
+    rows = route_quality(judgments, asyncio.run(shared_states(settings)), margin=guard.margin,
+                         confidence=guard.confidence)
+    if as_json:
+        _echo_json({"margin": guard.margin, "confidence": guard.confidence, "routes": [as_dict(q) for q in rows]})
+        return
+    click.echo(render_table(rows, margin=guard.margin, confidence=guard.confidence))
+
+
 main.add_command(train_command, "train")
 main.add_command(eval_command, "eval")
 main.add_command(compare_command, "compare")

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..ledger.base import Judgment
 from .judges.base import SCORE
 from .sequential import confidence_interval
@@ -50,7 +52,9 @@ def route_quality(judgments: Sequence[Judgment], states: Mapping[str, Mapping[st
             continue
         q = get(j.route)
         q.spend_usd += j.judge_cost_usd + j.reference_cost_usd
-        if j.judge == "guard":
+        if j.judge == "guard":  # the last decision recorded, unless a live state says otherwise (below)
+            q.guard_state = "degraded" if j.verdict == "degraded" else "holding"
+            q.guard_reason = (orjson.loads(j.detail) if j.detail else {}).get("reason")
             continue
         if j.judge == "feedback":
             if j.verdict == "good":
@@ -88,3 +92,37 @@ def as_dict(q: RouteQuality) -> dict[str, Any]:
             "losses": q.losses, "skipped": q.skipped, "feedback_good": q.feedback_good,
             "feedback_bad": q.feedback_bad, "interval": list(q.interval), "verdict": q.verdict,
             "guard_state": q.guard_state, "guard_reason": q.guard_reason, "spend_usd": q.spend_usd}
+
+
+def render_table(rows: Sequence[RouteQuality], *, margin: float, confidence: float) -> str:
+    """The text ``tierroute evals`` prints."""
+    if not rows:
+        return "no judgments yet (is evals.enabled on, and has traffic been sampled?)"
+    lines = [f"interval: {confidence:.0%} confidence sequence on mean(loss - win); margin {margin:g}",
+             f"{'route':<40} {'samples':>7} {'judged':>6} {'win':>5} {'tie':>5} {'loss':>5} {'skip':>5} "
+             f"{'interval':>15} {'verdict':<18} {'guard':<9} {'spend $':>10}"]
+    for q in rows:
+        lo, hi = q.interval
+        lines.append(f"{q.route:<40} {q.samples:>7} {q.judged:>6} {q.wins:>5} {q.ties:>5} {q.losses:>5} "
+                     f"{q.skipped:>5} {f'[{lo:+.2f}, {hi:+.2f}]':>15} {q.verdict:<18} {q.guard_state:<9} "
+                     f"{q.spend_usd:>10.6f}")
+    for q in rows:
+        if q.feedback_good or q.feedback_bad:
+            lines.append(f"feedback on {q.route}: {q.feedback_good} good, {q.feedback_bad} bad")
+        if q.guard_reason:
+            lines.append(f"guard on {q.route}: {q.guard_reason}")
+    return "\n".join(lines)
+
+
+async def shared_states(settings: Any) -> dict[str, dict[str, Any]]:
+    """The guard's live states from the shared store (Redis); empty with a memory store (per process)."""
+    state = settings.limits.state
+    if state.backend != "redis":
+        return {}
+    from .store import RedisGuardStore
+
+    store = RedisGuardStore(state.url, prefix=state.prefix)
+    try:
+        return await store.states()
+    finally:
+        await store.aclose()
