@@ -300,7 +300,8 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds
 @contextlib.contextmanager
 def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
             baseline_src: Path | None = None, policy: str = "cheapest", baseline_policy: str | None = None,
-            policy_options: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+            policy_options: dict[str, Any] | None = None,
+            config_extra: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
     """Start nginx and the gateway (and a baseline gateway).
 
     Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
@@ -327,7 +328,10 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
             config.write_text(TIERROUTE_CONFIG.format(upstream_port=upstream_port, gateway_port=port,
                                                       ledger_path=tmp / f"{name}-ledger.db")
                               + f"router:\n  policy: {gateway_policy}\n"
-                              + (f"  options: {json.dumps(options)}\n" if options else ""))
+                              + (f"  options: {json.dumps(options)}\n" if options else "")
+                              # --config-extra: top-level sections for the gateway under test only (JSON is YAML)
+                              + "".join(f"{key}: {json.dumps(value)}\n" for key, value in
+                                        ((config_extra or {}).items() if name == "gateway" else ())))
             env = {**os.environ, "PYTHONPATH": str(src)} if src else None
             log = tmp / f"{name}.out"
             cmd = [sys.executable, "-c", "from tierroute.cli import main; main()", "serve", "--config", str(config)]
@@ -391,7 +395,8 @@ def median(values: Sequence[float]) -> float:
 
 def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
               policy: str = "cheapest", baseline_policy: str | None = None,
-              policy_options: dict[str, Any] | None = None, prompts: Path | None = None) -> dict[str, Any]:
+              policy_options: dict[str, Any] | None = None, prompts: Path | None = None,
+              config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
     bodies = outcome_bodies(prompts) if prompts else prompt_mix()
@@ -400,7 +405,8 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
         (tmp / "bodies.jsonl").write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in bodies))
         script = tmp / "post.lua"
         script.write_text(WRK_LUA.format(bodies=tmp / "bodies.jsonl"))
-        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options) as (
+        with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options,
+                     config_extra) as (
                 upstream_port, nginx_pid, gateways):
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
             urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
@@ -427,7 +433,7 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
                               "bodies": len(bodies), "chars_p10_p50_p90_max": [chars[len(chars) // 10], chars[len(chars) // 2],
                                                                                chars[9 * len(chars) // 10], chars[-1]]},
                      baseline=str(baseline_src) if baseline_src else None, policy=policy,
-                     baseline_policy=baseline_policy, policy_options=policy_options,
+                     baseline_policy=baseline_policy, policy_options=policy_options, config_extra=config_extra,
                      cpus={"gateway": sorted(gateway_cpus or ()), "nginx_and_wrk": sorted(load_cpus or ())})
 
 
@@ -542,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="router.options for --policy, e.g. '{\"artifact\": \"/tmp/g.npz\"}'")
     parser.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                         help="send the messages of an outcome data file (first 512 items) instead of the built-in mix")
+    parser.add_argument("--config-extra", type=json.loads, default=None, metavar="JSON",
+                        help="top-level config sections for the gateway under test only (not the baseline), e.g. "
+                             "'{\"evals\": {\"enabled\": true}}'; pair with --baseline-policy to measure a setting")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat the whole benchmark with freshly started servers, then report the median of "
                              "the per-run gateway/baseline ratios (default 1): runs differ more than rounds do")
@@ -554,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.runs):
         data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline,
                          policy=args.policy, baseline_policy=args.baseline_policy, policy_options=args.policy_options,
-                         prompts=args.prompts)
+                         prompts=args.prompts, config_extra=args.config_extra)
         print(json.dumps(data, indent=2) if args.json else report(data), flush=True)
         runs.append(data["summary"].get("gateway_vs_baseline"))
     if args.runs > 1 and all(runs):

@@ -80,3 +80,14 @@ def test_a_malformed_verdict_is_skipped_not_raised():
     judge, _ = judge_replying('{"verdict": "A"}', "no idea")
     verdict = asyncio.run(judge.judge(pair({}, text("a"), text("b"))))
     assert verdict.outcome is None and verdict.skipped == "malformed verdict"
+
+
+def test_the_subset_validator_without_jsonschema_catches_the_common_faults():
+    from tierroute.evals.judges.checks import _subset_errors
+
+    schema = {"type": "object", "required": ["a", "b"],
+              "properties": {"a": {"type": "integer"}, "b": {"enum": ["x", "y"]},
+                             "c": {"type": "array", "items": {"type": "string"}}}}
+    assert _subset_errors({"a": 1, "b": "x", "c": ["s"]}, schema, "$") == []
+    errors = _subset_errors({"a": True, "c": ["s", 2]}, schema, "$")
+    assert any("'b'" in e for e in errors) and any("$.a" in e for e in errors) and any("$.c[1]" in e for e in errors)
