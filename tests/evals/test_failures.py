@@ -124,3 +124,19 @@ def test_unknown_models_are_a_config_error_naming_the_field(quality, tmp_path, e
 def test_out_of_range_guard_settings_are_refused(quality, tmp_path, guard, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         eval_settings(quality.url, tmp_path, evals={"guard": guard})
+
+
+def test_feedback_is_a_judgment_on_the_requests_route(quality, tmp_path):
+    async def run() -> None:
+        settings = eval_settings(quality.url, tmp_path, evals={"sample_rate": 0.0})
+        async with Router(settings, ledger=SQLiteLedger(tmp_path / "l.db", flush_interval_seconds=0.02)) as router:
+            routed = await router.acompletion(body())
+            router.record_feedback({"request_id": routed.plan.request_id, "score": 0.2})
+            router.record_feedback({"request_id": "chatcmpl-unknown", "score": 1})
+            router.ledger.flush()
+            rows = router.ledger.judgments()
+            assert [(r.route, r.routed_model, r.judge, r.verdict) for r in rows] == [
+                ("intent:math/cheap", "cheap", "feedback", "bad"), (None, None, "feedback", "good")]
+            assert router.evals.queued == 0  # a rate of 0 samples nothing
+
+    asyncio.run(run())

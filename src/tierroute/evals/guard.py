@@ -122,5 +122,9 @@ class QualityGuard:
         return replace(decision, ranked=reordered, details=details,
                        reason=f"quality guard: {route} shifted to {target} ({why}); {decision.reason}")
 
+    @property
+    def any_shifted(self) -> bool:
+        return bool(self._shifted)
+
     def shifted(self) -> dict[str, tuple[str, str]]:
         return dict(self._shifted)

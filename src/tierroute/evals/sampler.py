@@ -27,12 +27,22 @@ class Sampler:
         self._hour, self._hour_count = -1, 0
         self.capped = 0  # samples the caps refused
 
-    def take(self, route: str, features: RequestFeatures) -> bool:
-        rate = self._rates.get(route, self._rate) if self._rates else self._rate
+    def take(self, route_of: Callable[[], str | None], features: RequestFeatures) -> str | None:
+        """The request's route if it is sampled, else None. ``route_of`` is only called when needed (per-route
+        rates, or the draw said yes): most requests never build their route name."""
+        if self._rates:
+            route = route_of()
+            rate = self._rates.get(route, self._rate) if route is not None else 0.0
+        else:
+            route, rate = None, self._rate
         if rate <= 0.0 or self._random() >= rate:
-            return False
+            return None
+        if route is None:
+            route = route_of()
+            if route is None:
+                return None
         if features.caller in self._callers or (self._tags and not self._tags.isdisjoint(features.tags)):
-            return False
+            return None
         now = self._clock()
         minute, hour = int(now // 60), int(now // 3600)
         if minute != self._minute:
@@ -41,10 +51,10 @@ class Sampler:
             self._hour, self._hour_count = hour, 0
         if self._minute_count >= self._per_minute or self._hour_count >= self._per_hour:
             self.capped += 1
-            return False
+            return None
         self._minute_count += 1
         self._hour_count += 1
-        return True
+        return route
 
 
 def route_scope(resolved_as: str) -> str | None:

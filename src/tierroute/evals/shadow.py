@@ -39,7 +39,7 @@ log = logging.getLogger("tierroute.evals")
 
 # Fields of the caller's body that must not reach a replay: it is never streamed, and asks one answer.
 _NOT_REPLAYED = frozenset({"stream", "stream_options", "n"})
-RECENT_ROUTES = 10_000  # request id -> route, so feedback can be attributed; bounded
+RECENT_ROUTES = 10_000  # request id -> route labels, so feedback can name the route; bounded
 
 
 @dataclass(slots=True)
@@ -101,7 +101,7 @@ class Evaluator:
         self.sampler = Sampler(settings, rng=rng or random.Random(), clock=clock)
         self._queue: asyncio.Queue[Sample] = asyncio.Queue(maxsize=settings.queue_size)
         self._tasks: list[asyncio.Task[None]] = []
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[str, str | None, str]] = OrderedDict()
         self.queued = 0     # samples accepted into the queue
         self.processed = 0  # of those, judged or skipped
         self.dropped = 0    # samples refused because the queue was full
@@ -127,23 +127,19 @@ class Evaluator:
     def steer(self, resolved_as: str, decision: Decision) -> Decision:
         if not self._tasks:
             self._start()
+        if not self.guard.any_shifted:
+            return decision
         scope = route_scope(resolved_as)
         return decision if scope is None else self.guard.steer(scope, decision)
 
     def _route(self, plan: Any, answered_model: str) -> str | None:
-        shifted = plan.decision.details.get("quality_route")
-        if shifted is not None:
-            return shifted
-        scope = route_scope(plan.resolved_as)
-        return None if scope is None else f"{scope}/{answered_model}"
+        return _route_of(plan.resolved_as, plan.decision.details.get("quality_route"), answered_model)
 
     def offer(self, plan: Any, answered_model: str, response: JSONDict) -> None:
-        """A non-streamed answer: sample it, maybe."""
-        route = self._route(plan, answered_model)
+        """A non-streamed answer: sample it, maybe. Unsampled requests cost a draw and a dict insertion."""
+        self._remember(plan, answered_model)
+        route = self.sampler.take(lambda: self._route(plan, answered_model), plan.features)
         if route is None:
-            return
-        self._remember(plan.request_id, route)
-        if not self.sampler.take(route, plan.features):
             return
         message = ((response.get("choices") or [{}])[0] or {}).get("message") or {}
         content = message.get("content")
@@ -152,15 +148,15 @@ class Evaluator:
 
     def collector(self, plan: Any) -> StreamCollector | None:
         """A stream: a collector for its chunks when sampled (decided now, on the chosen model), else None."""
-        route = self._route(plan, plan.decision.chosen.model.id)
-        if route is None:
-            return None
-        self._remember(plan.request_id, route)
-        return StreamCollector(self, plan, route) if self.sampler.take(route, plan.features) else None
+        chosen = plan.decision.chosen.model.id
+        self._remember(plan, chosen)
+        route = self.sampler.take(lambda: self._route(plan, chosen), plan.features)
+        return None if route is None else StreamCollector(self, plan, route)
 
-    def _remember(self, request_id: str, route: str) -> None:
-        recent = self._recent
-        recent[request_id] = route
+    def _remember(self, plan: Any, answered_model: str) -> None:
+        """What feedback needs to name the request's route later (computed then, not on every request)."""
+        recent = self._recent  # labels only: the prompt is not kept for this
+        recent[plan.request_id] = (plan.resolved_as, plan.decision.details.get("quality_route"), answered_model)
         if len(recent) > RECENT_ROUTES:
             recent.popitem(last=False)
 
@@ -195,8 +191,9 @@ class Evaluator:
         """User feedback (``/v1/feedback``) as a third signal: a judgment row on the request's route."""
         if self._ledger is None:
             return
-        route = self._recent.get(request_id)
-        routed = route.rsplit("/", 1)[-1] if route else None
+        seen = self._recent.get(request_id)
+        route = _route_of(*seen) if seen is not None else None
+        routed = seen[2] if seen is not None else None
         self._ledger.record_judgment(Judgment(
             request_id=request_id, ts=self._clock(), route=route, routed_model=routed, reference_model=None,
             judge="feedback", verdict="good" if score >= 0.5 else "bad", detail=orjson.dumps({"score": score}).decode()))
@@ -346,6 +343,14 @@ class Evaluator:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.store.aclose()
+
+
+def _route_of(resolved_as: str, shifted_route: str | None, answered_model: str) -> str | None:
+    """A request's route: the guard's (when it shifted the request), else scope/model; None when not routed."""
+    if shifted_route is not None:
+        return shifted_route
+    scope = route_scope(resolved_as)
+    return None if scope is None else f"{scope}/{answered_model}"
 
 
 def build_evaluator(settings: Any, *, catalog: Catalog, dispatcher: Dispatcher, ledger: Ledger | None,
