@@ -316,7 +316,7 @@ class Router:
         relay_started[0] = True
         error: BaseException | None = None
         used = StreamUsage(plan.features, attempts[-1].model)
-        sampled = self.evals.collector(plan) if self.evals is not None else None  # None unless sampled
+        sampled = self.evals.collector(plan, attempts[-1].model.id) if self.evals is not None else None
         try:
             chunk = first
             while chunk is not None:

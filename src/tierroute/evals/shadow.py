@@ -146,11 +146,10 @@ class Evaluator:
         self._enqueue(plan, route, answered_model, content if isinstance(content, str) else "",
                       tuple(message.get("tool_calls") or ()))
 
-    def collector(self, plan: Any) -> StreamCollector | None:
-        """A stream: a collector for its chunks when sampled (decided now, on the chosen model), else None."""
-        chosen = plan.decision.chosen.model.id
-        self._remember(plan, chosen)
-        route = self.sampler.take(lambda: self._route(plan, chosen), plan.features)
+    def collector(self, plan: Any, answering_model: str) -> StreamCollector | None:
+        """A stream: a collector for its chunks when sampled (decided as it starts), else None."""
+        self._remember(plan, answering_model)
+        route = self.sampler.take(lambda: self._route(plan, answering_model), plan.features)
         return None if route is None else StreamCollector(self, plan, route)
 
     def _remember(self, plan: Any, answered_model: str) -> None:
