@@ -332,8 +332,10 @@ def stats(config: str | None, since: str | None, as_json: bool) -> None:
 @click.option("--out", "-o", "out", type=click.Path(dir_okay=False, writable=True), required=True,
               help="JSONL file to write (outcome format, as read by `tierroute train`).")
 @click.option("--since", default=None, help="Only requests newer than this (e.g. 1h, 7d).")
+@click.option("--judged", is_flag=True, help="Export continuous evaluation's judged pairs (both arms scored) "
+                                             "instead of feedback-labelled requests.")
 @_guarded
-def export(config: str | None, out: str, since: str | None) -> None:
+def export(config: str | None, out: str, since: str | None, judged: bool) -> None:
     """Export labelled traffic (requests with POST /v1/feedback scores) as outcome data for training."""
     from .bootstrap import load
     from .ledger import open_ledger
@@ -343,6 +345,19 @@ def export(config: str | None, out: str, since: str | None) -> None:
     ledger = open_ledger(settings.ledger)
     if ledger is None:
         raise ConfigError("ledger.backend is 'none': there is nothing to export")
+    if judged:
+        from .evals.export import export_judged
+
+        try:
+            with open(out, "wb") as handle:
+                pairs = export_judged(ledger, handle, since_ts=_since(since))
+        finally:
+            ledger.close()
+        click.echo(f"wrote {pairs.written} judged pairs to {out}")
+        if pairs.without_prompt:
+            click.echo(f"skipped {pairs.without_prompt} judgments recorded without their prompt (set "
+                       "evals.store_prompts: true to keep prompts for training)", err=True)
+        return
     try:
         with open(out, "wb") as handle:
             counts = export_outcomes(ledger, handle, since_ts=_since(since))
@@ -352,6 +367,36 @@ def export(config: str | None, out: str, since: str | None) -> None:
     if counts.without_prompt:
         click.echo(f"skipped {counts.without_prompt} labelled requests recorded without their prompt "
                    "(set ledger.store_prompts: true to keep prompts for training)", err=True)
+
+
+@main.command("evals")
+@CONFIG_OPTION
+@click.option("--since", default=None, help="Only judgments newer than this (e.g. 1h, 7d).")
+@JSON_OPTION
+@_guarded
+def evals(config: str | None, since: str | None, as_json: bool) -> None:
+    """Continuous evaluation per route: samples, win/tie/loss against the reference, interval, guard state."""
+    import asyncio
+
+    from .bootstrap import load
+    from .evals.report import as_dict, render_table, route_quality, shared_states
+    from .ledger import open_ledger
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there are no judgments to report")
+    try:
+        judgments = ledger.judgments(_since(since))
+    finally:
+        ledger.close()
+    guard = settings.evals.guard
+    rows = route_quality(judgments, asyncio.run(shared_states(settings)), margin=guard.margin,
+                         confidence=guard.confidence)
+    if as_json:
+        _echo_json({"margin": guard.margin, "confidence": guard.confidence, "routes": [as_dict(q) for q in rows]})
+        return
+    click.echo(render_table(rows, margin=guard.margin, confidence=guard.confidence))
 
 
 main.add_command(train_command, "train")

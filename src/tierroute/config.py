@@ -21,6 +21,7 @@ from ._exceptions import ConfigError
 from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
 from .observability.settings import AccessLogFormat, TelemetrySettings
+from .evals.settings import EvalsSettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -229,6 +230,8 @@ class Settings(_Frozen):
                                                                                "protection")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings, description="OpenTelemetry traces "
                                          "(the otel extra) and readiness checks")
+    evals: EvalsSettings = Field(default_factory=EvalsSettings, description="continuous evaluation: shadow "
+                                                                            "sampling, judges, the quality guard")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

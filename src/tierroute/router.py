@@ -133,6 +133,12 @@ class Router:
         self.observer: Observer | None = build_observer(settings.server.access_log, settings.telemetry)
         if self.observer is not None and self.observer.tracing is not None:
             self.dispatcher.on_attempt = self.observer.attempt_started
+        self.evals = None  # continuous evaluation (tierroute.evals), when evals.enabled
+        if settings.evals.enabled:
+            from .evals.shadow import build_evaluator
+
+            self.evals = build_evaluator(settings, catalog=self.catalog, dispatcher=self.dispatcher, ledger=ledger,
+                                         registry=self.metrics.registry)
         self._clock = clock
         self._wall = wall_clock
         self._request_id = request_id
@@ -206,6 +212,8 @@ class Router:
                 features = await self._prepare(features)
             decision = self.policy.decide(features, eligible, state)
             decision = self._shift_for_limits(replace(decision, reason=f"{resolved_as}: {decision.reason}"), state, runaway)
+            if self.evals is not None:
+                decision = self.evals.steer(resolved_as, decision)  # the quality guard's shifted routes
         return Plan(request_id=request_id or self._request_id(), body=body, features=features,
                     decision=decision, resolved_as=resolved_as, rejected=rejected, intent=intent)
 
@@ -241,6 +249,8 @@ class Router:
         overhead = self._overhead_ms(started, attempts)
         self._record(plan, attempts, started, overhead_ms=overhead)
         await self._settle(tokens, attempts, ok=True)
+        if self.evals is not None:
+            self.evals.offer(plan, answered.model.id, completion.response)  # maybe sampled; never waits
         cost = answered.cost_usd  # after _record, which bounds the provider's usage
         headers = self._headers(plan, answered, cost, overhead, attempts)
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
@@ -334,10 +344,13 @@ class Router:
         relay_started[0] = True
         error: BaseException | None = None
         used = StreamUsage(plan.features, attempts[-1].model)
+        sampled = self.evals.collector(plan, attempts[-1].model.id) if self.evals is not None else None
         try:
             chunk = first
             while chunk is not None:
                 used.observe(chunk)
+                if sampled is not None:
+                    sampled.add(chunk)
                 if used.reported is not None:
                     attempts[-1].usage = used.reported
                 if tokens:
@@ -367,6 +380,8 @@ class Router:
                 "cancelled" if isinstance(error, (GeneratorExit, asyncio.CancelledError, OSError)) else "error")
             self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
+            if sampled is not None and error is None:
+                sampled.finish(answered.model.id)
 
     async def _abandoned(self, plan: Plan, attempts: list[Attempt], started: float, tokens: list[Any],
                          exc: BaseException) -> None:
@@ -609,11 +624,15 @@ class Router:
         if self.ledger is None:
             raise InvalidRequest("feedback needs a ledger, and ledger.backend is 'none'")
         self.ledger.record_feedback(Feedback(request_id=request_id, ts=self._wall(), score=float(score), source=source))
+        if self.evals is not None:
+            self.evals.feedback(request_id, float(score))
 
     # -- lifecycle and sync API ----------------------------------------------------------------------
     async def aclose(self) -> None:
         if self.observer is not None:
             self.observer.close()
+        if self.evals is not None:
+            await self.evals.aclose()  # before the providers and the ledger its tasks use
         close_policy = getattr(self.policy, "aclose", None)  # an encoder-backed learned policy holds resources
         if close_policy is not None:
             await close_policy()

@@ -243,3 +243,35 @@ def test_a_dead_processs_journal_is_replayed_once(backend, tmp_path):
     ledger.close()
     journal.close()
     assert journal.pending_segments() == []
+
+
+def test_judgments_round_trip_and_feed_tierroute_evals(backend, tmp_path):
+    """Continuous evaluation's judgments (migration 5) on every backend, read back by `tierroute evals`."""
+    import orjson
+
+    from tierroute.ledger.base import Judgment
+
+    _, settings, open_ = backend
+    ledger = open_()
+    route = "intent:math/small"
+    rows = [Judgment(request_id=f"r{i}", ts=1000.0 + i, route=route, routed_model="small", reference_model="big",
+                     judge="pairwise:judge", verdict=v, judge_cost_usd=0.001, reference_cost_usd=0.01)
+            for i, v in enumerate(["tie", "loss", "win", "skipped"])]
+    rows.append(Judgment(request_id="r9", ts=1010.0, route=route, routed_model="small", reference_model="big",
+                         judge="guard", verdict="degraded", detail='{"reason": "loss established"}'))
+    for row in rows:
+        ledger.record_judgment(row)
+    ledger.flush()
+    assert ledger.judgments() == rows
+    assert ledger.judgments(since_ts=1002.5) == rows[3:]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"ledger": settings}))
+    result = CliRunner().invoke(main, ["evals", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    (report,) = orjson.loads(result.output)["routes"]
+    assert (report["route"], report["samples"], report["judged"], report["wins"], report["ties"], report["losses"],
+            report["skipped"], report["guard_state"]) == (route, 4, 3, 1, 1, 1, 1, "degraded")
+    assert report["spend_usd"] == pytest.approx(0.044)
+    assert report["interval"][0] < 0 < report["interval"][1] and report["verdict"] == "undecided"
+    text = CliRunner().invoke(main, ["evals", "--config", str(config)]).output
+    assert route in text and "guard on intent:math/small: loss established" in text

@@ -71,6 +71,31 @@ FEEDBACK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Feedback))
 
 
 @dataclass(frozen=True, slots=True)
+class Judgment:
+    """One evaluation of a routed answer (``tierroute.evals``): the pair's arms, the judge, its verdict (win,
+    tie, loss for the routed arm; skipped; good or bad for user feedback; degraded or restored for the quality
+    guard's decisions) and what the evaluation cost. ``detail`` is JSON."""
+
+    request_id: str
+    ts: float
+    route: str | None
+    routed_model: str | None
+    reference_model: str | None
+    judge: str
+    verdict: str
+    judge_cost_usd: float = 0.0
+    reference_cost_usd: float = 0.0
+    detail: str | None = None
+
+
+JUDGMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Judgment))
+
+
+def judgment_rows(rows: Sequence[object]) -> list[tuple[object, ...]]:
+    return [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in rows if isinstance(j, Judgment)]
+
+
+@dataclass(frozen=True, slots=True)
 class Labelled:
     """An answered request with its quality label: one outcome, ready to export for training."""
 
@@ -141,6 +166,12 @@ class Ledger(Protocol):
         """Answered requests that have feedback, with the mean of their scores."""
         ...
 
+    def record_judgment(self, judgment: Judgment) -> None:
+        """Queue an evaluation's judgment; never blocks on I/O."""
+        ...
+
+    def judgments(self, since_ts: float | None = None) -> list[Judgment]: ...
+
 
 @dataclass(slots=True)
 class Journaled:
@@ -151,7 +182,7 @@ class Journaled:
     replayed: bool = False
 
 
-Item = LedgerEntry | Feedback | Journaled
+Item = LedgerEntry | Feedback | Judgment | Journaled
 
 # How long a batch that keeps failing (the database is down) waits before its next try, at most.
 MAX_RETRY_DELAY_SECONDS = 5.0
@@ -213,6 +244,12 @@ class BatchWriter:
             raise RuntimeError("ledger is closed")
         self._queue.put(feedback)
 
+    def record_judgment(self, judgment: Judgment) -> None:
+        # Not journaled: a judgment lost in a crash costs one sample, never a charge or a request row.
+        if self._closed:
+            raise RuntimeError("ledger is closed")
+        self._queue.put(judgment)
+
     def flush(self, timeout_seconds: float = 10.0) -> None:
         if self._closed:
             return
@@ -232,8 +269,8 @@ class BatchWriter:
     def open(self) -> None:
         raise NotImplementedError
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
-        """Write one batch in one transaction (``split_rows`` separates the two kinds). With ``replayed``,
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback | Judgment], *, replayed: bool = False) -> None:
+        """Write one batch in one transaction (``split_rows`` and ``judgment_rows`` separate the kinds). With ``replayed``,
         skip request rows whose ``(request_id, attempt)`` is already there: replay never duplicates."""
         raise NotImplementedError
 

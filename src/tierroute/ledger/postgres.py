@@ -14,15 +14,18 @@ from ..journal import Journal
 from .base import (
     COLUMNS,
     FEEDBACK_COLUMNS,
+    JUDGMENT_COLUMNS,
     STATS_COLUMNS,
     BatchWriter,
     Feedback,
+    Judgment,
     Labelled,
     LedgerEntry,
     StatsRow,
+    judgment_rows,
     split_rows,
 )
-from .sqlite import LABELLED_SQL
+from .sqlite import JUDGMENTS_SQL, LABELLED_SQL
 
 # An arbitrary constant naming tierroute's migration lock among the database's advisory locks.
 _MIGRATION_LOCK = 7_361_205_518
@@ -75,6 +78,24 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_note TEXT;
     """,
+    # Continuous evaluation's judgments and the quality guard's decisions (issue 13).
+    5: """
+    CREATE TABLE IF NOT EXISTS judgments (
+        id BIGSERIAL PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        route TEXT,
+        routed_model TEXT,
+        reference_model TEXT,
+        judge TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        judge_cost_usd DOUBLE PRECISION NOT NULL,
+        reference_cost_usd DOUBLE PRECISION NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX IF NOT EXISTS judgments_ts ON judgments (ts);
+    CREATE INDEX IF NOT EXISTS judgments_request_id ON judgments (request_id);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -91,6 +112,10 @@ _INSERT_MISSING = (f"INSERT INTO requests ({', '.join(map(_quoted, COLUMNS))}) "
 _REQUEST_ID, _ATTEMPT = COLUMNS.index("request_id"), COLUMNS.index("attempt")
 _INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
                     f"VALUES ({', '.join('%s' for _ in FEEDBACK_COLUMNS)})")
+
+
+_INSERT_JUDGMENT = (f"INSERT INTO judgments ({', '.join(JUDGMENT_COLUMNS)}) "
+                   f"VALUES ({', '.join('%s' for _ in JUDGMENT_COLUMNS)})")
 
 
 def migrate(conn: Any) -> int:
@@ -134,10 +159,11 @@ class PostgresLedger(BatchWriter):
         self._conn = self._connect()
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback | Judgment], *, replayed: bool = False) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()  # reconnect after a database restart; the batch is retried
         entries, feedback = split_rows(rows)
+        judged = judgment_rows(rows)
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 if entries and replayed:
@@ -146,6 +172,8 @@ class PostgresLedger(BatchWriter):
                     cur.executemany(_INSERT, entries)
                 if feedback:
                     cur.executemany(_INSERT_FEEDBACK, feedback)
+                if judged:
+                    cur.executemany(_INSERT_JUDGMENT, judged)
         except Exception:
             if self._conn.broken:
                 self._conn.close()
@@ -180,3 +208,6 @@ class PostgresLedger(BatchWriter):
     def labelled(self, since_ts: float | None = None) -> list[Labelled]:
         rows = self._read(LABELLED_SQL.format(true="TRUE", param="%s"), (since_ts or 0.0,))
         return [Labelled(*row) for row in rows]
+
+    def judgments(self, since_ts: float | None = None) -> list[Judgment]:
+        return [Judgment(*row) for row in self._read(JUDGMENTS_SQL.format(param="%s"), (since_ts or 0.0,))]

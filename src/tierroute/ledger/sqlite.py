@@ -10,12 +10,15 @@ from ..journal import Journal
 from .base import (
     COLUMNS,
     FEEDBACK_COLUMNS,
+    JUDGMENT_COLUMNS,
     STATS_COLUMNS,
     BatchWriter,
     Feedback,
+    Judgment,
     Labelled,
     LedgerEntry,
     StatsRow,
+    judgment_rows,
     split_rows,
 )
 
@@ -67,6 +70,24 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE requests ADD COLUMN usage_note TEXT;
     """,
+    # Continuous evaluation's judgments and the quality guard's decisions (issue 13).
+    5: """
+    CREATE TABLE IF NOT EXISTS judgments (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        route TEXT,
+        routed_model TEXT,
+        reference_model TEXT,
+        judge TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        judge_cost_usd REAL NOT NULL,
+        reference_cost_usd REAL NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX IF NOT EXISTS judgments_ts ON judgments (ts);
+    CREATE INDEX IF NOT EXISTS judgments_request_id ON judgments (request_id);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -76,6 +97,9 @@ _INSERT_MISSING = (f"INSERT INTO requests ({', '.join(COLUMNS)}) SELECT {', '.jo
                    "WHERE NOT EXISTS (SELECT 1 FROM requests WHERE request_id = ? AND attempt = ?)")
 _REQUEST_ID, _ATTEMPT = COLUMNS.index("request_id"), COLUMNS.index("attempt")
 _INSERT_FEEDBACK = f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' for _ in FEEDBACK_COLUMNS)})"
+_INSERT_JUDGMENT = (f"INSERT INTO judgments ({', '.join(JUDGMENT_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' for _ in JUDGMENT_COLUMNS)})")
+JUDGMENTS_SQL = f"SELECT {', '.join(JUDGMENT_COLUMNS)} FROM judgments WHERE ts >= {{param}} ORDER BY id"
 # The attempt that answered, joined with the mean of its labels.
 LABELLED_SQL = """
 SELECT r.request_id, r.ts, r.chosen_model, r.prompt, r.cost_usd, avg(f.score)
@@ -123,9 +147,10 @@ class SQLiteLedger(BatchWriter):
         self._conn = _connect(self.path)
         migrate(self._conn)
 
-    def write_batch(self, rows: Sequence[LedgerEntry | Feedback], *, replayed: bool = False) -> None:
+    def write_batch(self, rows: Sequence[LedgerEntry | Feedback | Judgment], *, replayed: bool = False) -> None:
         assert self._conn is not None
         entries, feedback = split_rows(rows)
+        judged = judgment_rows(rows)
         self._conn.execute("BEGIN")
         try:
             if entries and replayed:
@@ -134,6 +159,8 @@ class SQLiteLedger(BatchWriter):
                 self._conn.executemany(_INSERT, entries)
             if feedback:
                 self._conn.executemany(_INSERT_FEEDBACK, feedback)
+            if judged:
+                self._conn.executemany(_INSERT_JUDGMENT, judged)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -179,3 +206,7 @@ class SQLiteLedger(BatchWriter):
     def labelled(self, since_ts: float | None = None) -> list[Labelled]:
         rows = self._read(LABELLED_SQL.format(true=1, param="?"), (since_ts or 0.0,))
         return [Labelled(*row) for row in rows]  # type: ignore[arg-type]
+
+    def judgments(self, since_ts: float | None = None) -> list[Judgment]:
+        rows = self._read(JUDGMENTS_SQL.format(param="?"), (since_ts or 0.0,))
+        return [Judgment(*row) for row in rows]  # type: ignore[arg-type]
