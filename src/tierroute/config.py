@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._exceptions import ConfigError
 from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
+from .keys.settings import KeysSettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -171,6 +172,9 @@ class ServerSettings(_Frozen):
     api_keys: list[str] = Field(default_factory=list, description="gateway keys clients must send as Bearer "
                                                                   "tokens; empty: no authentication")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, description="larger request bodies get 413")
+    admin_key: str | None = Field(default=None, min_length=16, description="key for the admin API (/admin/) and "
+                                  "the console (/ui), usually ${ENV_VAR}; separate from caller keys. Without it "
+                                  "both are off, and keys.enabled refuses a non-loopback bind")
 
 
 class LedgerSettings(_Frozen):
@@ -209,6 +213,8 @@ class Settings(_Frozen):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings, description="the record of every attempt")
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings, description="retries, "
                                                                                           "failover, breakers")
+    keys: KeysSettings = Field(default_factory=KeysSettings, description="virtual keys managed at run time "
+                               "(admin API, `tierroute keys`)")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="budgets, rate limits, runaway "
                                                                                "protection")
 
@@ -283,6 +289,9 @@ def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, st
 
 
 def _check_references(settings: Settings, source: str) -> None:
+    if settings.keys.enabled and settings.ledger.backend == "none":
+        raise ConfigError(f"{source}: keys.enabled: virtual keys live in the ledger's database; set ledger.backend "
+                          "to sqlite or postgres")
     for i, dep in enumerate(settings.deployments):
         if dep.provider not in settings.providers:
             raise ConfigError(f"{source}: deployments[{i}].provider: unknown provider {dep.provider!r}; "

@@ -22,7 +22,7 @@ from .base import (
     StatsRow,
     split_rows,
 )
-from .sqlite import LABELLED_SQL
+from .sqlite import KEYS_MIGRATION, LABELLED_SQL
 
 # An arbitrary constant naming tierroute's migration lock among the database's advisory locks.
 _MIGRATION_LOCK = 7_361_205_518
@@ -75,6 +75,9 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE requests ADD COLUMN IF NOT EXISTS usage_note TEXT;
     """,
+    # 5 is the judgments table (continuous evaluation). 6: virtual keys, the admin audit log, and indexes
+    # for the operator console (issue 17).
+    6: KEYS_MIGRATION.format(id="BIGSERIAL PRIMARY KEY", big="BIGINT", real="DOUBLE PRECISION"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

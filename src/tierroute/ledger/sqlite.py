@@ -19,6 +19,40 @@ from .base import (
     split_rows,
 )
 
+# Shared with the PostgreSQL ledger; ``{id}``, ``{big}`` and ``{real}`` are the backend's column types.
+KEYS_MIGRATION = """
+CREATE TABLE IF NOT EXISTS virtual_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    name TEXT,
+    owner TEXT,
+    user_id TEXT,
+    team TEXT,
+    project TEXT,
+    spec TEXT NOT NULL,
+    expires_at {real},
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    revoked_at {real},
+    seq {big} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS virtual_keys_seq ON virtual_keys (seq);
+CREATE TABLE IF NOT EXISTS key_sequence (id INTEGER PRIMARY KEY, value {big} NOT NULL);
+INSERT INTO key_sequence (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS admin_audit (
+    id {id},
+    ts {real} NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS admin_audit_ts ON admin_audit (ts);
+CREATE INDEX IF NOT EXISTS requests_caller_ts ON requests (caller, ts);
+CREATE INDEX IF NOT EXISTS requests_final_ts ON requests (final, ts, chosen_model, cost_usd, baseline_cost_usd)
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS requests (
@@ -67,6 +101,9 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE requests ADD COLUMN usage_note TEXT;
     """,
+    # 5 is the judgments table (continuous evaluation). 6: virtual keys, the admin audit log, and indexes
+    # for the operator console (issue 17; see keys/store.py and admin/queries.py).
+    6: KEYS_MIGRATION.format(id="INTEGER PRIMARY KEY", big="INTEGER", real="REAL"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -66,6 +66,13 @@ class Gateway:
         self.router = router
         settings = router.settings.server
         self._keys = tuple(k.encode() for k in settings.api_keys)
+        # Virtual keys (keys.enabled): the guard that enforces them owns the registry they are looked up in.
+        self._registry = next((g.registry for g in router.guards if hasattr(g, "registry")), None)
+        self._console: Handler | None = None
+        if settings.admin_key or self._registry is not None:
+            from ..admin.app import AdminConsole
+
+            self._console = AdminConsole(router, self._registry, settings.admin_key)
         # Every configured secret: scrubbed from each error body sent and each log record written.
         self._redactor = Redactor.from_settings(router.settings)
         self._undo_log_redaction: Callable[[], None] | None = None
@@ -89,6 +96,8 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             handler = self._routes.get((scope["method"], scope["path"]))
+            if handler is None and self._console is not None and scope["path"].startswith(("/admin", "/ui")):
+                handler = self._console
             if handler is None:
                 paths = {p for _, p in self._routes}
                 status = 405 if scope["path"] in paths else 404
@@ -119,7 +128,7 @@ class Gateway:
 
     # -- request plumbing ---------------------------------------------------------------------------
     def _authenticate(self, scope: Scope) -> str | None:
-        if not self._keys:
+        if not self._keys and self._registry is None:
             return None
         token = b""
         for name, value in scope["headers"]:
@@ -135,6 +144,13 @@ class Gateway:
         for key in self._keys:
             if hmac.compare_digest(token, key):
                 return caller_id(key.decode())
+        if self._registry is not None:
+            # One SHA-256 and one dict lookup: the hash is the dict key, so no secret is compared here.
+            virtual = self._registry.lookup(token)
+            if virtual is not None:
+                if virtual.expires_at is not None and time.time() >= virtual.expires_at:
+                    raise AuthenticationError("API key expired")
+                return virtual.caller
         raise AuthenticationError("invalid API key")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
