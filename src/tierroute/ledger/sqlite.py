@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS admin_audit (
 );
 CREATE INDEX IF NOT EXISTS admin_audit_ts ON admin_audit (ts);
 CREATE INDEX IF NOT EXISTS requests_caller_ts ON requests (caller, ts);
-CREATE INDEX IF NOT EXISTS requests_final_ts ON requests (final, ts, chosen_model, cost_usd, baseline_cost_usd)
+CREATE INDEX IF NOT EXISTS requests_final_ts ON requests (final, ts, chosen_model, status, cost_usd, baseline_cost_usd)
 """
 
 MIGRATIONS: dict[int, str] = {
