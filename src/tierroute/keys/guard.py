@@ -60,6 +60,8 @@ class KeyGuard(LimitsGuard):
         # Per key (and version of it): its compiled limits, and the models it may not use. Bounded by the
         # number of keys; an entry is replaced when the key changes.
         self._compiled: dict[str, tuple[int, tuple[Limit, ...], frozenset[str]]] = {}
+        # Without ``limits:`` a request from a key with no rules of its own costs nothing here (no store calls).
+        self._config_limits = settings.enabled
 
     def _for(self, key: VirtualKey) -> tuple[tuple[Limit, ...], frozenset[str]]:
         cached = self._compiled.get(key.id)
@@ -80,10 +82,13 @@ class KeyGuard(LimitsGuard):
             limits = (*limits, *own)
         return super()._counters(limits, features, model, now)
 
+    def _unlimited(self, key: VirtualKey | None) -> bool:
+        return not self._config_limits and (key is None or not (key.budgets or key.rate_limits))
+
     async def snapshot(self, features: RequestFeatures, body: Any) -> StateSnapshot | None:
         key = self.registry.by_caller(features.caller)
         if key is None or (key.models is None and key.tiers is None):
-            return await super().snapshot(features, body)
+            return None if self._unlimited(key) else await super().snapshot(features, body)
         _, denied = self._for(key)
         requested = features.requested_model
         if requested in denied:
@@ -91,13 +96,15 @@ class KeyGuard(LimitsGuard):
         if key.tiers is not None and requested in self._catalog.tiers and requested not in key.tiers:
             raise PermissionDenied(f"this key may not use tier {requested!r}; allowed: {', '.join(sorted(key.tiers))}",
                                    param="model")
-        state = await super().snapshot(features, body) or StateSnapshot()
+        state = (None if self._unlimited(key) else await super().snapshot(features, body)) or StateSnapshot()
         return replace(state, unavailable=state.unavailable | denied)
 
     async def admit(self, features: RequestFeatures, decision: Decision, request_id: str) -> Hold | None:
         key = self.registry.by_caller(features.caller)
         if key is not None and not _allowed(key, decision.chosen.model):
             raise PermissionDenied(f"this key may not use model {decision.chosen.model.id!r}", param="model")
+        if self._unlimited(key):
+            return None
         return await super().admit(features, decision, request_id)
 
     async def usage(self, key: VirtualKey) -> list[dict[str, Any]]:
