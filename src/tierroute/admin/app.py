@@ -55,7 +55,8 @@ class AdminConsole:
                                              "type": "server_error"}})
             from ..keys.db import Database
 
-            self._queries = LedgerQueries(self.registry.store.db if self.registry is not None else Database(settings))
+            # Its own connection: a long rollup pass must not hold up the key registry's polling.
+            self._queries = LedgerQueries(Database(settings))
         return self._queries
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
@@ -179,10 +180,10 @@ class AdminConsole:
         by = params.get("by", "key")
         if by == "bucket":
             return await self._overview(params)
-        column = {"key": "caller", "team": "caller", "model": "chosen_model", "tag": "tags"}.get(by)
-        if column is None:
+        dim = {"key": "caller", "team": "caller", "model": "model", "tag": "tags"}.get(by)
+        if dim is None:
             raise InvalidRequest("by: one of key, team, model, tag, bucket", param="by")
-        rows = await asyncio.to_thread(self._db_queries().spend_by_column, column, since, until)
+        rows = await asyncio.to_thread(self._db_queries().spend_by, dim, since, until)
         groups: dict[str, list[float]] = {}
         for value, n, cost, base in rows:
             for name in self._group_names(by, value):
@@ -206,7 +207,7 @@ class AdminConsole:
 
     async def _routing(self, params: dict[str, str]) -> Any:
         since, until = LedgerQueries.window(params)
-        rows = await asyncio.to_thread(self._db_queries().spend_by_column, "chosen_model", since, until)
+        rows = await asyncio.to_thread(self._db_queries().spend_by, "model", since, until)
         models = self.router.catalog.models
         tiers: dict[str, dict[str, float]] = {}
         items = []

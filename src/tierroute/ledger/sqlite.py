@@ -49,8 +49,22 @@ CREATE TABLE IF NOT EXISTS admin_audit (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS admin_audit_ts ON admin_audit (ts);
-CREATE INDEX IF NOT EXISTS requests_caller_ts ON requests (caller, ts);
-CREATE INDEX IF NOT EXISTS requests_final_ts ON requests (final, ts, chosen_model, status, cost_usd, baseline_cost_usd)
+CREATE INDEX IF NOT EXISTS requests_caller_id ON requests (caller, id);
+CREATE TABLE IF NOT EXISTS console_rollup (
+    hour {real} NOT NULL,
+    dim TEXT NOT NULL,
+    k TEXT,
+    m TEXT,
+    requests {big} NOT NULL,
+    errors {big} NOT NULL,
+    cost_usd {real} NOT NULL,
+    baseline_cost_usd {real} NOT NULL,
+    latency_sum {real} NOT NULL,
+    latency_max {real} NOT NULL,
+    last_ts {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_rollup_dim_hour ON console_rollup (dim, hour);
+CREATE TABLE IF NOT EXISTS console_rollup_hours (hour {real} PRIMARY KEY, rolled_at {real} NOT NULL)
 """
 
 MIGRATIONS: dict[int, str] = {
