@@ -152,3 +152,22 @@ def test_openapi_lists_every_route_and_each_answers(console):
         assert r.status_code in (200, 201), (method, path, r.text)
     # and a route that is not listed does not exist
     assert api.get("/admin/nothing").status_code == 404
+
+
+def test_unknown_models_and_tiers_are_refused(console):
+    api = admin(console)
+    r = api.post("/admin/keys", json={"models": ["small", "smal"]})
+    assert r.status_code == 400 and "'smal'" in r.json()["error"]["message"]
+    r = api.post("/admin/keys", json={"tiers": ["gold"]})
+    assert r.status_code == 400 and "'gold'" in r.json()["error"]["message"]
+
+
+def test_tier_restricted_key_routes_auto_within_its_tier(console):
+    api = admin(console)
+    created = api.post("/admin/keys", json={"tiers": ["general"]}).json()
+    wait_until(lambda: works(console, created["key"]))
+    c = openai.OpenAI(base_url=f"{console.url}/v1", api_key=created["key"], max_retries=0, timeout=10)
+    for _ in range(5):
+        assert c.chat.completions.create(model="auto", messages=HI, max_tokens=5).model != "big"
+    with pytest.raises(openai.PermissionDeniedError, match="reasoning"):
+        c.chat.completions.create(model="reasoning", messages=HI, max_tokens=5)

@@ -21,7 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from .._exceptions import AuthenticationError, InvalidRequest, TierrouteError
-from ..keys.settings import KeySpec
+from ..keys.settings import KeySpec, check_spec
 from .openapi import openapi
 from .queries import BUCKETS, LedgerQueries
 
@@ -144,13 +144,13 @@ class AdminConsole:
                 items = [await self._with_usage(k) for k in keys]
                 return 200, {"items": items, "next": keys[-1].id if keys else None}
             if method == "POST":
-                key, secret = await asyncio.to_thread(store.create, _spec(body), actor="admin")
+                key, secret = await asyncio.to_thread(store.create, self._checked(body), actor="admin")
                 return 201, {**key.public(), "key": secret}
         elif len(rest) == 1:
             if method == "GET":
                 return 200, await self._with_usage(await asyncio.to_thread(store.get, rest[0]))
             if method == "PATCH":
-                return 200, (await asyncio.to_thread(store.update, rest[0], _spec(body), actor="admin")).public()
+                return 200, (await asyncio.to_thread(store.update, rest[0], self._checked(body), actor="admin")).public()
             if method == "DELETE":
                 return 200, (await asyncio.to_thread(store.revoke, rest[0], actor="admin")).public()
         elif len(rest) == 2 and method == "POST":
@@ -162,6 +162,11 @@ class AdminConsole:
         raise _Reply(404 if method in ("GET", "POST", "PATCH", "DELETE") else 405,
                      {"error": {"message": f"no admin route {method} /admin/keys/{'/'.join(rest)}",
                                 "type": "invalid_request_error"}})
+
+    def _checked(self, body: Any) -> KeySpec:
+        spec = _spec(body)
+        check_spec(spec, self.router.catalog.models, self.router.catalog.tiers)
+        return spec
 
     async def _with_usage(self, key: Any) -> dict[str, Any]:
         out = key.public()

@@ -16,16 +16,29 @@ from .._exceptions import ConfigError, InvalidRequest, TierrouteError
 from .settings import KeySpec
 
 
-def _store(config: str | None) -> Any:
+def _loaded(config: str | None) -> Any:
     from ..bootstrap import load
+
+    return load(config, discover=False)
+
+
+def _store(config: str | None) -> Any:
     from .db import Database
     from .store import KeyStore
 
-    settings = load(config, discover=False).settings
-    return KeyStore(Database(settings.ledger))
+    return KeyStore(Database(_loaded(config).settings.ledger))
 
 
-def _spec(options: dict[str, Any], *, update: bool) -> KeySpec:
+def _checked(config: str | None, options: dict[str, Any]) -> KeySpec:
+    from .settings import check_spec
+
+    spec = _spec(options, update=False)
+    catalog = _loaded(config).catalog
+    check_spec(spec, catalog.models, catalog.tiers)
+    return spec
+
+
+def _spec(options: dict[str, Any], *, update: bool = False) -> KeySpec:
     raw: dict[str, Any] = {}
     for field in ("name", "owner", "user", "team", "project"):
         if options.get(field) is not None:
@@ -90,7 +103,7 @@ def keys() -> None:
 @_spec_options
 def create(config: str | None, **options: Any) -> None:
     """Create a key; prints it once (only its hash is stored)."""
-    key, secret = _run(lambda: _store(config).create(_spec(options, update=False), actor="cli"))
+    key, secret = _run(lambda: _store(config).create(_checked(config, options), actor="cli"))
     click.echo(json.dumps({**key.public(), "key": secret}, indent=2))
     click.echo("tierroute: store the key now: it cannot be shown again", err=True)
 
@@ -127,7 +140,7 @@ def show(config: str | None, key_id: str) -> None:
 @_spec_options
 def update(config: str | None, key_id: str, **options: Any) -> None:
     """Change the fields given; the others keep their values."""
-    key = _run(lambda: _store(config).update(key_id, _spec(options, update=True), actor="cli"))
+    key = _run(lambda: _store(config).update(key_id, _checked(config, options), actor="cli"))
     click.echo(json.dumps(key.public(), indent=2))
 
 

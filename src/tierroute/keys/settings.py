@@ -40,3 +40,14 @@ class KeySpec(BaseModel):
     rate_limits: list[RateLimitRule] | None = None
     expires_at: float | None = None
     metadata: dict[str, Any] | None = None
+
+
+def check_spec(spec: KeySpec, models: object, tiers: object) -> None:
+    """Refuse model ids and tiers the catalog does not have: a typo would silently lock the key out."""
+    from .._exceptions import InvalidRequest
+
+    for field, names, known in (("models", spec.models, models), ("tiers", spec.tiers, tiers)):
+        unknown = sorted(set(names or ()) - set(known))  # type: ignore[call-overload]
+        if unknown:
+            raise InvalidRequest(f"{field}: unknown {field[:-1]} {', '.join(map(repr, unknown))}; known: "
+                                 f"{', '.join(sorted(known))}", param=field)  # type: ignore[call-overload]
