@@ -28,8 +28,12 @@ def chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (never a downloaded browser build)."""
     found = shutil.which("chromium")
     if found is None:
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
         try:
-            subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True, timeout=600)
+            if subprocess.run(install, capture_output=True, timeout=900).returncode != 0:
+                # A fresh machine has no package lists yet.
+                subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
+                subprocess.run(install, check=True, capture_output=True, timeout=900)
         except (OSError, subprocess.SubprocessError) as exc:
             pytest.skip(f"chromium is not installed and could not be installed with apt-get ({exc}); "
                         "run: apt-get update && apt-get install -y chromium")

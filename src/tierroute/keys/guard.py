@@ -69,6 +69,8 @@ class KeyGuard(LimitsGuard):
             limits = compile_limits(LimitsSettings(budgets=list(key.budgets), rate_limits=list(key.rate_limits)))
             denied = frozenset(m.id for m in self._catalog.models.values() if not _allowed(key, m))
             cached = (key.seq, limits, denied)
+            if len(self._compiled) > 2 * len(self.registry) + 1000:
+                self._compiled.clear()  # entries of revoked keys: rebuilt on demand for the live ones
             self._compiled[key.id] = cached
         return cached[1], cached[2]
 
