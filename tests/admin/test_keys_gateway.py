@@ -171,3 +171,22 @@ def test_tier_restricted_key_routes_auto_within_its_tier(console):
         assert c.chat.completions.create(model="auto", messages=HI, max_tokens=5).model != "big"
     with pytest.raises(openai.PermissionDeniedError, match="reasoning"):
         c.chat.completions.create(model="reasoning", messages=HI, max_tokens=5)
+
+
+def test_without_an_admin_key_there_is_no_admin_api_or_console(fake_upstream, tmp_path, serve_settings):
+    settings = fake_settings(fake_upstream.url, tmp_path, keys={"enabled": True})
+    gw = serve_settings(settings, guards=build_guards(settings))
+    for path in ("/admin/keys", "/admin/openapi.json", "/ui", "/ui/console.js"):
+        for headers in ({}, {"authorization": "Bearer anything-at-all-here"}):
+            r = requests.get(gw.url + path, headers=headers, timeout=10)
+            assert r.status_code == 404 and "server.admin_key" in r.text
+
+
+def test_admin_key_without_virtual_keys_serves_the_views(fake_upstream, tmp_path, serve_settings):
+    settings = fake_settings(fake_upstream.url, tmp_path, server={"admin_key": ADMIN})
+    gw = serve_settings(settings)
+    api = admin(gw)
+    assert api.get("/admin/overview").status_code == 200
+    r = api.post("/admin/keys", json={})
+    assert r.status_code == 409 and "keys.enabled" in r.json()["error"]["message"]
+    assert requests.get(f"{gw.url}/admin/overview", timeout=10).status_code == 401
