@@ -190,3 +190,45 @@ def test_admin_key_without_virtual_keys_serves_the_views(fake_upstream, tmp_path
     r = api.post("/admin/keys", json={})
     assert r.status_code == 409 and "keys.enabled" in r.json()["error"]["message"]
     assert requests.get(f"{gw.url}/admin/overview", timeout=10).status_code == 401
+
+
+def test_team_budget_binds_to_the_keys_team_not_to_client_labels(fake_upstream, tmp_path, serve_settings):
+    # research may spend $0.000005 a day: two requests on "small" (~$0.0000021 each), not three
+    settings = fake_settings(fake_upstream.url, tmp_path, server={"admin_key": ADMIN},
+                             keys={"enabled": True, "poll_interval_seconds": POLL},
+                             limits={"budgets": [{"scope": "team", "match": "research", "window": "day",
+                                                  "usd": 0.000005}]})
+    gw = serve_settings(settings, guards=build_guards(settings))
+    api = admin(gw)
+    member = api.post("/admin/keys", json={"team": "research"}).json()["key"]
+    outsider = api.post("/admin/keys", json={}).json()["key"]
+    wait_until(lambda: works(gw, outsider))
+
+    def ask(key: str, team_tag: str) -> None:
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0, timeout=10).chat.completions.create(
+            model="small", messages=HI, max_tokens=5, extra_body={"tierroute": {"tags": [f"team:{team_tag}"]}})
+
+    # an outsider claiming to be research never touches research's budget
+    for _ in range(4):
+        ask(outsider, "research")
+    # the member's label says another team, but its spend is research's
+    ask(member, "other")
+    ask(member, "other")
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(member, "other")
+    assert info.value.body["scope"] == "budget team=research (USD per day)"
+
+
+def test_a_keys_rate_limit_applies_to_it_alone(console):
+    api = admin(console)
+    limited = api.post("/admin/keys", json={"rate_limits": [{"scope": "caller", "requests_per_minute": 3}]}).json()
+    other = api.post("/admin/keys", json={}).json()
+    wait_until(lambda: works(console, other["key"]))
+    c = openai.OpenAI(base_url=f"{console.url}/v1", api_key=limited["key"], max_retries=0, timeout=10)
+    answered = 0
+    with pytest.raises(openai.RateLimitError, match="rate limit caller"):
+        for _ in range(6):
+            c.chat.completions.create(model="small", messages=HI, max_tokens=5)
+            answered += 1
+    assert answered == 3
+    assert works(console, other["key"])

@@ -60,6 +60,9 @@ class KeyGuard(LimitsGuard):
         # Per key (and version of it): its compiled limits, and the models it may not use. Bounded by the
         # number of keys; an entry is replaced when the key changes.
         self._compiled: dict[str, tuple[int, tuple[Limit, ...], frozenset[str]]] = {}
+        # ``_counters`` tells the budget-pressure call from admission by identity; two empty tuples are the same
+        # object, so the pressure list gets an identity of its own.
+        self._request_budgets = list(self._request_budgets)  # type: ignore[assignment]
         # Without ``limits:`` a request from a key with no rules of its own costs nothing here (no store calls).
         self._config_limits = settings.enabled
 
