@@ -124,6 +124,20 @@ def test_every_page_loads_shows_the_ledger_figures_and_a_key_made_in_the_ui_work
             time.sleep(0.1)
     assert answer.choices[0].message.content
 
+    # revoked from the UI: refused within the poll interval (generous bound)
+    page.on("dialog", lambda d: d.accept())
+    page.click("button[data-revoke]")
+    page.wait_for_selector("text=from the ui", state="detached")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            openai.OpenAI(base_url=f"{seeded.url}/v1", api_key=secret, max_retries=0).chat.completions.create(
+                model="small", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+        except openai.AuthenticationError:
+            break
+        assert time.monotonic() < deadline, "the key revoked in the UI still works"
+        time.sleep(0.1)
+
     assert errors == []
     # the admin key never travels in a URL, and nothing is fetched from anywhere but the gateway
     assert all(ADMIN not in url and url.startswith(seeded.url) for url in requested), requested
