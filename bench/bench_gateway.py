@@ -68,7 +68,7 @@ CANNED_COMPLETION = {
 WRK_LUA = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local bodies = {{}}
+{auth}local bodies = {{}}
 for line in io.lines("{bodies}") do bodies[#bodies + 1] = line end
 local next_body = 0
 
@@ -301,7 +301,8 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_seconds
 def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None,
             baseline_src: Path | None = None, policy: str = "cheapest", baseline_policy: str | None = None,
             policy_options: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-            baseline_extra: dict[str, Any] | None = None) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
+            baseline_extra: dict[str, Any] | None = None,
+            virtual_keys: int = 0) -> Iterator[tuple[int, int, dict[str, tuple[int, int]]]]:
     """Start nginx and the gateway (and a baseline gateway).
 
     Yields (upstream port, nginx worker pid, {name: (gateway port, gateway pid)})."""
@@ -319,7 +320,7 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
         # router.options go with --policy only: the baseline's policy may not accept them.
         gateways: dict[str, tuple[Path | None, str, dict[str, Any] | None]] = {"gateway": (None, policy, policy_options)}
         extras = {"gateway": extra, "baseline": baseline_extra}
-        if baseline_src is not None or baseline_policy is not None or baseline_extra is not None:
+        if baseline_src is not None or baseline_policy is not None or baseline_extra is not None or virtual_keys:
             same = baseline_policy is None or baseline_policy == policy
             gateways["baseline"] = (baseline_src, baseline_policy or policy, policy_options if same else None)
         ports: dict[str, tuple[int, int]] = {}
@@ -329,7 +330,10 @@ def servers(tmp: Path, gateway_cpus: set[int] | None, load_cpus: set[int] | None
             config.write_text(TIERROUTE_CONFIG.format(upstream_port=upstream_port, gateway_port=port,
                                                       ledger_path=tmp / f"{name}-ledger.db")
                               + f"router:\n  policy: {gateway_policy}\n"
-                              + (f"  options: {json.dumps(options)}\n" if options else ""))
+                              + (f"  options: {json.dumps(options)}\n" if options else "")
+                              + (key_settings(tmp, name, virtual_keys) if virtual_keys else ""))
+            if virtual_keys:
+                config.write_text(config.read_text().replace("server:\n", f"server:\n  api_keys: [{STATIC_KEY}]\n", 1))
             if extras[name]:
                 config.write_text(merged_config(config.read_text(), extras[name], upstream_port))
             env = {**os.environ, "PYTHONPATH": str(src)} if src else None
@@ -385,11 +389,35 @@ def run_wrk(url: str, target: str, connections: int, duration: float, script: Pa
                      cpu_us_per_request=cpu * 1e6 / data["requests"] if cpu is not None and data["requests"] else None)
 
 
-def overhead_samples(port: int, n: int, bodies: Sequence[dict[str, Any]]) -> list[float]:
+STATIC_KEY = "bench-static-key-0123456789"
+
+
+def key_settings(tmp: Path, name: str, n: int) -> str:
+    """--virtual-keys: both gateways take the static key; "gateway" also N virtual keys (made in its ledger
+    before it starts), and its load sends the last of them. Writes the key wrk sends to ``<name>.key`` and
+    returns the config lines to append."""
+    secret = STATIC_KEY
+    extra = ""
+    if name == "gateway":
+        from tierroute.config import LedgerSettings
+        from tierroute.keys.db import Database
+        from tierroute.keys.settings import KeySpec
+        from tierroute.keys.store import KeyStore
+
+        store = KeyStore(Database(LedgerSettings(path=str(tmp / f"{name}-ledger.db"))))
+        for i in range(n):
+            _, secret = store.create(KeySpec(name=f"bench-{i}"), actor="bench")
+        store.db.close()
+        extra = "keys: {enabled: true}\n"
+    (tmp / f"{name}.key").write_text(secret)
+    return extra
+
+
+def overhead_samples(port: int, n: int, bodies: Sequence[dict[str, Any]], key: str | None = None) -> list[float]:
     """The gateway's own view: ``x-tierroute-overhead-ms`` over ``n`` sequential keep-alive requests."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     payloads = [json.dumps(body).encode() for body in bodies]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
     samples = []
     try:
         for i in range(n):
@@ -411,7 +439,8 @@ def median(values: Sequence[float]) -> float:
 def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None = None,
               policy: str = "cheapest", baseline_policy: str | None = None,
               policy_options: dict[str, Any] | None = None, prompts: Path | None = None,
-              extra: dict[str, Any] | None = None, baseline_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              extra: dict[str, Any] | None = None, baseline_extra: dict[str, Any] | None = None,
+              virtual_keys: int = 0) -> dict[str, Any]:
     ensure_tools()
     gateway_cpus, load_cpus = cpu_plan() if pin else (None, None)
     bodies = outcome_bodies(prompts) if prompts else prompt_mix()
@@ -419,16 +448,22 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
         tmp = Path(tmpdir)
         (tmp / "bodies.jsonl").write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in bodies))
         script = tmp / "post.lua"
-        script.write_text(WRK_LUA.format(bodies=tmp / "bodies.jsonl"))
+        script.write_text(WRK_LUA.format(bodies=tmp / "bodies.jsonl", auth=""))
         with servers(tmp, gateway_cpus, load_cpus, baseline_src, policy, baseline_policy, policy_options,
-                     extra, baseline_extra) as (
-                upstream_port, nginx_pid, gateways):
+                     extra, baseline_extra, virtual_keys) as (upstream_port, nginx_pid, gateways):
+            # With --virtual-keys each gateway's load sends its own key (a virtual one to "gateway").
+            scripts = {"direct": script}
+            keys = {name: (tmp / f"{name}.key").read_text() if virtual_keys else None for name in gateways}
+            for name, key in keys.items():
+                scripts[name] = tmp / f"{name}.lua"
+                scripts[name].write_text(WRK_LUA.format(
+                    bodies=tmp / "bodies.jsonl", auth=f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""))
             urls = {"direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions"}
             urls.update({name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, (port, _) in gateways.items()})
             pids = {"direct": nginx_pid, **{name: pid for name, (_, pid) in gateways.items()}}
             # Warm up: connection pools, first-call imports, the ledger's first transactions.
             for name in gateways:
-                run_wrk(urls[name], name, HIGH_CONCURRENCY, min(duration, 2.0), script, load_cpus)
+                run_wrk(urls[name], name, HIGH_CONCURRENCY, min(duration, 2.0), scripts[name], load_cpus)
             results: list[WrkResult] = []
             for r in range(rounds):
                 # Odd rounds measure the gateways in reverse order, so a drift in the machine's load between the
@@ -436,12 +471,13 @@ def benchmark(duration: float, rounds: int, pin: bool, baseline_src: Path | None
                 order = list(urls) if r % 2 == 0 else ["direct", *reversed([t for t in urls if t != "direct"])]
                 for connections in (1, HIGH_CONCURRENCY):
                     for target in order:
-                        res = run_wrk(urls[target], target, connections, duration, script, load_cpus, pids[target])
+                        res = run_wrk(urls[target], target, connections, duration, scripts[target], load_cpus,
+                                      pids[target])
                         results.append(res)
                         print(f"round {r + 1}/{rounds}  {target:<8} c={connections:<3} {res.rps:9.0f} req/s  "
                               f"p50 {res.p50_ms:7.3f} ms  p99 {res.p99_ms:7.3f} ms  "
                               f"server CPU {res.cpu_us_per_request or 0:6.1f} us/req  errors {res.errors}", file=sys.stderr)
-            overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES, bodies)
+            overhead = overhead_samples(gateways["gateway"][0], OVERHEAD_SAMPLES, bodies, keys["gateway"])
     chars = sorted(sum(len(m["content"]) for m in b["messages"] if isinstance(m.get("content"), str)) for b in bodies)
     return summarize(results, overhead, duration=duration, rounds=rounds, pinned=gateway_cpus is not None,
                      prompts={"source": str(prompts) if prompts else f"mix (seed {PROMPT_MIX_SEED})",
@@ -573,6 +609,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="router.options for --policy, e.g. '{\"artifact\": \"/tmp/g.npz\"}'")
     parser.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                         help="send the messages of an outcome data file (first 512 items) instead of the built-in mix")
+    parser.add_argument("--virtual-keys", type=int, default=0, metavar="N",
+                        help="the gateway holds N virtual keys and is sent one; the baseline (same sources and "
+                             "policy) is sent its single static key")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat the whole benchmark with freshly started servers, then report the median of "
                              "the per-run gateway/baseline ratios (default 1): runs differ more than rounds do")
@@ -591,7 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.runs):
         data = benchmark(args.duration, args.rounds, pin=not args.no_pin, baseline_src=args.baseline,
                          policy=args.policy, baseline_policy=args.baseline_policy, policy_options=args.policy_options,
-                         prompts=args.prompts, extra=args.extra, baseline_extra=args.baseline_extra)
+                         prompts=args.prompts, extra=args.extra, baseline_extra=args.baseline_extra,
+                         virtual_keys=args.virtual_keys)
         print(json.dumps(data, indent=2) if args.json else report(data), flush=True)
         runs.append(data["summary"].get("gateway_vs_baseline"))
     if args.runs > 1 and all(runs):

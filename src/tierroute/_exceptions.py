@@ -8,6 +8,7 @@ Every error the library raises, and every upstream failure a provider sees, is o
     │   ├── InvalidRequest             malformed body; names the offending field (400)
     │   ├── NoModelFits                no candidate satisfies the hard constraints (400)
     │   ├── AuthenticationError        missing or wrong gateway key (401)
+    │   ├── PermissionDenied           a virtual key may not use that model or tier (403)
     │   ├── ModelNotFound              unknown model or tier name (404)
     │   ├── CrossSiteRefused           a key-less gateway refuses what a browser on another site sent (403)
     │   ├── PayloadTooLarge            body above the configured limit (413)
@@ -82,6 +83,14 @@ class AuthenticationError(RequestError):
     http_status = 401
     error_type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(RequestError):
+    """An authenticated key may not do this (a model or tier outside a virtual key's allowed lists)."""
+
+    http_status = 403
+    error_type = "permission_error"
+    code = "permission_denied"
 
 
 class ModelNotFound(RequestError):

@@ -49,7 +49,7 @@ def router_for(loaded: Loaded, *, with_ledger: bool = True) -> Router:
     journal = open_journal(loaded.settings) if with_ledger else None
     ledger = open_ledger(loaded.settings.ledger, journal=journal) if with_ledger else None
     router = Router(loaded.settings, catalog=loaded.catalog, ledger=ledger,
-                    guards=build_guards(loaded.settings, journal=journal), journal=journal)
+                    guards=build_guards(loaded.settings, journal=journal, catalog=loaded.catalog), journal=journal)
     if journal is not None:
         journal.adopt()  # what processes that died here still owed the ledger and the budgets
     return router
@@ -63,10 +63,24 @@ def open_journal(settings: Settings) -> Journal | None:
     return Journal(settings.ledger.journal_directory())
 
 
-def build_guards(settings: Settings, *, journal: Journal | None = None) -> list[Guard]:
+def build_guards(settings: Settings, *, journal: Journal | None = None, catalog: Catalog | None = None) -> list[Guard]:
     """The guards ``limits:`` asks for: none when it is empty, so unlimited gateways pay nothing. Keys named
-    in ``limits:`` are already caller ids (``parse_settings`` resolves them, see budgets/keys.py)."""
+    in ``limits:`` are already caller ids (``parse_settings`` resolves them, see budgets/keys.py). With
+    ``keys.enabled`` the guard also enforces each virtual key (keys/guard.py) and owns the key registry."""
     limits = settings.limits
+    if settings.keys.enabled:
+        from .budgets import open_state_store
+        from .keys.db import Database
+        from .keys.guard import KeyGuard
+        from .keys.registry import KeyRegistry
+        from .keys.store import KeyStore
+
+        registry = KeyRegistry(KeyStore(Database(settings.ledger)),
+                               poll_interval_seconds=settings.keys.poll_interval_seconds)
+        registry.start()
+        shared = limits.state.backend != "memory"
+        return [KeyGuard(limits, open_state_store(limits), registry, catalog or Catalog.build(settings),
+                         journal=journal if shared else None)]
     guard = build_limits_guard(limits, journal=journal)
     return [guard] if guard is not None else []
 

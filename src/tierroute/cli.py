@@ -97,7 +97,10 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     settings = loaded.settings
     host = host or settings.server.host
     port = settings.server.port if port is None else port
-    if not settings.server.api_keys:
+    if settings.keys.enabled and not settings.server.admin_key and not _is_loopback(host):
+        raise ConfigError(f"refusing to listen on {host} with keys.enabled but no server.admin_key: set one "
+                          "(usually ${ENV_VAR}) or bind to 127.0.0.1", param="server.admin_key")
+    if not settings.server.api_keys and not settings.keys.enabled:
         if not _is_loopback(host):
             raise ConfigError(f"refusing to listen on {host} without API keys: set server.api_keys in the config "
                               "(or TIERROUTE_API_KEYS), or bind to 127.0.0.1")
@@ -402,6 +405,15 @@ def evals(config: str | None, since: str | None, as_json: bool) -> None:
 main.add_command(train_command, "train")
 main.add_command(eval_command, "eval")
 main.add_command(compare_command, "compare")
+
+
+def _keys_group() -> click.Group:
+    from .keys.cli import keys
+
+    return keys
+
+
+main.add_command(_keys_group())
 
 
 @main.command("config-reference")

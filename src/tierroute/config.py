@@ -22,6 +22,7 @@ from .budgets.keys import resolve_keys
 from .budgets.settings import LimitsSettings
 from .observability.settings import AccessLogFormat, TelemetrySettings
 from .evals.settings import EvalsSettings
+from .keys.settings import KeysSettings
 from .policies.intents import IntentSettings
 from .reliability.settings import ReliabilitySettings
 
@@ -188,6 +189,9 @@ class ServerSettings(_Frozen):
         description="One line per request on the tierroute.access logger (stdout unless you configure that "
                     "logger): 'json' for log pipelines, 'text' (key=value) for people, 'off' for nothing and no "
                     "per-request cost. Never includes prompts or keys (docs/operations.md).")
+    admin_key: str | None = Field(default=None, min_length=16, description="key for the admin API (/admin/) and "
+                                  "the console (/ui), usually ${ENV_VAR}; separate from caller keys. Without it "
+                                  "both are off, and keys.enabled refuses a non-loopback bind")
 
 
 class LedgerSettings(_Frozen):
@@ -226,6 +230,8 @@ class Settings(_Frozen):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings, description="the record of every attempt")
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings, description="retries, "
                                                                                           "failover, breakers")
+    keys: KeysSettings = Field(default_factory=KeysSettings, description="virtual keys managed at run time "
+                               "(admin API, `tierroute keys`)")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="budgets, rate limits, runaway "
                                                                                "protection")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings, description="OpenTelemetry traces "
@@ -324,6 +330,9 @@ def parse_settings(raw: Any, *, source: str = "config", environ: Mapping[str, st
 
 
 def _check_references(settings: Settings, source: str) -> None:
+    if settings.keys.enabled and settings.ledger.backend == "none":
+        raise ConfigError(f"{source}: keys.enabled: virtual keys live in the ledger's database; set ledger.backend "
+                          "to sqlite or postgres")
     for i, dep in enumerate(settings.deployments):
         if dep.provider not in settings.providers:
             raise ConfigError(f"{source}: deployments[{i}].provider: unknown provider {dep.provider!r}; "

@@ -60,6 +60,8 @@ def provider_secrets(settings: ProviderSettings) -> list[str]:
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret a configuration holds."""
     secrets: list[str] = list(settings.server.api_keys)
+    if settings.server.admin_key:
+        secrets.append(settings.server.admin_key)
     for provider in settings.providers.values():
         secrets += provider_secrets(provider)
     encoder = settings.router.options.get("encoder")

@@ -25,7 +25,7 @@ from .base import (
     judgment_rows,
     split_rows,
 )
-from .sqlite import JUDGMENTS_SQL, LABELLED_SQL
+from .sqlite import JUDGMENTS_SQL, KEYS_MIGRATION, LABELLED_SQL
 
 # An arbitrary constant naming tierroute's migration lock among the database's advisory locks.
 _MIGRATION_LOCK = 7_361_205_518
@@ -96,6 +96,9 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS judgments_ts ON judgments (ts);
     CREATE INDEX IF NOT EXISTS judgments_request_id ON judgments (request_id);
     """,
+    # 6: virtual keys, the admin audit log, and indexes
+    # for the operator console (issue 17).
+    6: KEYS_MIGRATION.format(id="BIGSERIAL PRIMARY KEY", big="BIGINT", real="DOUBLE PRECISION"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -22,6 +22,54 @@ from .base import (
     split_rows,
 )
 
+# Shared with the PostgreSQL ledger; ``{id}``, ``{big}`` and ``{real}`` are the backend's column types.
+KEYS_MIGRATION = """
+CREATE TABLE IF NOT EXISTS virtual_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    name TEXT,
+    owner TEXT,
+    user_id TEXT,
+    team TEXT,
+    project TEXT,
+    spec TEXT NOT NULL,
+    expires_at {real},
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    revoked_at {real},
+    seq {big} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS virtual_keys_seq ON virtual_keys (seq);
+CREATE TABLE IF NOT EXISTS key_sequence (id INTEGER PRIMARY KEY, value {big} NOT NULL);
+INSERT INTO key_sequence (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS admin_audit (
+    id {id},
+    ts {real} NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS admin_audit_ts ON admin_audit (ts);
+CREATE INDEX IF NOT EXISTS requests_caller_id ON requests (caller, id);
+CREATE TABLE IF NOT EXISTS console_rollup (
+    hour {real} NOT NULL,
+    dim TEXT NOT NULL,
+    k TEXT,
+    m TEXT,
+    requests {big} NOT NULL,
+    errors {big} NOT NULL,
+    cost_usd {real} NOT NULL,
+    baseline_cost_usd {real} NOT NULL,
+    latency_sum {real} NOT NULL,
+    latency_max {real} NOT NULL,
+    last_ts {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_rollup_dim_hour ON console_rollup (dim, hour);
+CREATE TABLE IF NOT EXISTS console_rollup_hours (hour {real} PRIMARY KEY, rolled_at {real} NOT NULL)
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS requests (
@@ -88,6 +136,9 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS judgments_ts ON judgments (ts);
     CREATE INDEX IF NOT EXISTS judgments_request_id ON judgments (request_id);
     """,
+    # 6: virtual keys, the admin audit log, and indexes
+    # for the operator console (issue 17; see keys/store.py and admin/queries.py).
+    6: KEYS_MIGRATION.format(id="INTEGER PRIMARY KEY", big="INTEGER", real="REAL"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

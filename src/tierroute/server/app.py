@@ -62,6 +62,13 @@ class Gateway:
         self.router = router
         settings = router.settings.server
         self._keys = tuple(k.encode() for k in settings.api_keys)
+        # Virtual keys (keys.enabled): the guard that enforces them owns the registry they are looked up in.
+        self._registry = next((g.registry for g in router.guards if hasattr(g, "registry")), None)
+        self._console: Handler | None = None
+        if settings.admin_key or self._registry is not None:
+            from ..admin.app import AdminConsole
+
+            self._console = AdminConsole(router, self._registry, settings.admin_key)
         # Every configured secret: scrubbed from each error body sent and each log record written.
         self._redactor = Redactor.from_settings(router.settings)
         self._undo_log_redaction: Callable[[], None] | None = None
@@ -97,7 +104,7 @@ class Gateway:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._keys:
+        if not self._keys and self._registry is None:
             try:
                 check_same_machine(scope["method"], scope["headers"])
             except TierrouteError as exc:
@@ -105,6 +112,8 @@ class Gateway:
                 await send_json(send, status, payload, headers)
                 return
         handler = self._routes.get((scope["method"], scope["path"]))
+        if handler is None and self._console is not None and scope["path"].startswith(("/admin", "/ui")):
+            handler = self._console
         if handler is None:
             paths = {p for _, p in self._routes}
             status = 405 if scope["path"] in paths else 404
@@ -137,7 +146,7 @@ class Gateway:
 
     # -- request plumbing ---------------------------------------------------------------------------
     def _authenticate(self, scope: Scope) -> str | None:
-        if not self._keys:
+        if not self._keys and self._registry is None:
             return None
         token = b""
         for name, value in scope["headers"]:
@@ -153,6 +162,13 @@ class Gateway:
         for key in self._keys:
             if hmac.compare_digest(token, key):
                 return caller_id(key.decode())
+        if self._registry is not None:
+            # One SHA-256 and one dict lookup: the hash is the dict key, so no secret is compared here.
+            virtual = self._registry.lookup(token)
+            if virtual is not None:
+                if virtual.expires_at is not None and time.time() >= virtual.expires_at:
+                    raise AuthenticationError("API key expired")
+                return virtual.caller
         raise AuthenticationError("invalid API key")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
