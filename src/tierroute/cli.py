@@ -6,6 +6,7 @@ import ipaddress
 import re
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -242,6 +243,77 @@ def models(config: str | None, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['id']:<40} {r['provider']:<10} {r['tier'] or '-':<11} {r['context_window']:>9} "
                    f"{r['input_price']:>8.2f} {r['output_price']:>8.2f}  {','.join(r['capabilities'])}")
+
+
+@main.group()
+def catalog() -> None:
+    """Keep the model catalog fresh: import prices from LiteLLM's price list, check their age."""
+
+
+@catalog.command("import")
+@click.option("--from", "source", type=click.Path(dir_okay=False), default=None,
+              help="A LiteLLM model_prices_and_context_window_backup.json (default: the installed litellm's).")
+@click.option("--as-of", default=None, help="Date the list's prices were published, YYYY-MM-DD (default: today).")
+@click.option("--version", "list_version", default=None, help="LiteLLM version the file comes from (provenance).")
+@click.option("--all", "everything", is_flag=True,
+              help="Every chat and embedding model of a known provider, not only the built-in catalog's.")
+@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the YAML here (default: stdout).")
+@_guarded
+def catalog_import(source: str | None, as_of: str | None, list_version: str | None, everything: bool,
+                   providers: tuple[str, ...], output: str | None) -> None:
+    """Print `models:` entries with current prices, limits and capabilities, each with its source and date.
+
+    Paste them under `models:` in your config (they override only those fields of built-in models), or keep
+    the file and merge it by hand. Models LiteLLM marks deprecated are left out."""
+    from datetime import date, datetime, timezone
+
+    import yaml
+
+    from .catalog import builtin_models
+    from .catalog_import import import_entries, read_price_list
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    if as_of is not None:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise ConfigError(f"--as-of: expected YYYY-MM-DD, got {as_of!r}") from None
+    prices = read_price_list(source, version=list_version)
+    only = None if everything else [m.id for m in builtin_models()]
+    entries = import_entries(prices, as_of=as_of or today, only=only, providers=providers or None, today=today)
+    text = yaml.safe_dump({"models": entries}, sort_keys=False, width=200)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+    missing = sorted(set(only or ()) - {e["id"] for e in entries})
+    click.echo(f"{len(entries)} model(s) from {prices.label} ({prices.path})"
+               + (f"; not in the list or deprecated: {', '.join(missing)}" if missing else ""), err=True)
+
+
+@catalog.command("check")
+@CONFIG_OPTION
+@click.option("--max-age-days", type=click.IntRange(min=1), default=None,
+              help="Override catalog.max_price_age_days.")
+@_guarded
+def catalog_check(config: str | None, max_age_days: int | None) -> None:
+    """Warn about prices older than catalog.max_price_age_days (or undated); exit 1 when there are any."""
+    from datetime import datetime, timezone
+
+    from .bootstrap import load
+    from .catalog import stale_prices
+
+    loaded = load(config, discover=False)
+    limit = max_age_days or loaded.settings.catalog.max_price_age_days
+    stale = stale_prices(loaded.catalog.models.values(), max_age_days=limit, today=datetime.now(timezone.utc).date())
+    for model, why in stale:
+        click.echo(f"warning: {model.id} ({model.provider}): {why}; source: {model.source or 'none'}", err=True)
+    priced = sum(1 for m in loaded.catalog.models.values() if m.input_price or m.output_price)
+    click.echo(f"{priced - len(stale)} of {priced} priced model(s) have prices at most {limit} days old")
+    if stale:
+        sys.exit(1)
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
