@@ -20,6 +20,7 @@ from .guards import Guard
 from .journal import Journal
 from .ledger import open_ledger
 from .router import Router
+from .types import ModelSpec
 
 log = logging.getLogger("tierroute")
 
@@ -42,6 +43,8 @@ def load(config: str | os.PathLike[str] | None = None, *, environ: Mapping[str, 
         settings = load_settings_file(Path(path), env)
         found = _discover(local_servers, settings.providers) if discover and settings.discovery else {}
         settings = with_local_servers(settings, {name: local_servers[name] for name in found})
+        if settings.discovery:  # also when this caller skips probing (commands that read only settings)
+            settings = _without_absent_local_overrides(settings, local_servers, local_model_specs(found))
         catalog = Catalog.build(settings, extra_models=local_model_specs(found))
         _warn_stale(settings, catalog)
         return Loaded(settings=settings, catalog=catalog, source=str(path))
@@ -72,6 +75,21 @@ def with_local_servers(settings: Settings, servers: Mapping[str, str]) -> Settin
     added = {name: ProviderSettings(kind="openai", api_base=base) for name, base in servers.items()
              if name not in settings.providers}
     return settings.model_copy(update={"providers": {**settings.providers, **added}}) if added else settings
+
+
+def _without_absent_local_overrides(settings: Settings, local_servers: Mapping[str, str],
+                                    discovered: list[ModelSpec]) -> Settings:
+    """Drop ``models:`` entries that only adjust a discovered local model (``ollama/qwen2.5:7b`` with no
+    provider of its own) when that model was not found this time: a local server being down must not stop
+    the gateway from starting. Logged, so a typo in the id is still seen."""
+    found = {m.id for m in discovered}
+    prefixes = tuple(f"{name}/" for name in local_servers)
+    absent = [m for m in settings.models
+              if m.provider is None and m.id.startswith(prefixes) and m.id not in found]
+    if not absent:
+        return settings
+    log.warning("not found on a local server, so left out: %s", ", ".join(m.id for m in absent))
+    return settings.model_copy(update={"models": [m for m in settings.models if m not in absent]})
 
 
 def _warn_stale(settings: Settings, catalog: Catalog) -> None:

@@ -211,6 +211,8 @@ def route(prompt: str, config: str | None, model: str, system: str | None, max_t
     click.echo(f"{'rank':>4}  {'model':<40} {'expected cost':>14} {'quality':>8}")
     for i, c in enumerate(data["candidates"], 1):
         q = "" if c["predicted_quality"] is None else f"{c['predicted_quality']:.3f}"
+        if c["predicted_quality"] is not None and c["predicted_quality"] < 0:
+            q = "kept off"  # an estimated prior on a prompt that does not look easy (docs/catalog.md)
         click.echo(f"{i:>4}  {c['model']:<40} {'$' + format(c['expected_cost_usd'], '.6f'):>14} {q:>8}")
     for r in data["rejected"]:
         click.echo(f"   -  {r['model']:<40} rejected: {r['why']}")
@@ -231,7 +233,10 @@ def models(config: str | None, as_json: bool) -> None:
     rows = [{"id": m.id, "provider": m.provider, "upstream": m.upstream, "tier": m.tier,
              "context_window": m.context_window, "max_output_tokens": m.max_output_tokens,
              "input_price": m.input_price, "output_price": m.output_price,
-             "capabilities": sorted(m.capabilities), "source": m.source, "as_of": m.as_of}
+             "capabilities": sorted(m.capabilities), "source": m.source, "as_of": m.as_of,
+             "cached_input_price": m.cached_input_price, "cache_write_price": m.cache_write_price,
+             "quality": m.quality, "quality_source": m.quality_source, "quality_as_of": m.quality_as_of,
+             "quality_estimated": m.quality_estimated}
             for m in catalog.models.values()]
     if as_json:
         _echo_json({"models": rows, "tiers": {k: [m.id for m in v] for k, v in catalog.tiers.items()}})
@@ -239,10 +244,13 @@ def models(config: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no models available: set a provider key (e.g. OPENAI_API_KEY) or pass --config")
         return
-    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8}  capabilities")
+    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8} "
+               f"{'prior':>6}  capabilities")
     for r in rows:
+        # "~" marks an estimated prior (no published standing: kept to easy prompts by the default router).
+        prior = "-" if r["quality"] is None else f"{'~' if r['quality_estimated'] else ''}{r['quality']:.2f}"
         click.echo(f"{r['id']:<40} {r['provider']:<10} {r['tier'] or '-':<11} {r['context_window']:>9} "
-                   f"{r['input_price']:>8.2f} {r['output_price']:>8.2f}  {','.join(r['capabilities'])}")
+                   f"{r['input_price']:>8.2f} {r['output_price']:>8.2f} {prior:>6}  {','.join(r['capabilities'])}")
 
 
 @main.group()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -149,6 +150,12 @@ class ModelSettings(_Frozen):
     mode: Literal["chat", "embedding"] | None = Field(
         default=None, description="chat (default) or embedding: embedding models answer /v1/embeddings only and "
                                   "are never routed to for chat")
+
+    @field_validator("as_of", "quality_as_of", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``as_of: 2026-11-20`` as a date; keep it as the text it was."""
+        return value.isoformat() if isinstance(value, date) else value
 
 
 class DeploymentSettings(_Frozen):

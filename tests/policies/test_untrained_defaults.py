@@ -14,6 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tierroute._exceptions import ConfigError
 from tierroute.bootstrap import load, router_for
 from tierroute.catalog import Catalog
 from tierroute.config import parse_settings
@@ -128,3 +129,16 @@ async def test_through_the_gateway_a_gsm8k_problem_skips_the_discovered_local_mo
             assert fake_upstream.requests[-1]["model"] != "llama3.2:1b"
     finally:
         gw.stop()
+
+
+def test_an_override_of_a_local_model_that_is_not_running_does_not_stop_start_up(fake_upstream, tmp_path) -> None:
+    fake_upstream.behaviour.model_ids = ("llama3.2:1b",)
+    config = tmp_path / "tierroute.yaml"
+    config.write_text("providers: {openai: {api_key: sk-test}}\n"
+                      "models:\n  - {id: 'ollama/qwen2.5:72b', quality: 0.8, as_of: 2026-11-20}\n"
+                      "ledger: {backend: none}\n")
+    loaded = load(config, environ={}, local_servers={"ollama": f"{fake_upstream.url}/v1"})
+    assert "ollama/llama3.2:1b" in loaded.catalog.models and "ollama/qwen2.5:72b" not in loaded.catalog.models
+    config.write_text(config.read_text() + "discovery: false\n")
+    with pytest.raises(ConfigError, match=r"models\[0\] \('ollama/qwen2.5:72b'\) is not a built-in model"):
+        load(config, environ={}, local_servers={"ollama": f"{fake_upstream.url}/v1"})
