@@ -83,3 +83,17 @@ def test_check_warns_about_old_prices(tmp_path) -> None:
     # The built-in catalog's own prices are fresh.
     done = run_cli("catalog", "check", "--config", str(config), "--max-age-days", "100000")
     assert done.returncode == 0, done.stderr
+
+
+def test_start_up_warns_once_about_old_prices(tmp_path, caplog) -> None:
+    from tierroute.bootstrap import load
+
+    config = tmp_path / "tierroute.yaml"
+    config.write_text("providers: {anthropic: {api_key: k}}\n"
+                      "models: [{id: claude-haiku-4-5, as_of: 2025-01-01}, {id: custom, provider: anthropic, "
+                      "context_window: 1000, input_price: 1, output_price: 1}]\n"
+                      "catalog: {max_price_age_days: 30}\nledger: {backend: none}\ndiscovery: false\n")
+    with caplog.at_level("WARNING", logger="tierroute"):
+        load(config, environ={})
+    [record] = [r for r in caplog.records if "catalog price" in r.getMessage()]
+    assert "1 catalog price(s) older than 30 days (claude-haiku-4-5)" in record.getMessage()  # undated: not here
