@@ -6,11 +6,11 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .budgets import build_limits_guard
 from .catalog import Catalog, stale_prices
@@ -23,6 +23,7 @@ from .router import Router
 from .types import ModelSpec
 
 log = logging.getLogger("tierroute")
+
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
