@@ -31,20 +31,23 @@ CANDIDATES = [
     ModelSpec("mixtral", "together", "mixtral", 32768, 4096, 0.6, 0.6, quality=0.7),
     ModelSpec("gpt-5-mini", "openai", "gpt-5-mini", 400000, 128000, 0.25, 2.0, quality=0.86),
 ]
+# A discovered local model: free, with an estimated prior, so the untrained router runs its easy-prompt check.
+WITH_LOCAL = [*CANDIDATES, ModelSpec("ollama/llama3.2:1b", "ollama", "llama3.2:1b", 131072, 131072, 0.0, 0.0,
+                                     quality=0.40, quality_estimated=True)]
 SHORT = "Which of the following best explains why magnets stick to a refrigerator door?"
 # ~8,000 characters, no blank lines: the worst case for the featurizer (the whole text is read).
 LONG = " ".join(f"Step {i}: consider the value x_{i} = {i * 37 % 101} and the function f(x) = x^2 + {i}x." for i in range(150))[:8000]
 
 
-def measure(policy: object, text: str, n: int) -> tuple[float, float]:
+def measure(policy: object, text: str, n: int, candidates: list[ModelSpec] = CANDIDATES) -> tuple[float, float]:
     features = RequestFeatures("auto", len(text) // 4, 512, text)
     state = StateSnapshot()
     for _ in range(50):
-        policy.decide(features, CANDIDATES, state)  # type: ignore[attr-defined]
+        policy.decide(features, candidates, state)  # type: ignore[attr-defined]
     times = np.empty(n)
     for i in range(n):
         start = time.perf_counter()
-        policy.decide(features, CANDIDATES, state)  # type: ignore[attr-defined]
+        policy.decide(features, candidates, state)  # type: ignore[attr-defined]
         times[i] = time.perf_counter() - start
     return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
 
@@ -93,6 +96,10 @@ def main() -> None:
             p50, p99 = measure(policy, text, args.n)
             print(f"{name:58s} {label:>16s} {p50:8.0f} {p99:8.0f}")
         print(f"{name:58s} {'mix of ' + str(len(mix)):>16s} {'':>8s} {'':>8s} {measure_mix(policy, mix):12.1f}")
+    untrained = next(policy for name, policy in policies if name.startswith("learned (default"))
+    for label, text in (("hi (1 tok)", "hi"), ("short (20 tok)", SHORT), (f"long ({len(LONG) // 4} tok)", LONG)):
+        p50, p99 = measure(untrained, text, args.n, WITH_LOCAL)
+        print(f"{'learned (default) + a local model (estimated prior)':58s} {label:>16s} {p50:8.0f} {p99:8.0f}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_resolve():
         catalog.resolve("gpt-17")
     assert "model 'gpt-17' not found" in info.value.message
     with pytest.raises(ModelNotFound):
-        catalog.resolve("claude-sonnet-4-5")  # anthropic is not configured
+        catalog.resolve("claude-sonnet-5-5")  # anthropic is not configured
 
 
 def test_deployments_add_places_a_model_is_served():

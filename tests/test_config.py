@@ -74,8 +74,8 @@ def test_environment_builds_every_provider_with_a_key():
     assert settings.providers["openai"].api_base == "http://127.0.0.1:9/v1"
     assert settings.server.api_keys == ["k1", "k2"]
     catalog = Catalog.build(settings)
-    assert "gpt-5" in catalog.models and "claude-sonnet-4-5" in catalog.models and "gemini-2.5-flash" in catalog.models
-    assert "deepseek-chat" not in catalog.models, "providers without a key are left out"
+    assert "gpt-5" in catalog.models and "claude-sonnet-5-5" in catalog.models and "gemini-3.8-flash" in catalog.models
+    assert "deepseek-v4-flash" not in catalog.models, "providers without a key are left out"
 
 
 def test_bad_config_exits_nonzero_with_one_clear_line(tmp_path):

@@ -23,7 +23,7 @@ def test_readme_config_example_validates():
     settings = parse_settings(yaml.safe_load(block), source="README.md", environ=env)
     catalog = Catalog.build(settings)
     assert [d.id for d in catalog.deployments["gpt-4o-mini"]] == ["openai/gpt-4o-mini", "azure/gpt-4o-mini-eu"]
-    assert [m.id for m in catalog.tiers["extraction"]] == ["qwen-7b", "gpt-4.1-nano"]
+    assert [m.id for m in catalog.tiers["extraction"]] == ["qwen-7b", "gpt-5-nano"]
 
 
 class _AnyEnvironment(dict):

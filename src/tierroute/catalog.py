@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 
 from ._exceptions import ConfigError, InvalidRequest, ModelNotFound
 from .config import ModelSettings, Settings
+from .priors import estimated_prior
 from .types import Deployment, ModelSpec
 
 AUTO = "auto"
@@ -47,9 +49,54 @@ def _spec_from_mapping(entry: Mapping[str, Any]) -> ModelSpec:
         tier=entry.get("tier"),
         quality=entry.get("quality"),
         source=entry.get("source"),
-        as_of=entry.get("as_of"),
+        as_of=_date_text(entry.get("as_of")),
         mode=entry.get("mode") or "chat",
+        quality_source=entry.get("quality_source"),
+        quality_as_of=_date_text(entry.get("quality_as_of")),
+        cached_input_price=_price(entry.get("cached_input_price")),
+        cache_write_price=_price(entry.get("cache_write_price")),
+        long_context_threshold=int(entry["long_context_threshold"]) if entry.get("long_context_threshold") else None,
+        long_context_input_price=_price(entry.get("long_context_input_price")),
+        long_context_output_price=_price(entry.get("long_context_output_price")),
     )
+
+
+def _price(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _date_text(value: Any) -> str | None:
+    """YAML reads an unquoted 2026-11-20 as a date: keep every as_of a string."""
+    return None if value is None else str(value)
+
+
+def with_estimated_prior(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with a conservative, marked prior when it has none (see ``priors.py``); unchanged otherwise."""
+    if spec.quality is not None or spec.mode != "chat":
+        return spec
+    prior, how = estimated_prior(spec.id, spec.upstream)
+    return replace(spec, quality=prior, quality_source=how, quality_as_of=None, quality_estimated=True)
+
+
+def stale_prices(models: Iterable[ModelSpec], *, max_age_days: int, today: date) -> list[tuple[ModelSpec, str]]:
+    """``(model, why)`` for every priced model whose ``as_of`` is missing, unreadable or older than ``max_age_days``.
+    Free models (local ones) have no price to go stale."""
+    stale = []
+    for m in models:
+        if m.input_price == 0 and m.output_price == 0:
+            continue
+        if not m.as_of:
+            stale.append((m, "no as_of date"))
+            continue
+        try:
+            read = date.fromisoformat(m.as_of[:10])
+        except ValueError:
+            stale.append((m, f"as_of {m.as_of!r} is not a YYYY-MM-DD date"))
+            continue
+        age = (today - read).days
+        if age > max_age_days:
+            stale.append((m, f"price from {m.as_of} is {age} days old (more than {max_age_days})"))
+    return stale
 
 
 def _merge(base: ModelSpec | None, override: ModelSettings, index: int) -> ModelSpec:
@@ -85,7 +132,7 @@ class Catalog:
             specs[m.id] = m
         for i, override in enumerate(settings.models):
             specs[override.id] = _merge(specs.get(override.id), override, i)
-        available = {mid: m for mid, m in specs.items() if m.provider in settings.providers}
+        available = {mid: with_estimated_prior(m) for mid, m in specs.items() if m.provider in settings.providers}
 
         deployments: dict[str, list[Deployment]] = {
             mid: [Deployment(id=f"{m.provider}/{m.upstream}", model=mid, provider=m.provider, upstream=m.upstream)]
@@ -95,7 +142,7 @@ class Catalog:
             if dep.model not in specs:
                 raise ConfigError(f"deployments[{i}].model: unknown model {dep.model!r}")
             if dep.model not in available:
-                available[dep.model] = specs[dep.model]
+                available[dep.model] = with_estimated_prior(specs[dep.model])
                 deployments[dep.model] = []
             upstream = dep.upstream or specs[dep.model].upstream
             deployments[dep.model].append(Deployment(

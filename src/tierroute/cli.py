@@ -6,6 +6,7 @@ import ipaddress
 import re
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -233,6 +234,8 @@ def route(prompt: str, config: str | None, model: str, system: str | None, max_t
     click.echo(f"{'rank':>4}  {'model':<40} {'expected cost':>14} {'quality':>8}")
     for i, c in enumerate(data["candidates"], 1):
         q = "" if c["predicted_quality"] is None else f"{c['predicted_quality']:.3f}"
+        if c["predicted_quality"] is not None and c["predicted_quality"] < 0:
+            q = "kept off"  # an estimated prior on a prompt that does not look easy (docs/catalog.md)
         click.echo(f"{i:>4}  {c['model']:<40} {'$' + format(c['expected_cost_usd'], '.6f'):>14} {q:>8}")
     for r in data["rejected"]:
         click.echo(f"   -  {r['model']:<40} rejected: {r['why']}")
@@ -253,7 +256,10 @@ def models(config: str | None, as_json: bool) -> None:
     rows = [{"id": m.id, "provider": m.provider, "upstream": m.upstream, "tier": m.tier,
              "context_window": m.context_window, "max_output_tokens": m.max_output_tokens,
              "input_price": m.input_price, "output_price": m.output_price,
-             "capabilities": sorted(m.capabilities), "source": m.source, "as_of": m.as_of}
+             "capabilities": sorted(m.capabilities), "source": m.source, "as_of": m.as_of,
+             "cached_input_price": m.cached_input_price, "cache_write_price": m.cache_write_price,
+             "quality": m.quality, "quality_source": m.quality_source, "quality_as_of": m.quality_as_of,
+             "quality_estimated": m.quality_estimated}
             for m in catalog.models.values()]
     if as_json:
         _echo_json({"models": rows, "tiers": {k: [m.id for m in v] for k, v in catalog.tiers.items()}})
@@ -261,10 +267,84 @@ def models(config: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no models available: set a provider key (e.g. OPENAI_API_KEY) or pass --config")
         return
-    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8}  capabilities")
+    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8} "
+               f"{'prior':>6}  capabilities")
     for r in rows:
+        # "~" marks an estimated prior (no published standing: kept to easy prompts by the default router).
+        prior = "-" if r["quality"] is None else f"{'~' if r['quality_estimated'] else ''}{r['quality']:.2f}"
         click.echo(f"{r['id']:<40} {r['provider']:<10} {r['tier'] or '-':<11} {r['context_window']:>9} "
-                   f"{r['input_price']:>8.2f} {r['output_price']:>8.2f}  {','.join(r['capabilities'])}")
+                   f"{r['input_price']:>8.2f} {r['output_price']:>8.2f} {prior:>6}  {','.join(r['capabilities'])}")
+
+
+@main.group()
+def catalog() -> None:
+    """Keep the model catalog fresh: import prices from LiteLLM's price list, check their age."""
+
+
+@catalog.command("import")
+@click.option("--from", "source", type=click.Path(dir_okay=False), default=None,
+              help="A LiteLLM model_prices_and_context_window_backup.json (default: the installed litellm's).")
+@click.option("--as-of", default=None, help="Date the list's prices were published, YYYY-MM-DD (default: today).")
+@click.option("--version", "list_version", default=None, help="LiteLLM version the file comes from (provenance).")
+@click.option("--all", "everything", is_flag=True,
+              help="Every chat and embedding model of a known provider, not only the built-in catalog's.")
+@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the YAML here (default: stdout).")
+@_guarded
+def catalog_import(source: str | None, as_of: str | None, list_version: str | None, everything: bool,
+                   providers: tuple[str, ...], output: str | None) -> None:
+    """Print `models:` entries with current prices, limits and capabilities, each with its source and date.
+
+    Paste them under `models:` in your config (they override only those fields of built-in models), or keep
+    the file and merge it by hand. Models LiteLLM marks deprecated are left out."""
+    from datetime import date, datetime, timezone
+
+    import yaml
+
+    from .catalog import builtin_models
+    from .catalog_import import import_entries, read_price_list
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    if as_of is not None:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise ConfigError(f"--as-of: expected YYYY-MM-DD, got {as_of!r}") from None
+    prices = read_price_list(source, version=list_version)
+    only = None if everything else [m.id for m in builtin_models()]
+    entries = import_entries(prices, as_of=as_of or today, only=only, providers=providers or None, today=today)
+    text = yaml.safe_dump({"models": entries}, sort_keys=False, width=200)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+    missing = sorted(set(only or ()) - {e["id"] for e in entries})
+    click.echo(f"{len(entries)} model(s) from {prices.label} ({prices.path})"
+               + (f"; not in the list or deprecated: {', '.join(missing)}" if missing else ""), err=True)
+
+
+@catalog.command("check")
+@CONFIG_OPTION
+@click.option("--max-age-days", type=click.IntRange(min=1), default=None,
+              help="Override catalog.max_price_age_days.")
+@_guarded
+def catalog_check(config: str | None, max_age_days: int | None) -> None:
+    """Warn about prices older than catalog.max_price_age_days (or undated); exit 1 when there are any."""
+    from datetime import datetime, timezone
+
+    from .bootstrap import load
+    from .catalog import stale_prices
+
+    loaded = load(config, discover=False)
+    limit = max_age_days or loaded.settings.catalog.max_price_age_days
+    stale = stale_prices(loaded.catalog.models.values(), max_age_days=limit, today=datetime.now(timezone.utc).date())
+    for model, why in stale:
+        click.echo(f"warning: {model.id} ({model.provider}): {why}; source: {model.source or 'none'}", err=True)
+    priced = sum(1 for m in loaded.catalog.models.values() if m.input_price or m.output_price)
+    click.echo(f"{priced - len(stale)} of {priced} priced model(s) have prices at most {limit} days old")
+    if stale:
+        sys.exit(1)
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")

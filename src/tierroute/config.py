@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -129,10 +130,35 @@ class ModelSettings(_Frozen):
                                                                         "untrained router and as the savings "
                                                                         "reference")
     source: str | None = Field(default=None, description="where the prices come from (informational)")
-    as_of: str | None = Field(default=None, description="date the prices were read (informational)")
+    as_of: str | None = Field(default=None, description="date the prices were read, YYYY-MM-DD (`tierroute "
+                                                        "catalog check` warns when older than "
+                                                        "catalog.max_price_age_days)")
+    quality_source: str | None = Field(default=None, description="where the quality prior comes from "
+                                                                 "(informational)")
+    quality_as_of: str | None = Field(default=None, description="date the quality prior was read (informational)")
+    cached_input_price: float | None = Field(default=None, ge=0, description="USD per million prompt tokens read "
+                                                                             "from the provider's prompt cache "
+                                                                             "(default: input_price)")
+    cache_write_price: float | None = Field(default=None, ge=0, description="USD per million prompt tokens "
+                                                                            "written to the prompt cache "
+                                                                            "(Anthropic; default: input_price)")
+    long_context_threshold: int | None = Field(default=None, gt=0, description="prompt tokens above which the "
+                                                                               "long-context prices apply to the "
+                                                                               "whole request")
+    long_context_input_price: float | None = Field(default=None, ge=0, description="USD per million prompt tokens "
+                                                                                   "above long_context_threshold")
+    long_context_output_price: float | None = Field(default=None, ge=0, description="USD per million completion "
+                                                                                    "tokens above "
+                                                                                    "long_context_threshold")
     mode: Literal["chat", "embedding"] | None = Field(
         default=None, description="chat (default) or embedding: embedding models answer /v1/embeddings only and "
                                   "are never routed to for chat")
+
+    @field_validator("as_of", "quality_as_of", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``as_of: 2026-11-20`` as a date; keep it as the text it was."""
+        return value.isoformat() if isinstance(value, date) else value
 
 
 class DeploymentSettings(_Frozen):
@@ -216,6 +242,13 @@ class LedgerSettings(_Frozen):
         return f"{self.path}.journal" if self.backend == "sqlite" and self.path != ":memory:" else "tierroute-journal"
 
 
+class CatalogSettings(_Frozen):
+    """How old a catalog price may be before ``tierroute catalog check`` (and start-up) warn about it."""
+
+    max_price_age_days: int = Field(default=180, gt=0, description="warn about prices whose as_of is older than "
+                                                                   "this many days")
+
+
 class Settings(_Frozen):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict, description="upstream endpoints by name")
     models: list[ModelSettings] = Field(default_factory=list, description="models to add to the built-in catalog, "
@@ -238,6 +271,10 @@ class Settings(_Frozen):
                                          "(the otel extra) and readiness checks")
     evals: EvalsSettings = Field(default_factory=EvalsSettings, description="continuous evaluation: shadow "
                                                                             "sampling, judges, the quality guard")
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings, description="catalog freshness checks")
+    discovery: bool = Field(default=True, description="add the models of local servers answering on their usual "
+                                                      "ports (Ollama 11434, vLLM 8000, llama.cpp 8080) beside the "
+                                                      "configured ones; entries under `models:` win")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

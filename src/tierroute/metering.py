@@ -21,7 +21,7 @@ def reported_usage(data: Any) -> Usage | None:
     """A server's ``usage`` object, or None when it sent none (an all-zero usage counts as none)."""
     if not isinstance(data, dict):
         return None
-    usage = Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+    usage = Usage.from_openai(data)
     return usage if usage.total_tokens else None
 
 

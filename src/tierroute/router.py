@@ -539,7 +539,7 @@ class Router:
             attempt.usage = usage
             cost = attempt.cost_usd
             reference = self._baseline if attempt.model.mode == "chat" else attempt.model  # embeddings save nothing
-            baseline = reference.cost_usd(usage.prompt_tokens, usage.completion_tokens) if (final and reference) else 0.0
+            baseline = reference.usage_cost_usd(usage) if (final and reference) else 0.0
             err = attempt.error
             outcome = final_status if final else ("error" if err is not None else "ok")
             deployment_id = attempt.deployment.id

@@ -33,9 +33,41 @@ class ModelSpec:
     # "chat" models answer /v1/chat/completions (and the dialects translated to it) and are routed;
     # "embedding" models answer /v1/embeddings only, and only when asked for by name or configured as default.
     mode: str = "chat"
+    # Where ``quality`` comes from and when it was read; ``quality_estimated``: no published standing, the
+    # prior was estimated from the name (parameter count) or set low, so the router keeps it to easy prompts.
+    quality_source: str | None = None
+    quality_as_of: str | None = None
+    quality_estimated: bool = False
+    # Prompt-cache prices (USD per million tokens): reads of a cached prefix and writes that create one.
+    # None: billed at ``input_price``.
+    cached_input_price: float | None = None
+    cache_write_price: float | None = None
+    # Above ``long_context_threshold`` prompt tokens the whole request is billed at the long-context prices.
+    long_context_threshold: int | None = None
+    long_context_input_price: float | None = None
+    long_context_output_price: float | None = None
 
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                 cache_write_tokens: int = 0) -> float:
+        """USD for one request. ``cached_tokens`` and ``cache_write_tokens`` are parts of ``prompt_tokens``
+        (clamped to it, so a bad report never charges more than a full prompt at the dearest rate)."""
+        input_price, output_price = self.input_price, self.output_price
+        threshold = self.long_context_threshold
+        if threshold is not None and prompt_tokens > threshold:
+            input_price = self.long_context_input_price or input_price
+            output_price = self.long_context_output_price or output_price
+        if not (cached_tokens or cache_write_tokens):
+            return (prompt_tokens * input_price + completion_tokens * output_price) / 1_000_000
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        written = min(max(cache_write_tokens, 0), prompt_tokens - cached)
+        read_price = input_price if self.cached_input_price is None else self.cached_input_price
+        write_price = input_price if self.cache_write_price is None else self.cache_write_price
+        return ((prompt_tokens - cached - written) * input_price + cached * read_price + written * write_price
+                + completion_tokens * output_price) / 1_000_000
+
+    def usage_cost_usd(self, usage: Usage) -> float:
+        return self.cost_usd(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                             usage.cache_write_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +158,21 @@ class Usage:
     completion_tokens: int = 0
     # True when tierroute counted or estimated these figures because the server sent no usage.
     estimated: bool = False
+    # Parts of ``prompt_tokens`` read from / written to the provider's prompt cache (priced apart).
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, data: Mapping[str, Any]) -> Usage:
+        """An OpenAI-shaped ``usage`` object: cache reads in ``prompt_tokens_details.cached_tokens``; cache writes
+        (Anthropic's, which the translation carries) in ``cache_creation_input_tokens``."""
+        details = data.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        written = data.get("cache_creation_input_tokens")
+        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0),
+                   cached_tokens=cached if type(cached) is int and cached > 0 else 0,  # noqa: E721
+                   cache_write_tokens=written if type(written) is int and written > 0 else 0)  # noqa: E721

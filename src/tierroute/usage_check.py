@@ -43,4 +43,6 @@ def checked_usage(usage: Usage, model: ModelSpec) -> tuple[Usage, str | None]:
     notes: list[str] = []
     prompt = _checked("prompt_tokens", prompt, ceiling, notes)
     completion = _checked("completion_tokens", completion, ceiling, notes)
-    return Usage(prompt, completion, estimated=usage.estimated), f"suspect usage from {model.provider}: " + "; ".join(notes)
+    return (Usage(prompt, completion, estimated=usage.estimated, cached_tokens=min(usage.cached_tokens, prompt),
+                  cache_write_tokens=min(usage.cache_write_tokens, prompt)),
+            f"suspect usage from {model.provider}: " + "; ".join(notes))

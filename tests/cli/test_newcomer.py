@@ -162,4 +162,4 @@ def test_no_config_uses_environment(tmp_path, fake_upstream):
     result = subprocess.run([sys.executable, "-m", "tierroute", "models", "--json"], capture_output=True, text=True,
                             timeout=60, env=env, cwd=tmp_path)
     ids = {m["id"] for m in json.loads(result.stdout)["models"]}
-    assert "gpt-5" in ids and "claude-sonnet-4-5" not in ids
+    assert "gpt-5" in ids and "claude-sonnet-5-5" not in ids

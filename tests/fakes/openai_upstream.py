@@ -31,7 +31,11 @@ class Behaviour:
     retry_after: str | None = None
     error_body: dict[str, Any] | None = None
     prompt_tokens: int = 11
+    # Part of prompt_tokens read from the prompt cache, reported as OpenAI does (prompt_tokens_details).
+    cached_tokens: int | None = None
     send_usage: bool = True
+    # What GET /v1/models lists (a local server's models, for discovery).
+    model_ids: tuple[str, ...] = ("fake-model",)
     tool_call: dict[str, Any] | None = None
     failure_rate: float = 0.0  # this fraction of requests (drawn at random) fail with failure_status
     failure_status: int = 500
@@ -74,7 +78,8 @@ class FakeOpenAI:
         return self
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
+                                                             for m in self.behaviour.model_ids]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1
@@ -103,8 +108,10 @@ class FakeOpenAI:
             error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}
             return web.json_response(error, status=status, headers=headers)
         completion_tokens = max(1, len(b.text.split()))
-        usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
+        usage: dict[str, Any] = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": b.prompt_tokens + completion_tokens}
+        if b.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": b.cached_tokens, "audio_tokens": 0}
         created = int(time.time())
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": b.text}

@@ -370,9 +370,12 @@ def test_tool_use_response_counts_cached_prompt_tokens():
     assert call["id"] == "toolu_01A09q90qw90lq917835lq9"
     assert call["type"] == "function" and call["function"]["name"] == "get_weather"
     assert orjson.loads(call["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "celsius"}
+    # Cache writes have no OpenAI field: they travel under LiteLLM's name, to be priced at the write rate.
     assert response["usage"] == {"prompt_tokens": 1484, "completion_tokens": 68, "total_tokens": 1552,
-                                 "prompt_tokens_details": {"cached_tokens": 1000}}
-    assert usage_from(TOOL_USE_RESPONSE["usage"]).prompt_tokens == 1484
+                                 "prompt_tokens_details": {"cached_tokens": 1000},
+                                 "cache_creation_input_tokens": 100}
+    usage = usage_from(TOOL_USE_RESPONSE["usage"])
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.cache_write_tokens) == (1484, 1000, 100)
 
 
 def test_tool_only_response_has_null_content_and_thinking_is_dropped():

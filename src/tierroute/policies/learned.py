@@ -131,6 +131,7 @@ class LearnedPolicy:
             difficulty = self.prior.difficulty(dense_values)
         else:  # priors only read the structure features: skip n-gram hashing entirely
             difficulty = self.prior.difficulty(self._prior_features(features.text))
+        kept_off = False
         if predicted is not None and not unknown:  # the trained router knows every candidate: no priors needed
             quality = [predicted[columns[m.id]] for m in candidates]
         else:
@@ -140,6 +141,10 @@ class LearnedPolicy:
                     col = columns.get(m.id)
                     if col is not None:
                         quality[i] = predicted[col]
+            # A model known only by an estimated prior (a discovered local one) never takes a hard prompt
+            # because it is free; the trained router's own predictions are trusted as they are.
+            kept_off = self.prior.keep_off_hard(
+                quality, [m.quality_estimated and m.id not in columns for m in candidates], features.text, difficulty)
         cost = [expected_cost_usd(features, m) for m in candidates]
         objective = self.objective.under_pressure(state.budget_pressure)
         shifted = objective is not self.objective and objective != self.objective
@@ -155,6 +160,8 @@ class LearnedPolicy:
         reason = self._reason(ranked[0], objective, shifted, state, [] if encoder_failed else unknown, len(candidates))
         if encoder_failed:
             reason += "; the encoder failed, used catalog priors"
+        if kept_off:
+            reason += f"; difficulty {difficulty:.2f}: models with estimated priors kept off"
         return Decision(ranked=ranked, reason=reason,
                         policy=self.name,
                         details=_Details(ranked, objective, shifted, difficulty, unknown, self.predictor is not None))

@@ -72,19 +72,26 @@ def usage_from(data: Any) -> Usage:
     """Anthropic reports cached prompt tokens apart from ``input_tokens``; OpenAI counts them all as prompt."""
     if not isinstance(data, dict):
         return Usage()
-    prompt = sum(int(data.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-    return Usage(prompt_tokens=prompt, completion_tokens=int(data.get("output_tokens") or 0))
+    written = int(data.get("cache_creation_input_tokens") or 0)
+    cached = int(data.get("cache_read_input_tokens") or 0)
+    return Usage(prompt_tokens=int(data.get("input_tokens") or 0) + written + cached,
+                 completion_tokens=int(data.get("output_tokens") or 0), cached_tokens=cached,
+                 cache_write_tokens=written)
 
 
 def openai_usage(data: Any) -> JSONDict:
+    """The OpenAI ``usage`` for an Anthropic one. Cache writes have no OpenAI field: they travel as
+    ``cache_creation_input_tokens`` (LiteLLM's name for it) so the gateway can price them at the write rate."""
     usage = usage_from(data)
-    cached = int(data.get("cache_read_input_tokens") or 0) if isinstance(data, dict) else 0
-    return {
+    out: JSONDict = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
+    if usage.cache_write_tokens:
+        out["cache_creation_input_tokens"] = usage.cache_write_tokens
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- request

@@ -23,7 +23,7 @@ DONE = b"[DONE]"
 def usage_from(data: Any) -> Usage:
     if not isinstance(data, dict):
         return Usage()
-    return Usage(prompt_tokens=int(data.get("prompt_tokens") or 0), completion_tokens=int(data.get("completion_tokens") or 0))
+    return Usage.from_openai(data)
 
 
 class OpenAIProvider(HTTPProvider):

@@ -77,7 +77,7 @@ class Attempt:
 
     @property
     def cost_usd(self) -> float:
-        return self.model.cost_usd(self.usage.prompt_tokens, self.usage.completion_tokens)
+        return self.model.usage_cost_usd(self.usage)
 
 
 BodyFor = Callable[[ModelSpec, Deployment], JSONDict]
@@ -252,8 +252,8 @@ def _says_something(chunk: JSONDict) -> bool:
 
 def _count_usage(attempt: Attempt, chunk: JSONDict) -> None:
     usage = chunk.get("usage")
-    if usage:
-        attempt.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    if isinstance(usage, dict) and usage:
+        attempt.usage = Usage.from_openai(usage)
 
 
 async def _close(upstream: AsyncIterator[JSONDict]) -> None:
