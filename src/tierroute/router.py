@@ -492,6 +492,8 @@ class Router:
         usage = Usage(sum(a.usage.prompt_tokens for a in attempts), sum(a.usage.completion_tokens for a in attempts))
         for guard, token in tokens:
             await guard.settle(token, cost_usd=cost, usage=usage, ok=ok)
+        if self.journal is not None:
+            self.journal.flush()  # the request's ledger row and settlement reach the journal before its answer
 
     def _overhead_ms(self, started: float, attempts: list[Attempt]) -> float:
         """Router time before the first attempt and after the answer's first token. The dispatch window
