@@ -492,8 +492,10 @@ class Router:
         usage = Usage(sum(a.usage.prompt_tokens for a in attempts), sum(a.usage.completion_tokens for a in attempts))
         for guard, token in tokens:
             await guard.settle(token, cost_usd=cost, usage=usage, ok=ok)
-        if self.journal is not None:
-            self.journal.flush()  # the request's ledger row and settlement reach the journal before its answer
+        if tokens and self.journal is not None:
+            # A settlement the store did not take (Redis down) must be in the journal before the answer leaves:
+            # that path does not yield to the loop, whose end-of-iteration write would come after the response.
+            self.journal.flush()
 
     def _overhead_ms(self, started: float, attempts: list[Attempt]) -> float:
         """Router time before the first attempt and after the answer's first token. The dispatch window

@@ -13,8 +13,9 @@ from .base import expected_cost_usd
 def context_rejection(features: RequestFeatures, model: ModelSpec) -> str | None:
     """Why the prompt plus ``max_tokens`` cannot fit ``model``'s context window, or None.
 
-    Fast path: a prompt's UTF-8 size bounds its token count, so most requests are settled without a
-    tokenizer. Near the limit the prompt is counted with the model's tokenizer where one is installed;
+    Fast paths: a prompt's UTF-8 size bounds its token count, and a calibrated estimate with a margin above its
+    worst measured underestimate settles most of the rest, so most requests need no tokenizer. Near the limit
+    (within the margin) the prompt is counted with the model's tokenizer where one is installed;
     otherwise with a calibrated estimate and a safety margin, which may refuse a routed request (another
     model is chosen) but never one naming this model: the server's own count decides that.
     """
@@ -28,7 +29,10 @@ def context_rejection(features: RequestFeatures, model: ModelSpec) -> str | None
     else:
         if prompt.surely_within(room):
             return None
-        counted = prompt.count_for(family_of(model.upstream, model.id), with_margin=True)
+        family = family_of(model.upstream, model.id)
+        if prompt.likely_within(room, family):
+            return None
+        counted = prompt.count_for(family, with_margin=True)
         if counted.tokens <= room or (not counted.exact and features.requested_model == model.id):
             return None
         counted_tokens, how = counted.tokens, "counted" if counted.exact else "estimated"
