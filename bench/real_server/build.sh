@@ -67,4 +67,8 @@ if not found:
 PY
     echo "model: $(ls "$MODELS"/*.gguf)"
 fi
-echo "ready: $VENV/bin/python -m llama_cpp.server --model $(ls "$MODELS"/*.gguf | head -1)"
+MODEL="$(ls "$MODELS"/*.gguf | head -1)"
+# Written last: tests/realserver/ take its presence to mean the build is complete.
+printf '{"python": "%s", "model": "%s", "llama_cpp_python": "%s"}\n' \
+    "$VENV/bin/python" "$MODEL" "$LLAMA_CPP_PYTHON_VERSION" >"$CACHE/llama-server.json"
+echo "ready: $VENV/bin/python -m llama_cpp.server --model $MODEL --n_ctx 2048"
