@@ -58,15 +58,16 @@ async def test_llama_cpp_python_model_gets_a_short_id_and_the_servers_default_co
     assert spec.id == "llamacpp/smollm2-135m-instruct"
     assert spec.upstream == SMOLLM_PATH
     assert spec.context_window == 2048
-    assert spec.capabilities == frozenset({"json"})  # grammar-constrained JSON for any model
+    # JSON mode and a named tool call are grammar-constrained, so any model on this server has them
+    assert spec.capabilities == frozenset({"json", "tools"})
 
 
 async def test_llama_server_reports_its_served_context_in_props_not_the_trained_one(local):
-    local.set(wire.llama_server(n_ctx=2048, vision=True))
+    local.set(wire.llama_server(n_ctx=2048, vision=True, tools=True))
     (spec,) = (await discover(local)).values()
     assert spec.id == "llamacpp/smollm2-135m-instruct"
     assert spec.context_window == 2048, "n_ctx per slot from /props, not meta.n_ctx_train (8192)"
-    assert spec.capabilities == frozenset({"json", "vision"})
+    assert spec.capabilities == frozenset({"json", "vision", "tools"})
     assert ("GET", "/props", None) in local.requests
 
 

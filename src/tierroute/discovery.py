@@ -5,11 +5,13 @@ wire format, and that is what a request must fit:
 
 - vLLM: ``max_model_len`` on each ``/v1/models`` entry.
 - llama.cpp's ``llama-server``: ``GET /props`` → ``default_generation_settings.n_ctx`` (per slot, i.e. per
-  request; ``/v1/models``' ``meta.n_ctx_train`` is what the model was trained on, not what is served), and
-  ``modalities.vision``; ``GET /slots`` when ``/props`` is absent.
+  request; ``/v1/models``' ``meta.n_ctx_train`` is what the model was trained on, not what is served),
+  ``modalities.vision`` and ``chat_template_caps.supports_tool_calls``; ``GET /slots`` when ``/props`` gives
+  no ``n_ctx``.
 - Ollama: ``POST /api/show`` → ``capabilities`` (tools, vision, thinking, embedding) and the Modelfile's
   ``num_ctx``; ``GET /api/ps`` → ``context_length`` of a loaded model.
-- llama-cpp-python's server reports no context size anywhere; its own default (2048) is assumed.
+- llama-cpp-python's server reports no context size anywhere; its own default (2048) is assumed. It calls
+  a named tool for any model (the arguments constrained by a grammar), so its models get ``tools``.
 
 llama.cpp servers name a model by its file path; it gets a short readable id (:func:`readable_id`) and keeps
 the path as the upstream name sent to the server.
@@ -160,16 +162,28 @@ async def _describe(session: aiohttp.ClientSession, api_base: str, entries: list
     if _is_llama_server(props):
         slots = None if _llama_server_window(props, None) else await _json(session, "GET", f"{root}/slots")
         window = _llama_server_window(props, slots)
-        modalities = props.get("modalities") if isinstance(props, dict) else None
-        vision = isinstance(modalities, dict) and modalities.get("vision") is True
-        capabilities = _SERVER_CAPABILITIES | ({"vision"} if vision else set())
-        return [LocalModel(upstream=e["id"], context_window=window or _window_from_entry(e) or _trained_window(e),
-                           capabilities=frozenset(capabilities)) for e in entries]
+        return [LocalModel(upstream=e["id"], context_window=window or _served_window(e) or _trained_window(e),
+                           capabilities=_llama_server_capabilities(props)) for e in entries]
     if isinstance(ollama_version, dict) and "version" in ollama_version:
         shows = await asyncio.gather(*(_json(session, "POST", f"{root}/api/show", {"model": e["id"]}) for e in entries))
         loaded = _loaded_windows(await _json(session, "GET", f"{root}/api/ps"))
         return [_ollama_model(e, show, loaded) for e, show in zip(entries, shows)]
-    return [LocalModel(upstream=e["id"], context_window=_window_from_entry(e) or _unreported_window(e)) for e in entries]
+    return [LocalModel(upstream=e["id"], context_window=_window_from_entry(e) or _unreported_window(e),
+                       capabilities=_SERVER_CAPABILITIES | ({"tools"} if _is_llama_cpp_python(e) else set()))
+            for e in entries]
+
+
+def _llama_server_capabilities(props: Mapping[str, Any]) -> frozenset[str]:
+    modalities, caps = props.get("modalities"), props.get("chat_template_caps")
+    vision = isinstance(modalities, dict) and modalities.get("vision") is True
+    # Tool calls need a template that renders them (``--jinja``); older builds do not say, so no tools.
+    tools = isinstance(caps, dict) and (caps.get("supports_tool_calls") is True or caps.get("supports_tools") is True)
+    return _SERVER_CAPABILITIES | {name for name, has in (("vision", vision), ("tools", tools)) if has}
+
+
+def _served_window(entry: Mapping[str, Any]) -> int | None:
+    meta = entry.get("meta")
+    return _window_from_entry(entry) or (_positive_int(meta.get("n_ctx")) if isinstance(meta, dict) else None)
 
 
 def _trained_window(entry: Mapping[str, Any]) -> int:
@@ -179,10 +193,12 @@ def _trained_window(entry: Mapping[str, Any]) -> int:
 
 
 def _unreported_window(entry: Mapping[str, Any]) -> int:
-    # llama-cpp-python's entries are exactly {id, object, owned_by: "me", permissions: []}.
-    if entry.get("owned_by") == "me" and "permissions" in entry:
-        return LLAMA_CPP_PYTHON_CONTEXT_WINDOW
-    return _trained_window(entry)
+    return LLAMA_CPP_PYTHON_CONTEXT_WINDOW if _is_llama_cpp_python(entry) else _trained_window(entry)
+
+
+def _is_llama_cpp_python(entry: Mapping[str, Any]) -> bool:
+    # Its entries are exactly {id, object, owned_by: "me", permissions: []}.
+    return entry.get("owned_by") == "me" and "permissions" in entry
 
 
 async def _probe(session: aiohttp.ClientSession, api_base: str) -> list[LocalModel] | None:

@@ -6,7 +6,8 @@ The bodies are what each server sends (trimmed of fields discovery does not read
   ``{id, object, owned_by: "me", permissions: []}``, with the model's file path as ``id``; every other path is
   FastAPI's ``{"detail": "Not Found"}`` 404.
 - llama.cpp's ``llama-server``: ``/v1/models`` with ``owned_by: "llamacpp"`` and ``meta.n_ctx_train``;
-  ``/props`` with ``default_generation_settings.n_ctx`` (per slot) and ``modalities``; ``/slots``.
+  ``/props`` with ``default_generation_settings.n_ctx`` (per slot), ``modalities`` and ``chat_template_caps``;
+  ``/slots``.
 - Ollama: ``/v1/models`` with ``owned_by: "library"``; ``/api/version``; ``POST /api/show`` with
   ``capabilities``, ``parameters`` (the Modelfile's) and ``model_info``; ``/api/ps`` with ``context_length``.
 - vLLM: ``/v1/models`` entries with ``owned_by: "vllm"``, ``root`` and ``max_model_len``.
@@ -33,7 +34,7 @@ def llama_cpp_python(model_path: str = SMOLLM_PATH) -> Routes:
         {"id": model_path, "object": "model", "owned_by": "me", "permissions": []}]}}
 
 
-def llama_server(model_path: str = SMOLLM_PATH, *, n_ctx: int = 2048, vision: bool = False,
+def llama_server(model_path: str = SMOLLM_PATH, *, n_ctx: int = 2048, vision: bool = False, tools: bool = False,
                  props_n_ctx: bool = True) -> Routes:
     entry = {"id": model_path, "object": "model", "created": 1764680000, "owned_by": "llamacpp",
              "meta": {"vocab_type": 2, "n_vocab": 49152, "n_ctx_train": 8192, "n_embd": 576,
@@ -46,6 +47,8 @@ def llama_server(model_path: str = SMOLLM_PATH, *, n_ctx: int = 2048, vision: bo
                                 "models": [{"name": model_path, "model": model_path, "type": "model"}]},
         ("GET", "/props"): {"default_generation_settings": settings, "total_slots": 1, "model_path": model_path,
                             "modalities": {"vision": vision, "audio": False}, "chat_template": "{{ messages }}",
+                            "chat_template_caps": {"supports_system_role": True, "supports_tools": tools,
+                                                   "supports_tool_calls": tools, "supports_parallel_tool_calls": tools},
                             "build_info": "b6100-abcdef0"},
         ("GET", "/slots"): [slot],
     }

@@ -66,8 +66,7 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def gateway(llama: LlamaServer, discovered: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """`tierroute serve` with the discovered model (plus tool calling, which named tool choice gives any
-    model on this server), its SQLite ledger flushed every 50 ms."""
+    """`tierroute serve` with the model as discovery describes it, its SQLite ledger flushed every 50 ms."""
     home = tmp_path_factory.mktemp("gateway")
     ledger = home / "ledger.db"
     config = {
@@ -75,7 +74,7 @@ def gateway(llama: LlamaServer, discovered: ModelSpec, tmp_path_factory: pytest.
         "models": [{"id": discovered.id, "provider": "llamacpp", "upstream": discovered.upstream,
                     "context_window": discovered.context_window, "max_output_tokens": discovered.max_output_tokens,
                     "input_price": 0.0, "output_price": 0.0, "tier": "general",
-                    "capabilities": sorted(discovered.capabilities | {"tools"})}],
+                    "capabilities": sorted(discovered.capabilities)}],
         "ledger": {"path": str(ledger), "flush_interval_seconds": 0.05},
     }
     path = home / "tierroute.yaml"

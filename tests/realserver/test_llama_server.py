@@ -78,7 +78,7 @@ def test_discovery_lists_a_short_id_and_the_served_context(llama: LlamaServer, d
     assert discovered.id == "llamacpp/smollm2-135m-instruct"
     assert discovered.upstream == str(llama.build.model)
     assert discovered.context_window == CONTEXT_WINDOW
-    assert "json" in discovered.capabilities
+    assert discovered.capabilities == frozenset({"json", "tools"})
 
 
 def test_chat_stream_stop_json_mode_and_named_tool_choice(gateway: Gateway):
