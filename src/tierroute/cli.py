@@ -267,12 +267,16 @@ def models(config: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no models available: set a provider key (e.g. OPENAI_API_KEY) or pass --config")
         return
-    click.echo(f"{'model':<40} {'provider':<10} {'tier':<11} {'context':>9} {'in $/M':>8} {'out $/M':>8} "
+    # Columns as wide as their longest entry, so long ids (discovered local models) keep the table aligned.
+    wid = max(40, *(len(r["id"]) for r in rows))
+    wprov = max(10, *(len(r["provider"]) for r in rows))
+    wtier = max(11, *(len(r["tier"] or "-") for r in rows))
+    click.echo(f"{'model':<{wid}} {'provider':<{wprov}} {'tier':<{wtier}} {'context':>9} {'in $/M':>8} {'out $/M':>8} "
                f"{'prior':>6}  capabilities")
     for r in rows:
         # "~" marks an estimated prior (no published standing: kept to easy prompts by the default router).
         prior = "-" if r["quality"] is None else f"{'~' if r['quality_estimated'] else ''}{r['quality']:.2f}"
-        click.echo(f"{r['id']:<40} {r['provider']:<10} {r['tier'] or '-':<11} {r['context_window']:>9} "
+        click.echo(f"{r['id']:<{wid}} {r['provider']:<{wprov}} {r['tier'] or '-':<{wtier}} {r['context_window']:>9} "
                    f"{r['input_price']:>8.2f} {r['output_price']:>8.2f} {prior:>6}  {','.join(r['capabilities'])}")
 
 
