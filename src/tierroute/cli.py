@@ -402,6 +402,38 @@ def evals(config: str | None, since: str | None, as_json: bool) -> None:
     click.echo(render_table(rows, margin=guard.margin, confidence=guard.confidence))
 
 
+@main.group("experiment")
+def experiment() -> None:
+    """A/B between router versions (router.experiment)."""
+
+
+@experiment.command("report")
+@CONFIG_OPTION
+@click.option("--since", default=None, help="Only requests newer than this (e.g. 1h, 7d).")
+@JSON_OPTION
+@_guarded
+def experiment_report_command(config: str | None, since: str | None, as_json: bool) -> None:
+    """Per arm: requests, cost per request and quality (judged, feedback) with 95% intervals, and what
+    promoting the cheapest arm would save."""
+    from .bootstrap import load
+    from .evals.experiment import as_dict, experiment_report, render_table
+    from .ledger import open_ledger
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there are no requests to report")
+    start = _since(since)
+    try:
+        report = experiment_report(ledger.entries(start), ledger.judgments(start), ledger.labelled(start))
+    finally:
+        ledger.close()
+    if as_json:
+        _echo_json(as_dict(report))
+        return
+    click.echo(render_table(report))
+
+
 main.add_command(train_command, "train")
 main.add_command(eval_command, "eval")
 main.add_command(compare_command, "compare")
