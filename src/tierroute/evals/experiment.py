@@ -163,8 +163,10 @@ def _promotion(figures: list[ArmFigures], costs: dict[str, list[float]], scores:
                                                   np.asarray(scores.get(o, []), dtype=np.float64), rng)
         promo.feedback_difference[o] = _difference(np.asarray(feedback.get(winner, []), dtype=np.float64),
                                                    np.asarray(feedback.get(o, []), dtype=np.float64), rng)
-        if promo.net_win_difference[o][2].startswith("lower") or promo.feedback_difference[o][2].startswith("lower"):
-            promo.notes.append(f"{winner} is cheaper but its quality is significantly lower than {o}'s")
+        lower = [v for _, _, v in (promo.net_win_difference[o], promo.feedback_difference[o]) if v.startswith("lower")]
+        if lower:
+            rough = " (on few samples: check again with more)" if all("rough" in v for v in lower) else ""
+            promo.notes.append(f"{winner} is cheaper but its quality is significantly lower than {o}'s{rough}")
     return promo
 
 
