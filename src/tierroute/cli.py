@@ -108,8 +108,11 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     if not loaded.catalog.models:
         click.echo("tierroute: warning: no models available. Set a provider key (e.g. OPENAI_API_KEY), start a local "
                    "server (Ollama, vLLM, llama.cpp) or pass --config", err=True)
+    experiment = settings.router.experiment
+    policy = (f"experiment {experiment.name} (arms {', '.join(a.name for a in experiment.arms)})" if experiment
+              else f"policy {settings.router.policy}")
     click.echo(f"tierroute: {len(loaded.catalog.models)} models from {', '.join(sorted(settings.providers)) or 'no providers'} "
-               f"({loaded.source}); policy {settings.router.policy}; ledger {settings.ledger.backend}"
+               f"({loaded.source}); {policy}; ledger {settings.ledger.backend}"
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
     # proxy_headers=False: no X-Forwarded-* rewriting middleware (nothing reads client addresses);
     # server_header=False: no "server: uvicorn". The Date header stays (computed once a second).
