@@ -47,7 +47,7 @@ def fill(path: str | Path, rows: int, *, days: float = 7.0, seed: int = 7, now: 
                    status="error" if failed else "ok", error_kind="upstream_unavailable" if failed else None,
                    http_status=502 if failed else 200, stream=rng.random() < 0.3,
                    tags=rng.choice([None, "team:research", "project:chat,team:ops", "batch"]), prompt=None,
-                   usage_estimated=False, usage_note=None)
+                   usage_estimated=False, usage_note=None, arm=None)
         batch.append(tuple(row[c] for c in COLUMNS))
         if len(batch) == 10_000:
             conn.executemany(insert, batch)

@@ -109,8 +109,11 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
     if not loaded.catalog.models:
         click.echo("tierroute: warning: no models available. Set a provider key (e.g. OPENAI_API_KEY), start a local "
                    "server (Ollama, vLLM, llama.cpp) or pass --config", err=True)
+    experiment = settings.router.experiment
+    policy = (f"experiment {experiment.name} (arms {', '.join(a.name for a in experiment.arms)})" if experiment
+              else f"policy {settings.router.policy}")
     click.echo(f"tierroute: {len(loaded.catalog.models)} models from {', '.join(sorted(settings.providers)) or 'no providers'} "
-               f"({loaded.source}); policy {settings.router.policy}; ledger {settings.ledger.backend}"
+               f"({loaded.source}); {policy}; ledger {settings.ledger.backend}"
                f"{' ' + settings.ledger.path if settings.ledger.backend == 'sqlite' else ''}", err=True)
     # proxy_headers=False: no X-Forwarded-* rewriting middleware (nothing reads client addresses);
     # server_header=False: no "server: uvicorn". The Date header stays (computed once a second).
@@ -484,6 +487,38 @@ def evals(config: str | None, since: str | None, as_json: bool) -> None:
         _echo_json({"margin": guard.margin, "confidence": guard.confidence, "routes": [as_dict(q) for q in rows]})
         return
     click.echo(render_table(rows, margin=guard.margin, confidence=guard.confidence))
+
+
+@main.group("experiment")
+def experiment() -> None:
+    """A/B between router versions (router.experiment)."""
+
+
+@experiment.command("report")
+@CONFIG_OPTION
+@click.option("--since", default=None, help="Only requests newer than this (e.g. 1h, 7d).")
+@JSON_OPTION
+@_guarded
+def experiment_report_command(config: str | None, since: str | None, as_json: bool) -> None:
+    """Per arm: requests, cost per request and quality (judged, feedback) with 95% intervals, and what
+    promoting the cheapest arm would save."""
+    from .bootstrap import load
+    from .evals.experiment import as_dict, experiment_report, render_table
+    from .ledger import open_ledger
+
+    settings = load(config, discover=False).settings
+    ledger = open_ledger(settings.ledger)
+    if ledger is None:
+        raise ConfigError("ledger.backend is 'none': there are no requests to report")
+    start = _since(since)
+    try:
+        report = experiment_report(ledger.entries(start), ledger.judgments(start), ledger.labelled(start))
+    finally:
+        ledger.close()
+    if as_json:
+        _echo_json(as_dict(report))
+        return
+    click.echo(render_table(report))
 
 
 main.add_command(train_command, "train")

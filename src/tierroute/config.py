@@ -180,6 +180,39 @@ class TierSettings(_Frozen):
                                                                "whose `tier` is this name)")
 
 
+class ExperimentArm(_Frozen):
+    """One router version in an A/B experiment: a policy with its options, and its share of the traffic."""
+
+    name: str = Field(min_length=1, max_length=64, description="the arm's name, recorded with each request "
+                      "(ledger column arm, header x-tierroute-arm)")
+    policy: str = Field(description="learned or cheapest, as router.policy")
+    options: dict[str, Any] = Field(default_factory=dict, description="the arm's policy options, as "
+                                    "router.options (a learned arm's artifact, lambda, ...)")
+    weight: float = Field(default=1.0, gt=0, description="the arm's share of sticky keys, relative to the "
+                          "other arms' weights")
+
+
+class ExperimentSettings(_Frozen):
+    """An A/B test between router versions (docs/continuous-evaluation.md, "A/B between router versions")."""
+
+    name: str = Field(min_length=1, max_length=64, description="the experiment's name; it salts the hash that "
+                      "assigns keys to arms, so a new name reshuffles every key")
+    arms: list[ExperimentArm] = Field(min_length=2, description="two or more arms; names must be distinct")
+    sticky_by: Literal["caller", "session", "user"] = Field(
+        default="caller", description="what keeps a request in its arm: the caller (key name), the "
+        "'session:<id>' tag, or the request's user field. Requests without one are assigned by a hash of the "
+        "client's request id, else of the prompt")
+
+    @field_validator("arms")
+    @classmethod
+    def _distinct_names(cls, arms: list[ExperimentArm]) -> list[ExperimentArm]:
+        names = [a.name for a in arms]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate arm name {', '.join(map(repr, duplicates))}")
+        return arms
+
+
 class RouterSettings(_Frozen):
     # The untrained learned router (catalog priors x prompt difficulty) works out of the box, and a gateway running
     # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Gateway overhead").
@@ -191,6 +224,9 @@ class RouterSettings(_Frozen):
     # Embeddings of different models are not comparable, so they are never routed between models.
     default_embedding_model: str | None = Field(
         default=None, description="the embedding model for /v1/embeddings requests that name none (or say auto)")
+    experiment: ExperimentSettings | None = Field(
+        default=None, description="A/B between router versions: arms (policies) serving sticky slices of the "
+        "traffic; when set, it decides instead of router.policy and router.options")
 
 
 class ServerSettings(_Frozen):

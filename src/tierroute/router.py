@@ -26,7 +26,7 @@ from .ledger.base import Feedback, Ledger, LedgerEntry
 from .metering import StreamUsage, counted_prompt_tokens, response_usage
 from .metrics import Metrics
 from .observability.observer import Observer, build_observer
-from .policies import Policy, apply_filters, build_policy, expected_cost_usd, rejection
+from .policies import Policy, apply_filters, build_router_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
@@ -119,7 +119,7 @@ class Router:
             name: build_provider(name, p) for name, p in settings.providers.items()
         }
         chat_models = [m for m in self.catalog.models.values() if m.mode == "chat"]
-        self.policy = policy or build_policy(settings.router.policy, settings.router.options, chat_models)
+        self.policy = policy or build_router_policy(settings.router, chat_models)
         self.ledger = ledger
         self.journal = journal  # shared by the ledger and the guards; the router only closes it and adopts
         self.guards = tuple(guards)
@@ -452,6 +452,7 @@ class Router:
             http_status=exc.http_status,
             stream=fields.get("stream") is True,
             tags=(",".join(features.tags) or None) if features is not None else None,
+            arm=plan.decision.details.get("arm") if plan is not None else None,
         ))
 
     async def _snapshot(self, features: RequestFeatures, body: JSONDict) -> StateSnapshot:
@@ -517,6 +518,7 @@ class Router:
             "x-tierroute-attempt": str(answered.number),
             "x-tierroute-attempts": str(len(attempts)),
             **({"x-tierroute-health": "degraded: " + answered.note} if answered.note else {}),
+            **({"x-tierroute-arm": arm} if (arm := plan.decision.details.get("arm")) else {}),
         }
 
     def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
@@ -532,6 +534,7 @@ class Router:
         if self.settings.ledger.store_prompts:
             prompt = orjson.dumps(plan.body.get("messages")).decode()
         tried: set[str] | None = None
+        arm = plan.decision.details.get("arm")  # the router.experiment arm, if any
         for attempt in attempts:
             final = attempt is attempts[-1]
             # Bounded before anything counts it: _settle then charges what the ledger records.
@@ -595,6 +598,7 @@ class Router:
                 prompt=prompt,
                 usage_estimated=usage.estimated,
                 usage_note=usage_note,
+                arm=arm,
             ))
         if self.observer is not None:
             self.observer.request_done(plan, attempts, status=final_status, error=error, overhead_ms=overhead_ms)

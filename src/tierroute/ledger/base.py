@@ -52,6 +52,7 @@ class LedgerEntry:
     # True when the token counts are tierroute's (the server reported no usage), not the server's.
     usage_estimated: bool = False
     usage_note: str | None = None  # why the provider's usage was suspect and how it was clamped
+    arm: str | None = None  # the router.experiment arm that decided this request (A/B between routers)
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))

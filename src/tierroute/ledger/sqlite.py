@@ -139,6 +139,11 @@ MIGRATIONS: dict[int, str] = {
     # 6: virtual keys, the admin audit log, and indexes
     # for the operator console (issue 17; see keys/store.py and admin/queries.py).
     6: KEYS_MIGRATION.format(id="INTEGER PRIMARY KEY", big="INTEGER", real="REAL"),
+    # The router.experiment arm each request was routed by (A/B between router versions, issue 13 item 4).
+    7: """
+    ALTER TABLE requests ADD COLUMN arm TEXT;
+    CREATE INDEX IF NOT EXISTS requests_arm_ts ON requests (arm, ts);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

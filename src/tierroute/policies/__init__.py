@@ -27,8 +27,18 @@ def build_policy(name: str, options: Mapping[str, Any], models: Sequence[ModelSp
     raise ConfigError(f"router.policy: unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)}")
 
 
+def build_router_policy(router: Any, models: Sequence[ModelSpec]) -> Policy:
+    """The policy ``router:`` configures: the A/B experiment between arms when ``router.experiment`` is set,
+    else ``router.policy`` with ``router.options``."""
+    if router.experiment is not None:
+        from .experiment import build_experiment
+
+        return build_experiment(router.experiment, models, build=build_policy, names=POLICY_NAMES)
+    return build_policy(router.policy, router.options, models)
+
+
 __all__ = [
     "DEFAULT_COMPLETION_TOKENS", "POLICY_NAMES", "CheapestPolicy", "IntentClassifier", "IntentSettings", "LearnedPolicy",
-    "Policy", "apply_filters", "build_learned_policy", "build_policy", "expected_completion_tokens", "expected_cost_usd",
+    "Policy", "apply_filters", "build_learned_policy", "build_policy", "build_router_policy", "expected_completion_tokens", "expected_cost_usd",
     "rejection",
 ]
