@@ -16,6 +16,7 @@ import orjson
 
 from ._exceptions import ConfigError, InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
+from .cascade.runtime import Cascade
 from .catalog import AUTO, Catalog
 from .chat_request import MAX_USER_CHARS, parse_chat_request, upstream_body
 from .config import Settings
@@ -150,6 +151,7 @@ class Router:
             if spec is None or spec.mode != "embedding":
                 raise ConfigError(f"router.default_embedding_model: {embedding_default!r} is not an available embedding "
                                   "model (give it 'mode: embedding' under models:, and configure its provider)")
+        self.cascade = Cascade.build(settings.router.cascade, self.catalog)  # None unless router.cascade.enabled
         self._sync = LoopThread()
         # An encoder-backed learned policy embeds the prompt before deciding, off the event loop; others: None.
         self._prepare = getattr(self.policy, "prepare", None)
@@ -232,9 +234,14 @@ class Router:
         timeout = plan.features.timeout_seconds or self.settings.reliability.request_timeout_seconds
         attempts: list[Attempt] = []
         body_for = self._body_for(plan)
+        cascaded = None
         try:
-            completion = await self.dispatcher.complete(plan.decision, body_for, attempts, features=plan.features,
-                                                        timeout_seconds=timeout)
+            if self.cascade is not None and self.cascade.applies(plan.features, plan.resolved_as):
+                completion, cascaded = await self.cascade.complete(self.dispatcher, plan.decision, plan.features,
+                                                                   body_for, attempts, timeout)
+            else:
+                completion = await self.dispatcher.complete(plan.decision, body_for, attempts,
+                                                            features=plan.features, timeout_seconds=timeout)
         except UpstreamError as exc:
             exc.request_id = plan.request_id
             self._record(plan, attempts, started, error=exc)
@@ -252,7 +259,11 @@ class Router:
         if self.evals is not None:
             self.evals.offer(plan, answered.model.id, completion.response)  # maybe sampled; never waits
         cost = answered.cost_usd  # after _record, which bounds the provider's usage
+        if cascaded is not None:  # the caller pays for every answer the cascade asked for
+            cost = sum(a.cost_usd for a in attempts)
         headers = self._headers(plan, answered, cost, overhead, attempts)
+        if cascaded is not None:
+            headers["x-tierroute-cascade"] = cascaded
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
 
     async def aembedding(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> Routed:

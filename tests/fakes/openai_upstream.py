@@ -41,6 +41,7 @@ class Behaviour:
     # prompt longer than its context.
     empty_stream_if: str | None = None
     max_in_flight: int | None = None  # answer 429 to requests beyond this many at once (a provider's concurrency cap)
+    text_by_model: dict[str, str] = field(default_factory=dict)  # upstream model name -> its answer (else text)
 
 
 @dataclass
@@ -102,12 +103,13 @@ class FakeOpenAI:
             headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
             error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}
             return web.json_response(error, status=status, headers=headers)
-        completion_tokens = max(1, len(b.text.split()))
+        text = b.text_by_model.get(body.get("model"), b.text)
+        completion_tokens = max(1, len(text.split()))
         usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": b.prompt_tokens + completion_tokens}
         created = int(time.time())
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": b.text}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             finish = "stop"
             if b.tool_call is not None:
                 message = {"role": "assistant", "content": None, "tool_calls": [b.tool_call]}
