@@ -119,3 +119,27 @@ def test_config_errors_name_the_field_at_start_up(cascade, field, tmp_path):
     settings = fake_settings("http://127.0.0.1:9", tmp_path, router={"cascade": cascade})
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         Router(settings)
+
+
+def test_a_failing_cheap_model_escalates_and_its_attempts_are_recorded(cascading, fake_upstream):
+    gw, ledger = cascading()
+    fake_upstream.behaviour.text_by_model = {"fake-mid": "B", "fake-big": "B"}
+    fake_upstream.behaviour.status_by_model = {"fake-small": 400}  # not retried: one failed attempt
+    raw = client(gw).chat.completions.with_raw_response.create(model="auto", messages=QUESTION)
+    assert raw.headers["x-tierroute-cascade"] == "escalated" and raw.headers["x-tierroute-model"] == "big"
+    found = rows(ledger, raw.headers["x-tierroute-request-id"], 3)
+    assert [(r["chosen_model"], r["status"], r["final"]) for r in found] == [
+        ("small", "error", 0), ("mid", "ok", 0), ("big", "ok", 1)]
+
+
+def test_a_failing_strong_model_is_an_error_with_every_attempt_recorded(cascading, fake_upstream):
+    gw, ledger = cascading()
+    fake_upstream.behaviour.text_by_model = {"fake-small": "A", "fake-mid": "B"}
+    fake_upstream.behaviour.status_by_model = {"fake-big": 400}
+    with pytest.raises(openai.BadRequestError) as info:
+        client(gw).chat.completions.create(model="auto", messages=QUESTION)
+    request_id = info.value.response.headers["x-tierroute-request-id"]
+    found = rows(ledger, request_id, 3)
+    assert [(r["chosen_model"], r["final"]) for r in found] == [("small", 0), ("mid", 0), ("big", 1)]
+    assert found[-1]["status"] == "error"
+    assert client(gw).chat.completions.create(model="small", messages=QUESTION).choices  # still serving

@@ -42,6 +42,7 @@ class Behaviour:
     empty_stream_if: str | None = None
     max_in_flight: int | None = None  # answer 429 to requests beyond this many at once (a provider's concurrency cap)
     text_by_model: dict[str, str] = field(default_factory=dict)  # upstream model name -> its answer (else text)
+    status_by_model: dict[str, int] = field(default_factory=dict)  # upstream model name -> its status (else status)
 
 
 @dataclass
@@ -93,7 +94,7 @@ class FakeOpenAI:
         self.headers.append(dict(request.headers))
         if b.delay_seconds:
             await asyncio.sleep(b.delay_seconds)
-        status = b.status
+        status = b.status_by_model.get(body.get("model"), b.status)
         if b.failure_rate and self.rng.random() < b.failure_rate:
             status = b.failure_status
         if b.max_in_flight is not None and self.in_flight > b.max_in_flight:
