@@ -450,7 +450,7 @@ def _router_curve(replay: Replay) -> list[tuple[float, float]] | None:
 def print_cascade(c: dict[str, Any]) -> None:
     """The cascade chosen on training items, scored on the evaluated ones, beside the strongest model, the zero
     router and the router at the same cost; then the front of every chain on the evaluated items."""
-    unit = "share of strong calls" if not c["priced"] else "of the strongest model's cost"
+    unit = "share of strong calls" if not c["priced"] else "share of the strongest model's cost"
     ch = c["chosen"]
     click.echo(f"\ncascade (chain chosen on training items; cost = {unit})")
     for part in ch["chains"]:
@@ -464,7 +464,8 @@ def print_cascade(c: dict[str, Any]) -> None:
 
     click.echo(f"  quality {ch['quality']:.3f}{band('quality', '.3f')} vs {c['strong']} {c['strong_quality']:.3f} "
                f"(difference {ch['minus_strong']:+.3f}{band('minus_strong', '+.3f')})")
-    click.echo(f"  cost {ch['cost_share']:.1%}{band('cost_share', '.1%')} of the strongest model's, "
+    whose = "of the strongest model's cost" if c["priced"] else "strong calls"
+    click.echo(f"  cost {ch['cost_share']:.1%}{band('cost_share', '.1%')} {whose}, "
                f"escalated on {ch['escalated']:.1%} of items")
     others = []
     if ch.get("zero_at_cost") is not None:
