@@ -143,3 +143,15 @@ def test_a_failing_strong_model_is_an_error_with_every_attempt_recorded(cascadin
     assert [(r["chosen_model"], r["final"]) for r in found] == [("small", 0), ("mid", 0), ("big", 1)]
     assert found[-1]["status"] == "error"
     assert client(gw).chat.completions.create(model="small", messages=QUESTION).choices  # still serving
+
+
+def test_requests_the_cascade_cannot_serve_are_routed_as_usual(cascading, fake_upstream):
+    gw, _ = cascading()
+    fake_upstream.behaviour.text_by_model = {"fake-small": "A", "fake-mid": "B"}
+    c = client(gw)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    raw = c.chat.completions.with_raw_response.create(model="auto", messages=QUESTION, tools=tools)
+    assert "x-tierroute-cascade" not in raw.headers  # a tool call has no final answer to agree on
+    raw = c.chat.completions.with_raw_response.create(model="auto", messages=QUESTION, max_tokens=2000)
+    assert "x-tierroute-cascade" not in raw.headers  # more output than "small" allows (1024)
+    assert len(fake_upstream.requests) == 2

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from .._exceptions import ConfigError, UpstreamError
 from ..catalog import Catalog
 from ..config import CascadeSettings
-from ..policies import expected_cost_usd
+from ..policies import expected_cost_usd, rejection
 from ..providers.base import Completion
 from ..reliability.dispatch import Attempt, BodyFor, Dispatcher
-from ..types import Decision, ModelSpec, Ranked, RequestFeatures
+from ..types import EMPTY_STATE, Decision, ModelSpec, Ranked, RequestFeatures
 from .answers import extract
 
 Outcome = Literal["agreed", "escalated"]
@@ -43,6 +43,7 @@ class Cascade:
         self.cheap = tuple(cheap)
         self.strong = strong
         self.answer = answer
+        self.models = self.cheap + (strong,)
 
     @classmethod
     def build(cls, settings: CascadeSettings, catalog: Catalog) -> Cascade | None:
@@ -61,10 +62,17 @@ class Cascade:
             raise ConfigError("router.cascade: the cheap models and escalate_to must be different models")
         return cls(specs[:-1], specs[-1], settings.answer)
 
-    @staticmethod
-    def applies(features: RequestFeatures, resolved_as: str) -> bool:
-        """Routed (not a named model), non-streamed requests with one choice: a caller naming a model gets it."""
-        return not features.stream and resolved_as != "requested"
+    def applies(self, features: RequestFeatures, resolved_as: str) -> bool:
+        """Routed (not a named model), non-streamed requests without tools, that every model of the cascade can
+        serve (context, output length, vision, JSON mode), whose cost ceiling (``max_cost_usd``) covers all of
+        them: a caller naming a model gets it, and a request the cascade cannot serve is routed as usual. Tool
+        calls are not compared (there is no final answer to agree on), so they would always escalate."""
+        if features.stream or features.needs_tools or resolved_as == "requested":
+            return False
+        if any(rejection(features, m, EMPTY_STATE) is not None for m in self.models):
+            return False
+        ceiling = features.max_cost_usd
+        return ceiling is None or sum(expected_cost_usd(features, m) for m in self.models) <= ceiling
 
     async def complete(self, dispatcher: Dispatcher, decision: Decision, features: RequestFeatures,
                        body_for: BodyFor, attempts: list[Attempt],
