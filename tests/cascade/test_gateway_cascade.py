@@ -3,6 +3,7 @@ answers per model; the answer, the headers, the ledger rows and the budget charg
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -12,9 +13,11 @@ import openai
 import pytest
 
 from tierroute._exceptions import ConfigError
+from tierroute.batch.budget import BatchBudget
 from tierroute.bootstrap import build_guards
 from tierroute.budgets.windows import NANO_USD, bucket
 from tierroute.router import Router
+from tierroute.state.memory import MemoryStore
 
 from ..conftest import RunningGateway, fake_settings
 from ..server.processes import wait_for
@@ -155,3 +158,27 @@ def test_requests_the_cascade_cannot_serve_are_routed_as_usual(cascading, fake_u
     raw = c.chat.completions.with_raw_response.create(model="auto", messages=QUESTION, max_tokens=2000)
     assert "x-tierroute-cascade" not in raw.headers  # more output than "small" allows (1024)
     assert len(fake_upstream.requests) == 2
+
+
+def test_batch_lines_are_cascaded_charged_in_full_and_the_cap_reserves_every_call(fake_upstream, tmp_path):
+    fake_upstream.behaviour.text_by_model = {"fake-small": "A", "fake-mid": "B", "fake-big": "B"}
+    settings = fake_settings(fake_upstream.url, tmp_path, router={"cascade": CASCADE})
+    body = {"model": "auto", "max_tokens": 8, "messages": QUESTION}
+    prompt = fake_upstream.behaviour.prompt_tokens
+
+    async def main() -> tuple[list[Any], float, float, float]:
+        async with Router(settings) as router:
+            def ceiling(cascade: Any) -> float:
+                return BatchBudget(MemoryStore(), key="k", max_cost_usd=1, catalog=router.catalog,
+                                   cascade=cascade).ceiling_usd(body)
+
+            line = sum(router.catalog.models[m].cost_usd(prompt, 1) for m in ("small", "mid", "big"))
+            items = ({"custom_id": f"r{i}", "body": body} for i in range(4))
+            results = [r async for r in router.batch(items, concurrency=2, max_cost_usd=1.0)]
+            return results, line, ceiling(router.cascade.models), ceiling(())
+
+    results, line, cascaded, single = asyncio.run(main())
+    assert all(r.ok and r.model == "big" for r in results) and len(fake_upstream.requests) == 12
+    assert [r.cost_usd for r in results] == pytest.approx([line] * 4)
+    # the hard cap's per-line reservation covers all three calls, not only the dearest model's
+    assert cascaded > single
