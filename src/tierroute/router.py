@@ -235,8 +235,10 @@ class Router:
         attempts: list[Attempt] = []
         body_for = self._body_for(plan)
         cascaded = None
+        cascading = self.cascade is not None and self.cascade.applies(plan.features, plan.resolved_as)
         try:
-            if self.cascade is not None and self.cascade.applies(plan.features, plan.resolved_as):
+            if cascading:
+                assert self.cascade is not None
                 completion, cascaded = await self.cascade.complete(self.dispatcher, plan.decision, plan.features,
                                                                    body_for, attempts, timeout)
             else:
@@ -244,7 +246,7 @@ class Router:
                                                             features=plan.features, timeout_seconds=timeout)
         except UpstreamError as exc:
             exc.request_id = plan.request_id
-            self._record(plan, attempts, started, error=exc)
+            self._record(plan, attempts, started, error=exc, cascade=cascading)
             await self._settle(tokens, attempts, ok=False)
             raise
         except BaseException as exc:
@@ -254,7 +256,7 @@ class Router:
         if answered.usage.prompt_tokens == 0 and answered.usage.completion_tokens == 0:  # no usage: count the answer
             answered.usage = response_usage(plan.features, answered.model, completion.response)
         overhead = self._overhead_ms(started, attempts)
-        self._record(plan, attempts, started, overhead_ms=overhead)
+        self._record(plan, attempts, started, overhead_ms=overhead, cascade=cascading)
         await self._settle(tokens, attempts, ok=True)
         if self.evals is not None:
             self.evals.offer(plan, answered.model.id, completion.response)  # maybe sampled; never waits
@@ -527,7 +529,9 @@ class Router:
         }
 
     def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
-                overhead_ms: float | None = None, status: str | None = None) -> None:
+                overhead_ms: float | None = None, status: str | None = None, cascade: bool = False) -> None:
+        """One ledger row per attempt, and the metrics. ``cascade``: the attempts are a cascade's calls, not
+        retries or fallbacks, so they are not counted as such."""
         features = plan.features
         metrics = self.metrics
         now_wall = self._wall()
@@ -558,13 +562,13 @@ class Router:
             if attempt.ended:
                 ttft = attempt.ttft - attempt.started if features.stream and attempt.ttft is not None else None
                 metrics.upstream(deployment_id, seconds=attempt.ended - attempt.started, ttft_seconds=ttft)
-            if tried is not None:  # a later attempt: a retry of a model tried before, or a fallback to another
+            if tried is not None and not cascade:  # a later attempt: a retry of a model tried before, or a fallback
                 if attempt.model.id in tried:
                     metrics.retried(deployment_id)
                 else:
                     metrics.fell_back(attempts[0].model.id, attempt.model.id)
                 tried.add(attempt.model.id)
-            elif len(attempts) > 1:
+            elif len(attempts) > 1 and not cascade:  # a cascade's calls are neither retries nor fallbacks
                 tried = {attempt.model.id}
             if final:
                 metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ async def test_disagreement_escalates_to_the_strong_model(cascading, fake_upstre
     assert [(r["chosen_model"], r["final"]) for r in found] == [("small", 0), ("mid", 0), ("big", 1)]
     assert [r["attempt"] for r in found] == [1, 2, 3]
     assert await charged(gw) == pytest.approx(total, rel=1e-6)
+    # a cascade's calls are not fallbacks: the fallback metric stays empty
+    assert "tierroute_fallbacks_total{" not in urllib.request.urlopen(f"{gw.url}/metrics").read().decode()
 
 
 def test_a_reply_without_an_answer_escalates(cascading, fake_upstream):
