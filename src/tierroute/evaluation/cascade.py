@@ -178,11 +178,11 @@ def _zero_at(data: OutcomeSet, cost: float, strong: int) -> float | None:
 def evaluate(test: OutcomeSet, test_answers: np.ndarray, test_final: np.ndarray,
              choices: Sequence[tuple[np.ndarray, Chain, dict[str, float]]],
              router_points: Sequence[tuple[float, float]] | None = None, resamples: int = 1000) -> dict[str, Any]:
-    """``router_points``: the router's (cost, quality) curve in the cascade's cost unit (mean cost per item, or
-    without recorded costs the share of strong calls).
+    """The chosen chains (one per held-out part: ``(rows, chain, train figures)``) scored on ``test``, against
+    the strong model, the zero router and the router at the same cost; and the front of every chain on ``test``.
 
-    The chosen chains (one per held-out part: ``(rows, chain, train figures)``) scored on ``test``, against
-    the strong model, the zero router and the router at the same cost; and the front of every chain on ``test``."""
+    ``router_points``: the router's (cost, quality) curve in the cascade's cost unit (mean cost per item, or
+    without recorded costs the share of strong calls)."""
     strong = choices[0][1].strong
     costs, priced = _costs(test, strong)
     n = len(test)
@@ -223,11 +223,19 @@ def evaluate(test: OutcomeSet, test_answers: np.ndarray, test_final: np.ndarray,
                          "quality": q, "zero": _zero_at(test, c, strong),
                          "router": None if hull is None else float(curve_at(hull, np.array([c]))[0])})
     reach = next((r for r in rows_out if r["quality"] >= float(strong_score.mean()) - 1e-12), None)
-    step = max(1, len(rows_out) // FRONT_POINTS)
     return {"strong": test.models[strong], "strong_quality": float(strong_score.mean()),
             "strong_cost": float(strong_cost.mean()), "priced": priced, "chosen": chosen,
-            "front": rows_out[::step] if rows_out[::step][-1:] == rows_out[-1:] else rows_out[::step] + rows_out[-1:],
-            "front_reaching_strong": reach, "level": LEVEL, "resamples": resamples}
+            "front": _thin(rows_out, FRONT_POINTS), "front_reaching_strong": reach, "level": LEVEL,
+            "resamples": resamples}
+
+
+def _thin(rows: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
+    """About ``most`` evenly spaced rows, always keeping the last (the front's most accurate chain)."""
+    if not rows:
+        return rows
+    step = max(1, len(rows) // most)
+    kept = rows[::step]
+    return kept if kept[-1] is rows[-1] else kept + rows[-1:]
 
 
 def train_test_cascade(train: OutcomeSet, train_files: Sequence[str], test: OutcomeSet, test_files: Sequence[str],
