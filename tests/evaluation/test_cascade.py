@@ -1,6 +1,7 @@
 """Offline cascades from recorded replies: answer extraction, the chain chosen on training items only, and
 ``tierroute eval --cascade`` on the checked-in RouterBench ARC and GSM8K samples."""
 
+import gzip
 import json
 
 import numpy as np
@@ -82,3 +83,13 @@ def test_eval_cascade_gsm8k_cv_prints_the_comparison() -> None:
 def test_cascade_needs_training_items(tmp_path) -> None:
     res = CliRunner().invoke(eval_command, ["--router", __file__, "--data", str(sample(GSM8K)), "--cascade"])
     assert res.exit_code != 0 and "--cascade chooses its chain on training items" in res.output
+
+
+def test_eval_cascade_split_chooses_on_the_train_items() -> None:
+    res = CliRunner().invoke(eval_command, ["--split", "--data", str(sample(ARC_TRAIN)), "--data", str(sample(ARC_TEST)),
+                                            "--cascade", "--fast", "--jobs", "1", "--resamples", "50", "--json"])
+    assert res.exit_code == 0, res.output
+    c = json.loads(res.output)["cascade"]
+    train_items = sum(1 for line in gzip.decompress(sample(ARC_TRAIN).read_bytes()).splitlines() if line.strip())
+    [part] = c["chosen"]["chains"]
+    assert part["items"] == json.loads(res.output)["items"] and part["items"] < train_items
