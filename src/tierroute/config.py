@@ -213,6 +213,23 @@ class ExperimentSettings(_Frozen):
         return arms
 
 
+class CascadeSettings(_Frozen):
+    """Opt-in cascade for routed, non-streamed requests (docs/routing-quality.md, "Cascades")."""
+
+    enabled: bool = Field(default=False, description="answer routed (model \"auto\" or a tier), non-streamed "
+                                                      "requests with the cheap models first; streams are never "
+                                                      "cascaded (the first answer would have to be held back)")
+    models: list[str] = Field(default_factory=list, description="two or three cheap models, called concurrently; "
+                                                                "their answers must agree")
+    escalate_to: str | None = Field(default=None, description="the model that answers when the cheap models "
+                                                              "disagree, or one of them fails or gives no answer")
+    strategy: Literal["agreement"] = Field(default="agreement", description="agreement: every cheap model gives "
+                                                                            "the same final answer")
+    answer: Literal["auto", "choice", "number", "text"] = Field(
+        default="auto", description="what is compared: the option letter (choice), the final number (number), "
+                                    "normalised text (text), or auto (whichever the reply has)")
+
+
 class RouterSettings(_Frozen):
     # The untrained learned router (catalog priors x prompt difficulty) works out of the box, and a gateway running
     # it keeps within 20% of the throughput it has with "cheapest" (docs/performance.md, "Gateway overhead").
@@ -227,6 +244,8 @@ class RouterSettings(_Frozen):
     experiment: ExperimentSettings | None = Field(
         default=None, description="A/B between router versions: arms (policies) serving sticky slices of the "
         "traffic; when set, it decides instead of router.policy and router.options")
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings, description="cheap models first, the "
+                                     "strong one only when they disagree (opt-in)")
 
 
 class ServerSettings(_Frozen):

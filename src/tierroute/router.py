@@ -16,6 +16,7 @@ import orjson
 
 from ._exceptions import ConfigError, InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
+from .cascade.runtime import Cascade
 from .catalog import AUTO, Catalog
 from .chat_request import MAX_USER_CHARS, parse_chat_request, upstream_body
 from .config import Settings
@@ -150,6 +151,7 @@ class Router:
             if spec is None or spec.mode != "embedding":
                 raise ConfigError(f"router.default_embedding_model: {embedding_default!r} is not an available embedding "
                                   "model (give it 'mode: embedding' under models:, and configure its provider)")
+        self.cascade = Cascade.build(settings.router.cascade, self.catalog)  # None unless router.cascade.enabled
         self._sync = LoopThread()
         # An encoder-backed learned policy embeds the prompt before deciding, off the event loop; others: None.
         self._prepare = getattr(self.policy, "prepare", None)
@@ -232,12 +234,19 @@ class Router:
         timeout = plan.features.timeout_seconds or self.settings.reliability.request_timeout_seconds
         attempts: list[Attempt] = []
         body_for = self._body_for(plan)
+        cascaded = None
+        cascading = self.cascade is not None and self.cascade.applies(plan.features, plan.resolved_as)
         try:
-            completion = await self.dispatcher.complete(plan.decision, body_for, attempts, features=plan.features,
-                                                        timeout_seconds=timeout)
+            if cascading:
+                assert self.cascade is not None
+                completion, cascaded = await self.cascade.complete(self.dispatcher, plan.decision, plan.features,
+                                                                   body_for, attempts, timeout)
+            else:
+                completion = await self.dispatcher.complete(plan.decision, body_for, attempts,
+                                                            features=plan.features, timeout_seconds=timeout)
         except UpstreamError as exc:
             exc.request_id = plan.request_id
-            self._record(plan, attempts, started, error=exc)
+            self._record(plan, attempts, started, error=exc, cascade=cascading)
             await self._settle(tokens, attempts, ok=False)
             raise
         except BaseException as exc:
@@ -247,12 +256,16 @@ class Router:
         if answered.usage.prompt_tokens == 0 and answered.usage.completion_tokens == 0:  # no usage: count the answer
             answered.usage = response_usage(plan.features, answered.model, completion.response)
         overhead = self._overhead_ms(started, attempts)
-        self._record(plan, attempts, started, overhead_ms=overhead)
+        self._record(plan, attempts, started, overhead_ms=overhead, cascade=cascading)
         await self._settle(tokens, attempts, ok=True)
         if self.evals is not None:
             self.evals.offer(plan, answered.model.id, completion.response)  # maybe sampled; never waits
         cost = answered.cost_usd  # after _record, which bounds the provider's usage
+        if cascaded is not None:  # the caller pays for every answer the cascade asked for
+            cost = sum(a.cost_usd for a in attempts)
         headers = self._headers(plan, answered, cost, overhead, attempts)
+        if cascaded is not None:
+            headers["x-tierroute-cascade"] = cascaded
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts, cost_usd=cost)
 
     async def aembedding(self, body: JSONDict, *, caller: str | None = None, started: float | None = None) -> Routed:
@@ -522,7 +535,9 @@ class Router:
         }
 
     def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
-                overhead_ms: float | None = None, status: str | None = None) -> None:
+                overhead_ms: float | None = None, status: str | None = None, cascade: bool = False) -> None:
+        """One ledger row per attempt, and the metrics. ``cascade``: the attempts are a cascade's calls, not
+        retries or fallbacks, so they are not counted as such."""
         features = plan.features
         metrics = self.metrics
         now_wall = self._wall()
@@ -554,13 +569,13 @@ class Router:
             if attempt.ended:
                 ttft = attempt.ttft - attempt.started if features.stream and attempt.ttft is not None else None
                 metrics.upstream(deployment_id, seconds=attempt.ended - attempt.started, ttft_seconds=ttft)
-            if tried is not None:  # a later attempt: a retry of a model tried before, or a fallback to another
+            if tried is not None and not cascade:  # a later attempt: a retry of a model tried before, or a fallback
                 if attempt.model.id in tried:
                     metrics.retried(deployment_id)
                 else:
                     metrics.fell_back(attempts[0].model.id, attempt.model.id)
                 tried.add(attempt.model.id)
-            elif len(attempts) > 1:
+            elif len(attempts) > 1 and not cascade:  # a cascade's calls are neither retries nor fallbacks
                 tried = {attempt.model.id}
             if final:
                 metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,

@@ -45,6 +45,8 @@ class Behaviour:
     # prompt longer than its context.
     empty_stream_if: str | None = None
     max_in_flight: int | None = None  # answer 429 to requests beyond this many at once (a provider's concurrency cap)
+    text_by_model: dict[str, str] = field(default_factory=dict)  # upstream model name -> its answer (else text)
+    status_by_model: dict[str, int] = field(default_factory=dict)  # upstream model name -> its status (else status)
 
 
 @dataclass
@@ -97,7 +99,7 @@ class FakeOpenAI:
         self.headers.append(dict(request.headers))
         if b.delay_seconds:
             await asyncio.sleep(b.delay_seconds)
-        status = b.status
+        status = b.status_by_model.get(body.get("model"), b.status)
         if b.failure_rate and self.rng.random() < b.failure_rate:
             status = b.failure_status
         if b.max_in_flight is not None and self.in_flight > b.max_in_flight:
@@ -107,14 +109,15 @@ class FakeOpenAI:
             headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
             error = b.error_body or {"error": {"message": f"fake failure {status}", "type": "server_error", "code": None}}
             return web.json_response(error, status=status, headers=headers)
-        completion_tokens = max(1, len(b.text.split()))
+        text = b.text_by_model.get(body.get("model"), b.text)
+        completion_tokens = max(1, len(text.split()))
         usage: dict[str, Any] = {"prompt_tokens": b.prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": b.prompt_tokens + completion_tokens}
+                                 "total_tokens": b.prompt_tokens + completion_tokens}
         if b.cached_tokens is not None:
             usage["prompt_tokens_details"] = {"cached_tokens": b.cached_tokens, "audio_tokens": 0}
         created = int(time.time())
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": b.text}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             finish = "stop"
             if b.tool_call is not None:
                 message = {"role": "assistant", "content": None, "tool_calls": [b.tool_call]}
@@ -148,7 +151,7 @@ class FakeOpenAI:
             pieces.append(chunk({}, "tool_calls"))
         else:
             # Word by word, whatever max_tokens says: like a server that sends more than it was allowed.
-            words = b.text.split(" ")
+            words = text.split(" ")
             pieces += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
             pieces.append(chunk({}, "stop"))
         if b.send_usage and (body.get("stream_options") or {}).get("include_usage"):

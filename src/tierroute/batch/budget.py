@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..budgets.windows import units_to_usd, usd_to_units
@@ -21,6 +21,7 @@ from .._exceptions import StateUnavailable
 from ..catalog import Catalog
 from ..chat_request import parse_chat_request
 from ..state.base import Counter, StateStore
+from ..types import ModelSpec
 
 HOLD_SECONDS = 900.0  # a dead worker's reservations are released after this
 PROMPT_MARGIN = 1.5
@@ -33,7 +34,7 @@ log = logging.getLogger("tierroute.batch")
 
 class BatchBudget:
     def __init__(self, store: StateStore, *, key: str, max_cost_usd: float, catalog: Catalog,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cascade: Sequence[ModelSpec] = ()) -> None:
         self.store = store
         self.max_cost_usd = max_cost_usd
         self._counter = Counter(key=key, limit=usd_to_units(max_cost_usd))
@@ -41,6 +42,8 @@ class BatchBudget:
         # "other workers' reservations are in the way for now".
         self._used = Counter(key=f"{key}:settled", limit=2**62)
         self._models = tuple(catalog.models.values())
+        # A cascaded line may call every model of the cascade (router.cascade): its worst case is their sum.
+        self._cascade = tuple(cascade)
         self._clock = clock
         self._in_flight = 0
         self._settled = asyncio.Event()
@@ -50,8 +53,10 @@ class BatchBudget:
         features = parse_chat_request(body)
         # The prompt count is tierroute's estimate; a provider's tokenizer may count more, hence the margin.
         prompt = int(features.prompt_tokens * PROMPT_MARGIN) + 16
-        return max((m.cost_usd(prompt, min(features.max_tokens or m.max_output_tokens, m.max_output_tokens))
-                    for m in self._models), default=0.0)
+        def worst(m: ModelSpec) -> float:
+            return m.cost_usd(prompt, min(features.max_tokens or m.max_output_tokens, m.max_output_tokens))
+
+        return max(max((worst(m) for m in self._models), default=0.0), sum(worst(m) for m in self._cascade))
 
     async def precharge(self, cost_usd: float) -> None:
         """Count spend from an earlier run of the same job (when the store does not keep it itself)."""

@@ -206,7 +206,8 @@ async def run_worker(router: Router, options: JobOptions, *, redis_url: str, wor
         budget = None
         if store is not None and options.max_cost_usd is not None:
             budget = BatchBudget(store, key=f"batch:{options.job_name}:usd", max_cost_usd=options.max_cost_usd,
-                                 catalog=router.catalog)
+                                 catalog=router.catalog,
+                                 cascade=router.cascade.models if router.cascade is not None else ())
         engine = BatchEngine(router, job=options.job_name, limit=limit, budget=budget, max_tries=options.max_tries)
         progress = Progress(total=None, already_done=prior.lines, prior_cost_usd=prior.cost_usd,
                             prior_baseline_cost_usd=prior.baseline_cost_usd, prior_failed=prior.failed,

@@ -229,6 +229,7 @@ def run_items(router: Router, items: Iterable[Any] | AsyncIterable[Any], *, conc
     budget = None
     if max_cost_usd is not None:
         budget = BatchBudget(store if store is not None else MemoryStore(), key=f"batch:{job}:usd",
-                             max_cost_usd=max_cost_usd, catalog=router.catalog)
+                             max_cost_usd=max_cost_usd, catalog=router.catalog,
+                             cascade=router.cascade.models if router.cascade is not None else ())
     limit = AdaptiveLimit(initial=min(8, concurrency), maximum=concurrency)
     return BatchEngine(router, job=job, limit=limit, budget=budget, max_tries=max_tries).run(items)

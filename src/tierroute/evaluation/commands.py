@@ -15,10 +15,14 @@ import click
 from .._exceptions import TierrouteError
 from ..policies.artifact import ArtifactError, load_artifact, save_artifact
 from ..policies.calibration import Goal
+from ..cascade.answers import ANSWER_KINDS
+from .cascade import cross_validate_cascade, train_test_cascade
 from .comparison import compare, load_side
 from .data import OutcomeSet, load_outcomes
 from .encoder_options import Encoder, encoder_options
-from .replay import Replay, by_split, cross_validate, decisions, only_split, replay_artifact, report, train_test
+from .replay import (Replay, by_split, cross_validate, cv_folds, decisions, only_split, replay_artifact, report,
+                     router_points, router_score, strong_weak, train_test)
+from .metrics import quality_by_strong_share
 from .train import DEFAULT_BITS, file_digest, train_router
 from .uncertainty import DEFAULT_RESAMPLES
 
@@ -202,19 +206,27 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--resamples", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
               help="Bootstrap resamples of the evaluated items for 95% intervals on APGR/CPT or AIQ/gap closed "
                    "(the routers are not retrained); 0 skips them.")
+@click.option("--cascade", is_flag=True,
+              help="Also evaluate cascades from the recorded replies (cheap models first, the strongest when they "
+                   "disagree), the chain chosen on the training items; needs --train, --split or --cv.")
+@click.option("--cascade-answer", type=click.Choice(ANSWER_KINDS), default="auto", show_default=True,
+              help="How --cascade extracts the final answer it compares: the option letter, the final number, "
+                   "normalised text, or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
                  by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool,
                  jobs: int | None,
-                 decisions_path: str | None, plot_path: str | None, resamples: int, as_json: bool,
-                 encoder: Encoder | None) -> None:
+                 decisions_path: str | None, plot_path: str | None, resamples: int, cascade: bool,
+                 cascade_answer: str, as_json: bool, encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None, by_split_field])
     if modes != 1:
         raise click.UsageError("give exactly one of --router, --train FILE, --cv K, or --split")
     if router_path is not None and encoder is not None:
         raise click.UsageError("--encoder is for training; a --router file brings its own encoder")
+    if cascade and router_path is not None:
+        raise click.UsageError("--cascade chooses its chain on training items: give --train, --split or --cv")
     _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
     progress = _progress(not as_json)
     try:
@@ -244,6 +256,17 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     except (TierrouteError, ArtifactError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
     metrics = report(replay, resamples)
+    if cascade:
+        points = _router_curve(replay)
+        if train_files:
+            metrics["cascade"] = train_test_cascade(train, list(train_files), data, list(data_files), cascade_answer,
+                                                    points, resamples)
+        elif by_split_field:
+            metrics["cascade"] = train_test_cascade(train, list(data_files), test, list(data_files), cascade_answer,
+                                                    points, resamples)
+        else:
+            metrics["cascade"] = cross_validate_cascade(data, list(data_files), cv_folds(data, cv)[0],
+                                                        cascade_answer, points, resamples)
     if decisions_path:
         with open(decisions_path, "w", encoding="utf-8") as f:
             for row in decisions(replay):
@@ -256,6 +279,8 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         click.echo(json.dumps(metrics, indent=2))
         return
     _print_report(metrics)
+    if "cascade" in metrics:
+        print_cascade(metrics["cascade"])
 
 
 def _print_cost_quality_points(rows: dict[str, dict[str, float | None]]) -> None:
@@ -408,3 +433,55 @@ def _delta(value: float, fmt: str) -> str:
 if __name__ == "__main__":  # pragma: no cover - convenience for running without the main CLI group
     group = click.Group(commands={"train": train_command, "eval": eval_command, "compare": compare_command})
     sys.exit(group())
+
+
+def _router_curve(replay: Replay) -> list[tuple[float, float]] | None:
+    """The router's curve in the cascade's cost unit: mean cost, or without costs the share of strong calls."""
+    data = replay.data
+    if data.has_costs:
+        return router_points(replay)
+    if len(data.models) != 2:
+        return None
+    s, w = strong_weak(data)
+    curve = quality_by_strong_share(router_score(replay.pred, data), data.scores[:, s], data.scores[:, w])
+    return [(k / len(data), float(q)) for k, q in enumerate(curve)]
+
+
+def print_cascade(c: dict[str, Any]) -> None:
+    """The cascade chosen on training items, scored on the evaluated ones, beside the strongest model, the zero
+    router and the router at the same cost; then the front of every chain on the evaluated items."""
+    unit = "share of strong calls" if not c["priced"] else "share of the strongest model's cost"
+    ch = c["chosen"]
+    click.echo(f"\ncascade (chain chosen on training items; cost = {unit})")
+    for part in ch["chains"]:
+        click.echo(f"  chain: {part['chain']}  ({part['items']} items; on training: quality "
+                   f"{part['train']['quality']:.3f} vs strongest {part['train']['strong_quality']:.3f})")
+    iv = ch.get("intervals", {})
+
+    def band(name: str, fmt: str) -> str:
+        v = iv.get(name)
+        return f" [{v[0]:{fmt}}, {v[1]:{fmt}}]" if v else ""
+
+    click.echo(f"  quality {ch['quality']:.3f}{band('quality', '.3f')} vs {c['strong']} {c['strong_quality']:.3f} "
+               f"(difference {ch['minus_strong']:+.3f}{band('minus_strong', '+.3f')})")
+    whose = "of the strongest model's cost" if c["priced"] else "strong calls"
+    click.echo(f"  cost {ch['cost_share']:.1%}{band('cost_share', '.1%')} {whose}, "
+               f"escalated on {ch['escalated']:.1%} of items")
+    others = []
+    if ch.get("zero_at_cost") is not None:
+        others.append(f"zero router {ch['zero_at_cost']:.3f}")
+    if ch.get("router_at_cost") is not None:
+        others.append(f"router {ch['router_at_cost']:.3f}")
+    if others:
+        click.echo("  at the same cost: " + ", ".join(others))
+    reach = c.get("front_reaching_strong")
+    if reach:
+        click.echo(f"  cheapest chain reaching the strongest model's accuracy on these items (picked on them, "
+                   f"optimistic): {reach['chain']} at {reach['cost_share']:.1%} of its cost")
+    else:
+        click.echo("  no chain reaches the strongest model's accuracy on these items")
+    click.echo("  front of all chains on these items (cost share, quality, zero router, router):")
+    for row in c["front"]:
+        zero = "" if row["zero"] is None else f"  zero {row['zero']:.3f}"
+        router = "" if row["router"] is None or row["router"] != row["router"] else f"  router {row['router']:.3f}"
+        click.echo(f"    {row['cost_share']:6.1%}  {row['quality']:.3f}{zero}{router}  {row['chain']}")
