@@ -30,7 +30,8 @@ from tierroute.config import ProviderSettings  # noqa: E402
 from tierroute.providers.client import HTTPClient, open_client  # noqa: E402
 
 CONCURRENCY = 50
-BODY = json.dumps(gw.REQUEST_BODY).encode()
+BODY = json.dumps({"model": "fake-small", "max_tokens": 64,
+                   "messages": [{"role": "user", "content": "Summarise: tierroute routes LLM calls."}]}).encode()
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 
 
