@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-from pathlib import Path
 
 import openai
 import pytest
@@ -18,6 +16,7 @@ from tierroute._exceptions import ConfigError
 from tierroute.bootstrap import load, router_for
 from tierroute.catalog import Catalog
 from tierroute.config import parse_settings
+from tierroute.evaluation.data import data_dir
 from tierroute.priors import estimated_prior, parameters_in_name
 from tierroute.router import Router
 
@@ -42,7 +41,7 @@ def _settings(ollama_url: str = "http://127.0.0.1:9/v1") -> dict:
 
 
 def _gsm8k_prompts() -> list[str]:
-    full = Path(os.environ.get("TIERROUTE_DATA_DIR", "../shared/data")) / "outcomes" / "routellm-gsm8k.jsonl"
+    full = data_dir() / "outcomes" / "routellm-gsm8k.jsonl"
     path = full if full.is_file() else sample(GSM8K)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
