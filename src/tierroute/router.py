@@ -12,28 +12,26 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from ._exceptions import ConfigError, InvalidRequest, TierrouteError, UpstreamError
 from ._sync import LoopThread
 from .cascade.runtime import Cascade
 from .catalog import AUTO, Catalog
-from .chat_request import MAX_USER_CHARS, parse_chat_request, upstream_body
+from .chat_request import parse_chat_request, upstream_body
 from .config import Settings
 from .embeddings_request import parse_embeddings_request, upstream_embeddings_body
 from .guards import Guard
 from .journal import Journal
-from .ledger.base import Feedback, Ledger, LedgerEntry
-from .metering import StreamUsage, counted_prompt_tokens, response_usage
+from .ledger.base import Feedback, Ledger
+from .metering import StreamUsage, response_usage
 from .metrics import Metrics
 from .observability.observer import Observer, build_observer
+from .recording import Recorder
 from .policies import Policy, apply_filters, build_router_policy, expected_cost_usd, rejection
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
 from .tokens import preload as preload_tokenizer
 from .types import EMPTY_STATE, Decision, Deployment, JSONDict, ModelSpec, Ranked, RequestFeatures, StateSnapshot, Usage
-from .usage_check import checked_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +141,9 @@ class Router:
         self._clock = clock
         self._wall = wall_clock
         self._request_id = request_id
-        self._baseline = self.catalog.strongest()
+        self._recorder = Recorder(metrics=self.metrics, ledger=ledger, journal=journal, observer=self.observer,
+                                  baseline=self.catalog.strongest(), store_prompts=settings.ledger.store_prompts,
+                                  clock=clock, wall_clock=wall_clock)
         preload_tokenizer()  # the tokenizer's vocabularies load in the background, never on a request
         embedding_default = settings.router.default_embedding_model
         if embedding_default is not None:
@@ -246,7 +246,7 @@ class Router:
                                                             features=plan.features, timeout_seconds=timeout)
         except UpstreamError as exc:
             exc.request_id = plan.request_id
-            self._record(plan, attempts, started, error=exc, cascade=cascading)
+            self._recorder.attempts(plan, attempts, started, error=exc, cascade=cascading)
             await self._settle(tokens, attempts, ok=False)
             raise
         except BaseException as exc:
@@ -256,11 +256,11 @@ class Router:
         if answered.usage.prompt_tokens == 0 and answered.usage.completion_tokens == 0:  # no usage: count the answer
             answered.usage = response_usage(plan.features, answered.model, completion.response)
         overhead = self._overhead_ms(started, attempts)
-        self._record(plan, attempts, started, overhead_ms=overhead, cascade=cascading)
+        self._recorder.attempts(plan, attempts, started, overhead_ms=overhead, cascade=cascading)
         await self._settle(tokens, attempts, ok=True)
         if self.evals is not None:
             self.evals.offer(plan, answered.model.id, completion.response)  # maybe sampled; never waits
-        cost = answered.cost_usd  # after _record, which bounds the provider's usage
+        cost = answered.cost_usd  # after the recorder, which bounds the provider's usage
         if cascaded is not None:  # the caller pays for every answer the cascade asked for
             cost = sum(a.cost_usd for a in attempts)
         headers = self._headers(plan, answered, cost, overhead, attempts)
@@ -297,7 +297,7 @@ class Router:
                 features=features, timeout_seconds=self.settings.reliability.request_timeout_seconds, call=_embed)
         except UpstreamError as exc:
             exc.request_id = plan.request_id
-            self._record(plan, attempts, started, error=exc)
+            self._recorder.attempts(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
         except BaseException as exc:
@@ -305,7 +305,7 @@ class Router:
             raise
         answered = attempts[-1]
         overhead = self._overhead_ms(started, attempts)
-        self._record(plan, attempts, started, overhead_ms=overhead)
+        self._recorder.attempts(plan, attempts, started, overhead_ms=overhead)
         await self._settle(tokens, attempts, ok=True)
         headers = self._headers(plan, answered, answered.cost_usd, overhead, attempts)
         return Routed(response=completion.response, headers=headers, plan=plan, attempts=attempts,
@@ -327,7 +327,7 @@ class Router:
             first = None
         except UpstreamError as exc:
             exc.request_id = plan.request_id
-            self._record(plan, attempts, started, error=exc)
+            self._recorder.attempts(plan, attempts, started, error=exc)
             await self._settle(tokens, attempts, ok=False)
             raise
         except BaseException as exc:
@@ -345,7 +345,7 @@ class Router:
             if relay_started[0]:
                 return  # the relay's own cleanup records and settles
             await upstream.aclose()  # type: ignore[attr-defined]
-            self._record(plan, attempts, started, overhead_ms=overhead, status="cancelled")
+            self._recorder.attempts(plan, attempts, started, overhead_ms=overhead, status="cancelled")
             await self._settle(tokens, attempts, ok=False)
 
         return RoutedStream(headers=headers, plan=plan, chunks=chunks, attempts=attempts,
@@ -391,7 +391,7 @@ class Router:
             # anything else that ended the stream early (a guard's LimitExceeded, a bug) is an error.
             status = None if error is None or upstream_error is not None else (
                 "cancelled" if isinstance(error, (GeneratorExit, asyncio.CancelledError, OSError)) else "error")
-            self._record(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
+            self._recorder.attempts(plan, attempts, started, error=upstream_error, overhead_ms=overhead, status=status)
             await self._settle(tokens, attempts, ok=error is None)
             if sampled is not None and error is None:
                 sampled.finish(answered.model.id)
@@ -407,7 +407,7 @@ class Router:
         status = "error" if isinstance(exc, Exception) else "cancelled"
         if status == "cancelled" and attempts and attempts[-1].usage.prompt_tokens == 0:
             attempts[-1].usage = Usage(plan.features.prompt_tokens, attempts[-1].usage.completion_tokens)
-        self._record(plan, attempts, started, status=status)
+        self._recorder.attempts(plan, attempts, started, status=status)
         await self._settle(tokens, attempts, ok=False)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -434,39 +434,9 @@ class Router:
         and logged like any answered request."""
         exc.request_id = request_id
         self.metrics.refused(exc.code or "error")
-        self._record_refusal(request_id, body, caller, plan, exc, started)
+        self._recorder.refusal(request_id, body, caller, plan, exc, started)
         if self.observer is not None:
             self.observer.refused(exc)
-
-    def _record_refusal(self, request_id: str, body: Any, caller: str | None, plan: Plan | None,
-                        exc: TierrouteError, started: float) -> None:
-        """One ledger row (attempt 0, no model or deployment) for a request refused before any upstream call."""
-        if self.ledger is None:
-            return
-        fields = body if isinstance(body, dict) else {}
-        features = plan.features if plan is not None else None
-        # A request refused for its own fields may carry anything there (a 900 KB "user"): the row keeps
-        # at most a bounded prefix, so refusals cannot fill the ledger or memory.
-        requested = features.requested_model if features is not None else _bounded(fields.get("model"))
-        user = features.user if features is not None else _bounded(fields.get("user"))
-        self.ledger.record(LedgerEntry(
-            request_id=request_id,
-            ts=self._wall(),
-            requested_model=requested if isinstance(requested, str) else "",
-            attempt=0,
-            final=True,
-            caller=caller,
-            user=user if isinstance(user, str) else None,
-            reason=plan.decision.reason if plan is not None else None,
-            policy=plan.decision.policy if plan is not None else None,
-            latency_ms=(self._clock() - started) * 1000,
-            status="refused",
-            error_kind=exc.code or "error",
-            http_status=exc.http_status,
-            stream=fields.get("stream") is True,
-            tags=(",".join(features.tags) or None) if features is not None else None,
-            arm=plan.decision.details.get("arm") if plan is not None else None,
-        ))
 
     async def _snapshot(self, features: RequestFeatures, body: JSONDict) -> StateSnapshot:
         return _merge_states([await guard.snapshot(features, body) for guard in self.guards])
@@ -533,90 +503,6 @@ class Router:
             **({"x-tierroute-health": "degraded: " + answered.note} if answered.note else {}),
             **({"x-tierroute-arm": arm} if (arm := plan.decision.details.get("arm")) else {}),
         }
-
-    def _record(self, plan: Plan, attempts: list[Attempt], started: float, *, error: UpstreamError | None = None,
-                overhead_ms: float | None = None, status: str | None = None, cascade: bool = False) -> None:
-        """One ledger row per attempt, and the metrics. ``cascade``: the attempts are a cascade's calls, not
-        retries or fallbacks, so they are not counted as such."""
-        features = plan.features
-        metrics = self.metrics
-        now_wall = self._wall()
-        total_ms = (self._clock() - started) * 1000
-        final_status = status or ("error" if error is not None else "ok")
-        if self.journal is not None:
-            self.journal.maybe_adopt()  # a sibling's journal, if it died; one clock read otherwise
-        prompt = None
-        if self.settings.ledger.store_prompts:
-            prompt = orjson.dumps(plan.body.get("messages")).decode()
-        tried: set[str] | None = None
-        arm = plan.decision.details.get("arm")  # the router.experiment arm, if any
-        for attempt in attempts:
-            final = attempt is attempts[-1]
-            # Bounded before anything counts it: _settle then charges what the ledger records.
-            usage, usage_note = checked_usage(attempt.usage, attempt.model)
-            if usage_note is not None:
-                metrics.suspect_usage(attempt.model.id)
-            if final and final_status == "ok" and usage.prompt_tokens == 0:
-                usage = Usage(counted_prompt_tokens(features, attempt.model), usage.completion_tokens, estimated=True)
-            attempt.usage = usage
-            cost = attempt.cost_usd
-            reference = self._baseline if attempt.model.mode == "chat" else attempt.model  # embeddings save nothing
-            baseline = reference.usage_cost_usd(usage) if (final and reference) else 0.0
-            err = attempt.error
-            outcome = final_status if final else ("error" if err is not None else "ok")
-            deployment_id = attempt.deployment.id
-            metrics.attempt(deployment_id, err.kind if err is not None else "ok")
-            if attempt.ended:
-                ttft = attempt.ttft - attempt.started if features.stream and attempt.ttft is not None else None
-                metrics.upstream(deployment_id, seconds=attempt.ended - attempt.started, ttft_seconds=ttft)
-            if tried is not None and not cascade:  # a later attempt: a retry of a model tried before, or a fallback
-                if attempt.model.id in tried:
-                    metrics.retried(deployment_id)
-                else:
-                    metrics.fell_back(attempts[0].model.id, attempt.model.id)
-                tried.add(attempt.model.id)
-            elif len(attempts) > 1 and not cascade:  # a cascade's calls are neither retries nor fallbacks
-                tried = {attempt.model.id}
-            if final:
-                metrics.answered(attempt.model.id, outcome, seconds=total_ms / 1000,
-                                 overhead_seconds=overhead_ms / 1000 if overhead_ms is not None else None)
-            metrics.spent(attempt.model.id, cost_usd=cost, prompt_tokens=usage.prompt_tokens,
-                          completion_tokens=usage.completion_tokens)
-            if self.ledger is None:
-                continue
-            self.ledger.record(LedgerEntry(
-                request_id=plan.request_id,
-                ts=now_wall,
-                requested_model=features.requested_model,
-                chosen_model=attempt.model.id,
-                deployment=attempt.deployment.id,
-                attempt=attempt.number,
-                final=final,
-                caller=features.caller,
-                user=features.user,
-                reason=plan.decision.reason,
-                policy=plan.decision.policy,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost_usd=cost,
-                baseline_cost_usd=baseline,
-                latency_ms=total_ms if final else attempt.latency_ms,
-                ttft_ms=((attempt.ttft - started) * 1000) if (attempt.ttft is not None and final) else None,
-                overhead_ms=overhead_ms if final else None,
-                status=outcome,
-                error_kind=err.kind if err is not None else None,
-                # the final row says what the caller got (e.g. 503 after attempts that each failed with 502)
-                http_status=error.http_status if (final and error is not None) else (
-                    err.http_status if err is not None else 200),
-                stream=features.stream,
-                tags=",".join(features.tags) or None,
-                prompt=prompt,
-                usage_estimated=usage.estimated,
-                usage_note=usage_note,
-                arm=arm,
-            ))
-        if self.observer is not None:
-            self.observer.request_done(plan, attempts, status=final_status, error=error, overhead_ms=overhead_ms)
 
     # -- batches -------------------------------------------------------------------------------------
     def batch(self, items: Any, *, concurrency: int = 64, max_cost_usd: float | None = None, max_tries: int = 6,
@@ -711,9 +597,3 @@ class Router:
 def _embed(provider: Provider, deployment: Deployment, body: JSONDict) -> Awaitable[Completion]:
     return provider.embed(deployment, body)  # type: ignore[attr-defined]  # checked as an EmbeddingProvider
 
-
-def _bounded(value: Any) -> str | None:
-    """A client-supplied label as recorded with a refusal: a string of at most ``MAX_USER_CHARS`` characters."""
-    if not isinstance(value, str):
-        return None
-    return value if len(value) <= MAX_USER_CHARS else value[:MAX_USER_CHARS - 1] + "…"

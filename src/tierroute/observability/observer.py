@@ -2,7 +2,7 @@
 
 The gateway wraps each API request in :meth:`Observer.serve` (a record in a contextvar, the request span); the
 router calls :meth:`attempt_started` as each upstream attempt begins, :meth:`request_done` where the request's
-outcome is known (``Router._record``), and :meth:`refused` when it turns a request away before dispatch.
+outcome is known (``Recorder.attempts``), and :meth:`refused` when it turns a request away before dispatch.
 """
 
 from __future__ import annotations
