@@ -196,16 +196,26 @@ class Gateway:
                 return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
     # -- routes -------------------------------------------------------------------------------------
-    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+    async def _request(self, scope: Scope, receive: Receive, send: Send,
+                       dialect: Dialect | None = None) -> tuple[str | None, Any] | None:
+        """The caller and the decoded body (translated to chat completions for a dialect); None when the request
+        was refused (the error response is sent) or the client left while sending it."""
         try:
             caller = self._authenticate(scope)
             body = decode_body(await self._read_body(scope, receive))
+            return caller, (body if dialect is None else (body, dialect.to_chat_request(body)))
         except ConnectionResetError:
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            await self._send_error(send, exc)
+            await self._send_error(send, exc, dialect)
+            return None
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = await self._request(scope, receive, send)
+        if request is None:
             return
+        caller, body = request
         if isinstance(body, dict):
             _attach_client_request_id(scope, body)
         if isinstance(body, dict) and body.get("stream") is True:
@@ -299,15 +309,10 @@ class Gateway:
 
     async def _serve_dialect(self, dialect: Dialect, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        try:
-            caller = self._authenticate(scope)
-            body = decode_body(await self._read_body(scope, receive))
-            chat = dialect.to_chat_request(body)
-        except ConnectionResetError:
+        request = await self._request(scope, receive, send, dialect)
+        if request is None:
             return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            await self._send_error(send, exc, dialect)
-            return
+        caller, (body, chat) = request
         _attach_client_request_id(scope, chat)
         if chat.get("stream"):
             await self._watched(receive, self._stream(chat, caller, started, send, dialect, body))
@@ -317,14 +322,10 @@ class Gateway:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
         started = time.perf_counter()
-        try:
-            caller = self._authenticate(scope)
-            body = decode_body(await self._read_body(scope, receive))
-        except ConnectionResetError:
+        request = await self._request(scope, receive, send)
+        if request is None:
             return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            await self._send_error(send, exc)
-            return
+        caller, body = request
         await self._watched(receive, self._embed(body, caller, started, send))
 
     async def _embed(self, body: Any, caller: str | None, started: float, send: Send) -> None:
