@@ -26,7 +26,7 @@ from .metering import StreamUsage, response_usage
 from .metrics import Metrics
 from .observability.observer import Observer, build_observer
 from .recording import Recorder
-from .policies import Policy, apply_filters, build_router_policy, expected_cost_usd, rejection
+from .policies import Policy, build_router_policy, expected_cost_usd, screen
 from .providers import Provider, build_provider
 from .providers.base import Completion, EmbeddingProvider
 from .reliability.dispatch import Attempt, Dispatcher
@@ -202,8 +202,7 @@ class Router:
         runaway = state.extra.get("runaway")
         if runaway:
             candidates, resolved_as = tuple(m for m in self.catalog.models.values() if m.mode == "chat"), "runaway"
-        rejected = tuple((m.id, why) for m in candidates if (why := rejection(features, m, state)) is not None)
-        eligible = apply_filters(features, candidates, state)
+        eligible, rejected = screen(features, candidates, state)
         if resolved_as == "requested":
             model = eligible[0]
             decision = Decision(

@@ -184,3 +184,32 @@ server: {{access_log: json}}
     [line] = [orjson.loads(x) for x in out.splitlines() if x.startswith(b"{")]
     assert line["model"] == "m" and line["status"] == 200 and line["level"] == "INFO"
     assert b"SWORDFISH" not in out + err
+
+
+@pytest.mark.parametrize("fill", [
+    dict(),
+    dict(request_id="chatcmpl-tr-1", caller="key-abc", outcome="ok", requested_model="auto", model="m-1",
+         deployment="p/m-1", attempts=2, stream=True, prompt_tokens=12, completion_tokens=3, cost_usd=1.25e-05,
+         overhead_ms=0.0871234, reason="tier general: cheapest of 2 eligible", client_trace="0af7651916cd43dd"),
+    dict(requested_model='odd "model"\nlevel=ERROR forged', error="upstream_error", upstream_status=502, status=503,
+         outcome="error", reason="a\\b = c"),
+])
+def test_text_request_line_is_the_generic_rendering(fill: dict) -> None:
+    """The request line's hand-written text fast path says exactly what the generic renderer says of the JSON
+    format's fields; client-chosen values are quoted and escaped, so none can start a forged line."""
+    from tierroute.observability.access_log import AccessLog, RequestRecord, _text
+
+    record = RequestRecord("/v1/chat/completions", "POST", 0.0)
+    record.status = 200
+    for name, value in fill.items():
+        setattr(record, name, value)
+    text_log = AccessLog("text", wall_clock=lambda: 1700000000.5)
+    json_log = AccessLog("json", wall_clock=lambda: 1700000000.5)
+    lines: list[str] = []
+    text_log._emit_line = lambda level, line: lines.append(line)  # type: ignore[method-assign]
+    json_log._emit = lambda level, fields: lines.append(_text(fields))  # type: ignore[method-assign]
+    text_log.request(record, 12.3456789)
+    json_log.request(record, 12.3456789)
+    assert lines[0] == lines[1]
+    assert "\n" not in lines[0]
+    assert lines[0].startswith("ts=2023-11-14T22:13:20.500Z level=")

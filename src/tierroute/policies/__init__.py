@@ -9,7 +9,7 @@ from .._exceptions import ConfigError
 from ..types import ModelSpec
 from .base import DEFAULT_COMPLETION_TOKENS, Policy, expected_completion_tokens, expected_cost_usd
 from .cheapest import CheapestPolicy
-from .filters import apply_filters, rejection
+from .filters import apply_filters, rejection, screen
 from .intents import IntentClassifier, IntentSettings
 from .learned import LearnedPolicy, build_learned_policy
 
@@ -39,6 +39,6 @@ def build_router_policy(router: Any, models: Sequence[ModelSpec]) -> Policy:
 
 __all__ = [
     "DEFAULT_COMPLETION_TOKENS", "POLICY_NAMES", "CheapestPolicy", "IntentClassifier", "IntentSettings", "LearnedPolicy",
-    "Policy", "apply_filters", "build_learned_policy", "build_policy", "build_router_policy", "expected_completion_tokens", "expected_cost_usd",
+    "Policy", "apply_filters", "screen", "build_learned_policy", "build_policy", "build_router_policy", "expected_completion_tokens", "expected_cost_usd",
     "rejection",
 ]

@@ -66,18 +66,27 @@ def apply_filters(
     features: RequestFeatures, models: Sequence[ModelSpec], state: StateSnapshot
 ) -> list[ModelSpec]:
     """The models that can serve the request; :class:`NoModelFits` naming each rejection if none can."""
+    return screen(features, models, state)[0]
+
+
+def screen(
+    features: RequestFeatures, models: Sequence[ModelSpec], state: StateSnapshot
+) -> tuple[list[ModelSpec], tuple[tuple[str, str], ...]]:
+    """The models that can serve the request and ``(model id, why)`` for each that cannot, in one pass;
+    :class:`NoModelFits` naming each rejection if none can."""
     kept: list[ModelSpec] = []
-    reasons: list[str] = []
+    rejected: list[tuple[str, str]] = []
     for model in models:
         why = rejection(features, model, state)
         if why is None:
             kept.append(model)
         else:
-            reasons.append(f"{model.id}: {why}")
+            rejected.append((model.id, why))
     if not kept:
         if not models:
             raise NoModelFits(f"no models are configured for {features.requested_model!r}")
         raise NoModelFits(
-            f"no model can serve this request (about {features.prompt_tokens} prompt tokens): " + "; ".join(reasons)
+            f"no model can serve this request (about {features.prompt_tokens} prompt tokens): "
+            + "; ".join(f"{model_id}: {why}" for model_id, why in rejected)
         )
-    return kept
+    return kept, tuple(rejected)

@@ -39,7 +39,9 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON + (headers or [])})
+    # A content-length spares the client chunked framing (and the server a chunk header to format).
+    head = [*JSON, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": head + headers if headers else head})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -424,11 +426,17 @@ class _ChatChunks:
 
 def _response_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
-    out = [(k.encode(), v.encode()) for k, v in headers.items()]
+    names = _HEADER_NAMES
+    out = [(names.get(k) or k.encode(), v.encode()) for k, v in headers.items()]
     request_id = headers.get("x-tierroute-request-id")
     if request_id:
         out.append((b"request-id", request_id.encode()))
     return out
+
+
+_HEADER_NAMES = {name: name.encode() for name in (
+    "x-tierroute-request-id", "x-tierroute-model", "x-tierroute-deployment", "x-tierroute-reason",
+    "x-tierroute-cost-usd", "x-tierroute-overhead-ms", "x-tierroute-attempt", "x-tierroute-attempts")}
 
 
 def create_app(router: Router) -> Gateway:

@@ -10,6 +10,12 @@ headers, nor caps how many connections it holds. :class:`GuardedHttpToolsProtoco
 * a cap on open connections: one over it is answered with 503 and closed at once, so the process keeps
   file descriptors to spare and goes on answering the connections it has.
 
+It also sends each response's head with its first body bytes: uvicorn writes the head on
+``http.response.start`` and the body on the next message, two writes (two system calls, two TCP segments)
+for every answer. :class:`_HeadWithBody` holds the head until the body's first write, or until the end of the
+event loop's current pass if no body comes in it (a stream's first token may be far off), so no client waits
+for headers longer than before.
+
 It is given to uvicorn as ``http=functools.partial(GuardedHttpToolsProtocol, limits=...)`` (see
 :func:`uvicorn_options`); a partial of module-level objects pickles, so ``--workers N`` works too.
 """
@@ -91,6 +97,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._head_started = None
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None:  # not yet running: its task starts on the loop's next pass
+            cycle.transport = _HeadWithBody(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -139,6 +148,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_error_response(status, message))
             self.transport.close()
+
+
+class _HeadWithBody:
+    """The transport as one request's response cycle sees it: its first write (the response head) is held and
+    sent with the second (the body), or at the end of the loop's current pass, whichever comes first."""
+
+    __slots__ = ("_transport", "_loop", "_held", "_first")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._held = data
+            self._loop.call_soon(self._flush)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
