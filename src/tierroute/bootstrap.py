@@ -156,5 +156,8 @@ def gateway_app() -> Any:
     of ``tierroute serve --workers N`` runs. Prefer that command to calling this from ``uvicorn --factory``
     yourself: it refuses a public bind without API keys."""
     from .server import create_app
+    from .server.collector import tune_for_serving
 
-    return create_app(build_router())
+    app = create_app(build_router())
+    tune_for_serving()
+    return app

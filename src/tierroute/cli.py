@@ -92,6 +92,7 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
 
     from .bootstrap import load, router_for
     from .server import create_app
+    from .server.collector import tune_for_serving
     from .server.protocol import uvicorn_options
 
     loaded = load(config)
@@ -135,7 +136,9 @@ def serve(config: str | None, host: str | None, port: int | None, log_level: str
         return
     router = router_for(loaded)
     click.echo(f"tierroute: listening on http://{host}:{port}/v1", err=True)
-    uvicorn.run(create_app(router), **options)
+    app = create_app(router)
+    tune_for_serving()
+    uvicorn.run(app, **options)
 
 
 def _router(config: str | None, *, with_ledger: bool = True) -> Any:

@@ -111,13 +111,14 @@ class _Timestamps:
         return f"{self._prefix}.{int((ts - second) * 1000):03d}Z"
 
 
+_MAX_REMEMBERED = 4096
 _PLAIN = re.compile(r'[^\s"=\\]+')
 
 
 def _value(value: str) -> str:
     """A text-format value: bare when it holds no space, quote, ``=`` or backslash, else quoted and escaped
     (newlines too, so a client-chosen value cannot forge a line)."""
-    if _PLAIN.fullmatch(value):
+    if value.isalnum() or _PLAIN.fullmatch(value):  # isalnum: the common bare word, without the regex
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
@@ -140,6 +141,7 @@ class AccessLog:
         self._render: Callable[[dict[str, Any]], str] = (
             (lambda f: orjson.dumps(f).decode()) if fmt == "json" else _text)
         self._text = fmt != "json"
+        self._seen: dict[str, str] = {}  # value -> its text-format form
         self._wall = wall_clock
         self._iso = _Timestamps()
         self._writer: LineWriter | None = None
@@ -192,36 +194,46 @@ class AccessLog:
 
     def _request_text(self, record: RequestRecord, latency_ms: float, level: int) -> str:
         """The request line in the text format, written out field by field: the same line ``_text`` makes of
-        the JSON format's fields (a test holds them equal), at a third of its cost on the request path."""
+        the JSON format's fields (a test holds them equal), at a third of its cost on the request path.
+        Values that repeat from line to line (models, routes, reasons) are quoted once and remembered."""
+        v = self._quoted
         parts = [f"ts={self._iso(self._wall())} level={_LEVEL_NAMES[level]} event=request"]
         add = parts.append
         if record.request_id is not None:
             add(f"request_id={_value(record.request_id)}")
         if record.caller is not None:
-            add(f"caller={_value(record.caller)}")
-        add(f"method={_value(record.method)} route={_value(record.route)} status={record.status}")
+            add(f"caller={v(record.caller)}")
+        add(f"method={v(record.method)} route={v(record.route)} status={record.status}")
         if record.outcome is not None:
-            add(f"outcome={_value(record.outcome)}")
+            add(f"outcome={v(record.outcome)}")
         if record.requested_model is not None:
-            add(f"requested_model={_value(record.requested_model)}")
+            add(f"requested_model={v(record.requested_model)}")
         if record.model is not None:
-            add(f"model={_value(record.model)}")
+            add(f"model={v(record.model)}")
         if record.deployment is not None:
-            add(f"deployment={_value(record.deployment)}")
+            add(f"deployment={v(record.deployment)}")
         add(f"attempts={record.attempts} stream={record.stream} prompt_tokens={record.prompt_tokens} "
             f"completion_tokens={record.completion_tokens} cost_usd={round(record.cost_usd, 10):.6g} "
             f"latency_ms={round(latency_ms, 3):.6g}")
         if record.overhead_ms is not None:
             add(f"overhead_ms={round(record.overhead_ms, 3):.6g}")
         if record.error is not None:
-            add(f"error={_value(record.error)}")
+            add(f"error={v(record.error)}")
         if record.upstream_status is not None:
             add(f"upstream_status={record.upstream_status}")
         if record.reason is not None:
-            add(f"reason={_value(record.reason)}")
+            add(f"reason={v(record.reason)}")
         if record.client_trace is not None:
             add(f"trace_id={_value(record.client_trace)}")
         return " ".join(parts)
+
+    def _quoted(self, value: str) -> str:
+        quoted = self._seen.get(value)
+        if quoted is None:
+            if len(self._seen) >= _MAX_REMEMBERED:  # client-chosen values: bounded, start again
+                self._seen.clear()
+            quoted = self._seen[value] = _value(value)
+        return quoted
 
     def attempt_failed(self, record: RequestRecord | None, request_id: str, number: int, deployment: str,
                        kind: str, http_status: int | None, latency_ms: float) -> None:

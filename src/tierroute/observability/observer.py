@@ -128,9 +128,15 @@ class Observer:
             record.outcome = status
             record.attempts = len(attempts)
             record.overhead_ms = overhead_ms
-            record.prompt_tokens = sum(a.usage.prompt_tokens for a in attempts)
-            record.completion_tokens = sum(a.usage.completion_tokens for a in attempts)
-            record.cost_usd = sum(a.cost_usd for a in attempts)
+            if len(attempts) == 1:  # the common case, without three generators
+                answered = attempts[0]
+                record.prompt_tokens = answered.usage.prompt_tokens
+                record.completion_tokens = answered.usage.completion_tokens
+                record.cost_usd = answered.cost_usd
+            else:
+                record.prompt_tokens = sum(a.usage.prompt_tokens for a in attempts)
+                record.completion_tokens = sum(a.usage.completion_tokens for a in attempts)
+                record.cost_usd = sum(a.cost_usd for a in attempts)
             if attempts:
                 record.model = attempts[-1].model.id
                 record.deployment = attempts[-1].deployment.id
