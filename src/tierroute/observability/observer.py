@@ -83,10 +83,10 @@ class Observer:
                 record.client_trace = traceparent[3:35]
             self.tracing.start_request(record, traceparent, tracestate)
 
-        async def observed_send(message: Message) -> None:
+        def observed_send(message: Message) -> Awaitable[None]:  # not a coroutine: no frame of its own
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-            await send(message)
+            return send(message)
 
         token = CURRENT.set(record)
         try:

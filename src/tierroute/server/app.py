@@ -21,7 +21,7 @@ from ..ingress import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, Dialect, EventWriter
 from ..redaction import Redactor, install_log_redaction
 from ..observability.probes import Probes
 from ..router import Router
-from .disconnect import DisconnectWatcher
+from .disconnect import DisconnectWatcher, Watch
 from .errors import error_response, sse_error_event
 from .same_machine import check_same_machine
 
@@ -221,22 +221,19 @@ class Gateway:
         if isinstance(body, dict):
             _attach_client_request_id(scope, body)
         if isinstance(body, dict) and body.get("stream") is True:
-            await self._watched(receive, self._stream(body, caller, started, send))
+            with self._watched(receive):
+                await self._stream(body, caller, started, send)
         else:
-            await self._watched(receive, self._complete(body, caller, started, send))
+            with self._watched(receive):
+                await self._complete(body, caller, started, send)
 
-    async def _watched(self, receive: Receive, work: Awaitable[None]) -> None:
-        """Run ``work`` for the client; if it hangs up, cancel it (server/disconnect.py): the router records the
-        request as cancelled, settles its budget for what was generated and stops the upstream."""
+    def _watched(self, receive: Receive) -> Watch:
+        """``with self._watched(receive): await work``: if the client hangs up, ``work`` is cancelled
+        (server/disconnect.py) and the block ends quietly; the router records the request as cancelled,
+        settles its budget for what was generated and stops the upstream."""
         task = asyncio.current_task()
         assert task is not None
-        try:
-            with self._disconnects.watch(receive, task) as watch:
-                await work
-        except asyncio.CancelledError:
-            if not watch.fired:
-                raise  # cancelled from outside (server shutdown): not ours to swallow
-            task.uncancel()  # the client left
+        return self._disconnects.watch(receive, task)
 
     async def _send_error(self, send: Send, exc: Exception, dialect: Dialect | None = None) -> None:
         """The error response, in the OpenAI shape or the dialect's, with every configured secret redacted."""
@@ -317,9 +314,11 @@ class Gateway:
         caller, (body, chat) = request
         _attach_client_request_id(scope, chat)
         if chat.get("stream"):
-            await self._watched(receive, self._stream(chat, caller, started, send, dialect, body))
+            with self._watched(receive):
+                await self._stream(chat, caller, started, send, dialect, body)
         else:
-            await self._watched(receive, self._complete(chat, caller, started, send, dialect, body))
+            with self._watched(receive):
+                await self._complete(chat, caller, started, send, dialect, body)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/embeddings``: passed through to the named (or default) embedding model's deployments."""
@@ -328,7 +327,8 @@ class Gateway:
         if request is None:
             return
         caller, body = request
-        await self._watched(receive, self._embed(body, caller, started, send))
+        with self._watched(receive):
+            await self._embed(body, caller, started, send)
 
     async def _embed(self, body: Any, caller: str | None, started: float, send: Send) -> None:
         try:

@@ -58,10 +58,10 @@ class DisconnectWatcher:
 
 
 class Watch:
-    """Cancel ``task`` when ``receive()`` reports a disconnect. Use as ``with watcher.watch(...) as watch``.
+    """Cancel ``task`` when ``receive()`` reports a disconnect. Use as ``with watcher.watch(...):``.
 
-    After the block, ``watch.fired`` says whether a cancellation came from it (so the handler can swallow
-    exactly that one and let any other, such as a server shutdown, through).
+    The cancellation it caused ends the block quietly (``fired`` is then True); any other, such as a server
+    shutdown, goes through.
     """
 
     __slots__ = ("_owner", "_receive", "_task", "_watcher", "fired")
@@ -77,10 +77,14 @@ class Watch:
         self._owner._add(self)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         self._owner._discard(self)
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.fired and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            self._task.uncancel()  # the client left: its cancellation ends here
+            return True
+        return False
 
     def start(self) -> None:
         self._watcher = asyncio.ensure_future(self._watch())
