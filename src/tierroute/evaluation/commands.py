@@ -212,13 +212,17 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--cascade-answer", type=click.Choice(ANSWER_KINDS), default="auto", show_default=True,
               help="How --cascade extracts the final answer it compares: the option letter, the final number, "
                    "normalised text, or auto.")
+@click.option("--project", "projection", multiple=True, metavar="NAME[=AS]",
+              help="Judge only these models of --data (repeatable, in this order), renaming NAME to AS: how a router "
+                   "trained on two models is judged on a file that scores more, e.g. RouterBench ARC's GPT-4 and "
+                   "Mixtral for a router trained on RouteLLM's (docs/routing-quality.md, \"Transfer\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
                  by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool,
                  jobs: int | None,
                  decisions_path: str | None, plot_path: str | None, resamples: int, cascade: bool,
-                 cascade_answer: str, as_json: bool, encoder: Encoder | None) -> None:
+                 cascade_answer: str, projection: tuple[str, ...], as_json: bool, encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None, by_split_field])
     if modes != 1:
@@ -227,11 +231,15 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         raise click.UsageError("--encoder is for training; a --router file brings its own encoder")
     if cascade and router_path is not None:
         raise click.UsageError("--cascade chooses its chain on training items: give --train, --split or --cv")
+    if cascade and projection:
+        raise click.UsageError("--cascade reads every recorded reply of --data: it does not combine with --project")
     _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
     progress = _progress(not as_json)
     try:
         data = load_outcomes(list(data_files))
         _notes(data)
+        if projection:
+            data = data.project([_projected(spec) for spec in projection])
         replay: Replay
         if router_path is not None:
             replay = replay_artifact(load_artifact(router_path), data)
@@ -281,6 +289,12 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     _print_report(metrics)
     if "cascade" in metrics:
         print_cascade(metrics["cascade"])
+
+
+def _projected(spec: str) -> tuple[str, str]:
+    """``--project NAME=AS`` as (NAME, AS); a bare NAME keeps its name."""
+    name, _, new = spec.partition("=")
+    return name.strip(), (new or name).strip()
 
 
 def _print_cost_quality_points(rows: dict[str, dict[str, float | None]]) -> None:
