@@ -216,3 +216,22 @@ def test_project_judges_two_of_many_models_under_the_training_names(tmp_path: Pa
     assert without.exit_code != 0 and "not trained on" in without.output
     wrong = CliRunner().invoke(eval_command, args[:-1] + ["nope=x"])
     assert wrong.exit_code != 0 and "['nope'] not in the data's models" in wrong.output
+
+
+def test_eval_across_benchmarks_reports_unfamiliar_prompts_and_can_turn_the_guard_off(tmp_path: Path) -> None:
+    """Trained on GSM8K, MMLU's questions are mostly unfamiliar; --no-familiarity trusts every prompt's n-grams."""
+    args = ["--train", str(sample(GSM8K)), "--data", str(sample(MMLU)), "--fast", "--bits", "12", "--resamples", "0"]
+    res = CliRunner().invoke(eval_command, args + ["--json"])
+    assert res.exit_code == 0, res.output
+    familiarity = json.loads(res.output)["familiarity"]
+    assert familiarity["unfamiliar_share"] > 0.3 and familiarity["mean_trust"] < 0.9
+    text = CliRunner().invoke(eval_command, args)
+    assert "familiarity: " in text.output and "structure features were used" in text.output
+    off = CliRunner().invoke(eval_command, args + ["--json", "--no-familiarity"])
+    assert off.exit_code == 0, off.output
+    assert "familiarity" not in json.loads(off.output)
+    router = tmp_path / "r.npz"
+    trained = CliRunner().invoke(train_command, ["--data", str(sample(GSM8K)), "--out", str(router), "--fast",
+                                                 "--bits", "12", "--json", "--no-familiarity"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["familiarity"] is None

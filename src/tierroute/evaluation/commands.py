@@ -138,7 +138,8 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value,
                              "models": list(artifact.objective.models)},
                "heldout_operating_point": rep.operating_point, "heldout_routing": rep.routing,
-               "calibration": rep.calibration, "notes": list(rep.notes)}
+               "calibration": rep.calibration, "familiarity": artifact.heldout.get("familiarity"),
+               "notes": list(rep.notes)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
