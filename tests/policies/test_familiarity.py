@@ -154,3 +154,28 @@ def test_malformed_familiarity_is_refused(mmlu: tuple, tmp_path: Path) -> None:
     np.savez(path, **arrays)
     with pytest.raises(ArtifactError, match="malformed"):
         load_artifact(path)
+
+
+def test_gateway_predicts_only_the_mapped_models_of_a_guarded_router(tmp_path: Path) -> None:
+    """An 11-model router with 2 models in the catalog: the guarded linear predictor is cut to those 2 columns,
+    and each decision's predictions are the full router's for them (familiar and unfamiliar prompts alike)."""
+    from tests.outcome_samples import ARC_TRAIN
+
+    data = load_outcomes(sample(ARC_TRAIN))
+    artifact, _ = train_router(data, bits=10, **FAST)
+    path = tmp_path / "arc.npz"
+    save_artifact(artifact, path)
+    loaded = load_artifact(path)
+    assert isinstance(loaded.predictor, GuardedPredictor) and len(loaded.models) == 11
+    mapping = {"model_map": {GPT4: "gpt-4", "mistralai/mixtral-8x7b-chat": "mixtral"}}
+    policy = build_learned_policy({"artifact": str(path), "lambda": 0.3, **mapping}, CATALOG)  # route, not a mix
+    assert isinstance(policy.predictor, GuardedPredictor) and len(policy.predictor.models) == 2
+    texts = [item_text(it.messages) for it in data.items[:10]] + [FAR]
+    x, dense = loaded.featurizer.transform_many(texts)
+    full = loaded.predictor.predict_many(x, dense)
+    assert loaded.predictor.trust_many(x)[-1] == 0.0
+    for text, row in zip(texts, full):
+        decision = policy.decide(RequestFeatures("auto", len(text) // 4, 256, text), CATALOG, StateSnapshot())
+        got = {r.model.id: r.predicted_quality for r in decision.ranked}
+        assert got["gpt-4"] == pytest.approx(row[loaded.models.index(GPT4)], abs=1e-6)
+        assert got["mixtral"] == pytest.approx(row[loaded.models.index("mistralai/mixtral-8x7b-chat")], abs=1e-6)
