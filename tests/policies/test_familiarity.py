@@ -179,3 +179,29 @@ def test_gateway_predicts_only_the_mapped_models_of_a_guarded_router(tmp_path: P
         got = {r.model.id: r.predicted_quality for r in decision.ranked}
         assert got["gpt-4"] == pytest.approx(row[loaded.models.index(GPT4)], abs=1e-6)
         assert got["mixtral"] == pytest.approx(row[loaded.models.index("mistralai/mixtral-8x7b-chat")], abs=1e-6)
+
+
+def test_idf_weighted_router_compares_prompts_before_weighting(tmp_path: Path) -> None:
+    """Prototypes are of the unweighted n-gram vectors; an idf-weighted router unweights each prompt to compare."""
+    from dataclasses import replace
+
+    data = load_outcomes(sample(MMLU)).subset(np.arange(400))
+    artifact, _ = train_router(data, bits=12, **{**FAST, "weightings": ("idf",)})
+    assert artifact.featurizer.idf is not None and artifact.predictor.familiarity.idf is not None
+    path = tmp_path / "idf.npz"
+    save_artifact(artifact, path)
+    loaded = load_artifact(path)
+    plain = replace(artifact.featurizer, idf=None)
+    unbound = artifact.predictor.familiarity.with_idf(None)
+    texts = [item_text(it.messages) for it in load_outcomes(sample(GSM8K)).items[:20]] + [FAR]
+    misread = 0.0
+    for text in texts:
+        idx, vals, _ = loaded.featurizer.transform(text)
+        pidx, pvals, _ = plain.transform(text)
+        expected = unbound.similarity(pidx, pvals)
+        assert loaded.predictor.familiarity.similarity(idx, vals) == pytest.approx(expected, abs=1e-4)
+        misread = max(misread, abs(unbound.similarity(idx, vals) - expected))
+    assert misread > 1e-2  # read as they arrive, idf-weighted prompts would be compared wrongly
+    x, _ = loaded.featurizer.transform_many(texts)
+    px, _ = plain.transform_many(texts)
+    np.testing.assert_allclose(loaded.predictor.familiarity.similarity_many(x), unbound.similarity_many(px), atol=1e-4)

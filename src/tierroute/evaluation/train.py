@@ -387,9 +387,8 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     if familiarity:
         if progress:
             progress(f"familiarity: {PROTOTYPES} prototypes of the training prompts, calibrated on inner folds")
-        x_model = x if featurizer.idf is None else apply_idf(x, featurizer.idf)
-        assert isinstance(predictor, (LinearPredictor, StackedPredictor))
-        predictor = GuardedPredictor(predictor, fit_familiarity(x_model, inner_folds(data)))
+        assert isinstance(predictor, (LinearPredictor, StackedPredictor))  # ``RouterArtifact`` binds the idf
+        predictor = GuardedPredictor(predictor, fit_familiarity(x, inner_folds(data)))
     mean_costs = expected_costs(data)
     observed = data.observed
     # Logged traffic has no score for the models that did not answer: the operating point is set on the

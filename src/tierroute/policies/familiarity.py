@@ -7,8 +7,8 @@ maths markers) keep their meaning across domains. Measured on the public data: a
 judged on GSM8K ranks better with its n-gram part dropped than with it (docs/research/routing-quality-log.md,
 "Transfer").
 
-So the router keeps a few prototypes of its training prompts (spherical k-means on the same feature vectors
-the predictor reads, each prototype cut to its largest entries) and, for each prompt, the cosine similarity to
+So the router keeps a few prototypes of its training prompts (spherical k-means on their n-gram vectors
+before any idf weighting, each prototype cut to its largest entries) and, for each prompt, the cosine similarity to
 the nearest one. ``near`` and ``far`` are quantiles of that similarity for held-out training prompts: at or
 above ``near`` the prompt is as familiar as most training prompts and the router is used as trained; at or
 below ``far`` (rarer than one held-out training prompt in a hundred) the n-gram part is ignored and only the
@@ -44,7 +44,12 @@ class Familiarity:
     values: np.ndarray  # (k, keep) float32: its values there (each prototype has unit norm)
     near: float
     far: float
+    # The featurizer's idf weights when it has them: prompts arrive idf-weighted and are compared with the
+    # prototypes unweighted (log counts, unit norm). Not stored with the prototypes: the featurizer carries them
+    # (``RouterArtifact`` binds them).
+    idf: np.ndarray | None = field(default=None, repr=False, compare=False)
     _table: np.ndarray = field(init=False, repr=False, compare=False)  # (dim, k) float32, built once
+    _unweight: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.indices.shape != self.values.shape or self.indices.ndim != 2:
@@ -54,24 +59,37 @@ class Familiarity:
             raise ValueError(f"familiarity prototypes index buckets outside 0..{self.dim - 1}")
         if not self.far < self.near:
             raise ValueError(f"familiarity: far ({self.far}) must be below near ({self.near})")
-        table = np.zeros((self.dim, self.indices.shape[0]), np.float32)
-        for k in range(self.indices.shape[0]):
-            table[self.indices[k], k] = self.values[k]
-        object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_table", _table(self.indices, self.values, self.dim))
+        if self.idf is not None and self.idf.shape != (self.dim,):
+            raise ValueError(f"familiarity: idf has shape {self.idf.shape}, the prototypes span {self.dim} buckets")
+        object.__setattr__(self, "_unweight", None if self.idf is None
+                           else (1.0 / np.where(self.idf > 0, self.idf, 1.0)).astype(np.float32))
+
+    def with_idf(self, idf: np.ndarray | None) -> Familiarity:
+        """The same prototypes, for prompts featurised with ``idf`` weights."""
+        return Familiarity(self.dim, self.indices, self.values, self.near, self.far, idf)
 
     @property
     def prototypes(self) -> int:
         return int(self.indices.shape[0])
 
     def similarity(self, idx: np.ndarray, vals: np.ndarray) -> float:
-        """Cosine similarity of one featurised prompt (unit norm) to its nearest prototype."""
+        """Cosine similarity of one featurised prompt to its nearest prototype."""
         if idx.size == 0:
             return 0.0
-        return float((vals @ self._table.take(idx, axis=0)).max())
+        if self._unweight is not None:
+            vals = vals * self._unweight.take(idx)
+        norm = float(np.sqrt(vals @ vals))
+        return 0.0 if norm == 0.0 else float((vals @ self._table.take(idx, axis=0)).max()) / norm
 
     def similarity_many(self, x: Any) -> np.ndarray:
         """The same for every row of a CSR matrix."""
-        return np.asarray(x @ self._table).max(axis=1)
+        from scipy import sparse
+
+        if self._unweight is not None:
+            x = x @ sparse.diags(self._unweight)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        return np.asarray(x @ self._table).max(axis=1) / np.where(norms == 0, 1.0, norms)
 
     def trust(self, similarity: float) -> float:
         """1 at or above ``near``, 0 at or below ``far``, linear between."""
@@ -99,31 +117,44 @@ def prototypes(x: Any, k: int = PROTOTYPES, keep: int = KEEP, iterations: int = 
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means on the unit rows of CSR ``x``, each centre cut to its ``keep`` largest entries and
     re-normalised every round: ``(indices, values)``, each ``(k', keep')`` with ``k' <= k`` (fewer rows than
-    ``k``: one prototype per row). Seeded, so training repeats exactly."""
+    ``k``: one prototype per row). Seeded, so training repeats exactly.
+
+    Each cluster's rows are summed in one sparse product (a one-hot matrix times ``x``)."""
+    from scipy import sparse
+
     n, dim = x.shape
     k, keep = min(k, n), min(keep, dim)
     rng = np.random.default_rng(seed)
-    centres = x[np.sort(rng.choice(n, size=k, replace=False))].toarray().astype(np.float32)
+    indices, values = _cut(x[np.sort(rng.choice(n, size=k, replace=False))].toarray(), keep)
     for _ in range(iterations):
-        centres = _cut(centres, keep)
-        assign = np.asarray(x @ centres.T).argmax(axis=1)
-        for j in range(k):
-            members = assign == j
-            if members.any():  # an empty cluster keeps its centre
-                centres[j] = np.asarray(x[members].sum(axis=0)).ravel()
-    centres = _cut(centres, keep)
-    order = np.argsort(-np.abs(centres), axis=1, kind="stable")[:, :keep]
-    indices = np.sort(order, axis=1).astype(np.int32)
-    return indices, np.take_along_axis(centres, indices, axis=1).astype(np.float32)
+        table = _table(indices, values, dim)
+        assign = np.asarray(x @ table).argmax(axis=1)
+        members = sparse.csr_matrix((np.ones(n, np.float32), (assign, np.arange(n))), shape=(k, n))
+        sums = np.asarray((members @ x).toarray())
+        empty = np.bincount(assign, minlength=k) == 0  # an empty cluster keeps its centre
+        sums[empty] = table.T[empty]
+        indices, values = _cut(sums, keep)
+    return indices, values
 
 
-def _cut(centres: np.ndarray, keep: int) -> np.ndarray:
-    """Each row's ``keep`` largest entries (by magnitude), unit norm; the rest zero."""
-    out = np.zeros_like(centres)
-    top = np.argsort(-np.abs(centres), axis=1, kind="stable")[:, :keep]
-    np.put_along_axis(out, top, np.take_along_axis(centres, top, axis=1), axis=1)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(norms == 0, 1.0, norms)
+def _table(indices: np.ndarray, values: np.ndarray, dim: int) -> np.ndarray:
+    """The prototypes as a dense ``(dim, k)`` matrix, one column each (what ``Familiarity`` looks prompts up in)."""
+    table = np.zeros((dim, indices.shape[0]), np.float32)
+    for k in range(indices.shape[0]):
+        table[indices[k], k] = values[k]
+    return table
+
+
+def _cut(centres: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``keep`` largest entries by magnitude: sorted bucket indices, and values of unit norm."""
+    if keep < centres.shape[1]:
+        top = np.argpartition(-np.abs(centres), keep - 1, axis=1)[:, :keep]
+    else:
+        top = np.tile(np.arange(centres.shape[1]), (centres.shape[0], 1))
+    indices = np.sort(top, axis=1).astype(np.int32)
+    values = np.take_along_axis(centres, indices, axis=1).astype(np.float32)
+    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    return indices, values / np.where(norms == 0, 1.0, norms)
 
 
 def fit_familiarity(x: Any, folds: np.ndarray, near_quantile: float = NEAR_QUANTILE,

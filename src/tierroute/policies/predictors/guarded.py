@@ -47,6 +47,10 @@ class GuardedPredictor:
 
         return self.inner.predict_many(sparse.diags(self.trust_many(x).astype(np.float32)) @ x, dense)
 
+    def with_idf(self, idf: np.ndarray | None) -> GuardedPredictor:
+        """The same predictor for prompts featurised with ``idf`` weights (``Familiarity.with_idf``)."""
+        return GuardedPredictor(self.inner, self.familiarity.with_idf(idf))
+
     def select(self, columns: Sequence[int]) -> GuardedPredictor:
         """Only the models at ``columns`` (a linear inner predictor; trees read every model's logit)."""
         if not isinstance(self.inner, LinearPredictor):
