@@ -198,3 +198,40 @@ def test_goals_that_cannot_be_met_are_said(arc: tuple[Path, Path], tmp_path: Pat
     gsm8k = write_sample(GSM8K, tmp_path / "g.jsonl", 200)  # no recorded costs
     res = CliRunner().invoke(train_command, ["--data", str(gsm8k), *out, "--goal", "cost=0.5"])
     assert res.exit_code == 1 and "--goal cost=0.5: the data records no costs" in res.output
+
+
+def test_project_judges_two_of_many_models_under_the_training_names(tmp_path: Path) -> None:
+    """Train on RouteLLM's pair, judge on ARC's eleven models projected onto that pair (Mixtral renamed)."""
+    train = write_sample(GSM8K, tmp_path / "gsm8k.jsonl", 200)
+    mixtral = "mistralai/mixtral-8x7b-chat=mistralai/Mixtral-8x7B-Instruct-v0.1"
+    args = ["--train", str(train), "--data", str(sample(ARC_TEST)), "--fast", "--bits", "12", "--resamples", "0",
+            "--json", "--project", "gpt-4-1106-preview", "--project", mixtral]
+    res = CliRunner().invoke(eval_command, args)
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output)
+    assert metrics["items"] == 150
+    assert metrics["models"] == ["gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"]
+    assert 0.0 <= metrics["two_model"]["apgr"] <= 1.0
+    without = CliRunner().invoke(eval_command, args[:-4])  # the router knows 2 of the 11 models: refused
+    assert without.exit_code != 0 and "not trained on" in without.output
+    wrong = CliRunner().invoke(eval_command, args[:-1] + ["nope=x"])
+    assert wrong.exit_code != 0 and "['nope'] not in the data's models" in wrong.output
+
+
+def test_eval_across_benchmarks_reports_unfamiliar_prompts_and_can_turn_the_guard_off(tmp_path: Path) -> None:
+    """Trained on GSM8K, MMLU's questions are mostly unfamiliar; --no-familiarity trusts every prompt's n-grams."""
+    args = ["--train", str(sample(GSM8K)), "--data", str(sample(MMLU)), "--fast", "--bits", "12", "--resamples", "0"]
+    res = CliRunner().invoke(eval_command, args + ["--json"])
+    assert res.exit_code == 0, res.output
+    familiarity = json.loads(res.output)["familiarity"]
+    assert familiarity["unfamiliar_share"] > 0.3 and familiarity["mean_trust"] < 0.9
+    text = CliRunner().invoke(eval_command, args)
+    assert "familiarity: " in text.output and "structure features were used" in text.output
+    off = CliRunner().invoke(eval_command, args + ["--json", "--no-familiarity"])
+    assert off.exit_code == 0, off.output
+    assert "familiarity" not in json.loads(off.output)
+    router = tmp_path / "r.npz"
+    trained = CliRunner().invoke(train_command, ["--data", str(sample(GSM8K)), "--out", str(router), "--fast",
+                                                 "--bits", "12", "--json", "--no-familiarity"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["familiarity"] is None

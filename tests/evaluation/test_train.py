@@ -220,6 +220,6 @@ def test_trees_clearly_behind_on_the_first_fold_are_not_fitted_on_the_others(mon
     monkeypatch.setattr(train_module, "_fit_linear", recorded)
     artifact, report = train_router(data, bits=10, jobs=1)
     assert len(folds) == 1  # the first inner fold only (one piece: jobs=1)
-    assert not report.second_stage and final == [None] and artifact.predictor.kind == "linear"
+    assert not report.second_stage and final == [None] and artifact.predictor.inner.kind == "linear"  # guarded
     (raced,) = [row for name, row in report.cv_table.items() if name.endswith("raced out on inner fold 1")]
     assert raced["brier stacked"] > raced["brier linear"]

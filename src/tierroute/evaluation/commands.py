@@ -55,9 +55,14 @@ JOBS_HELP = ("Worker processes for the independent fits [default: one per CPU wh
              "gain; 1 runs everything in this process]. The router is the same whatever the number.")
 
 
-def _search(fast: bool, no_auxiliary: bool, jobs: int | None) -> dict[str, Any]:
+NO_FAMILIARITY_HELP = ("Trust the n-grams of every prompt, however unlike the training prompts (by default they are "
+                       "trusted less the further a prompt is from them; docs/routing-quality.md, \"Transfer\").")
+
+
+def _search(fast: bool, no_auxiliary: bool, jobs: int | None, no_familiarity: bool = False) -> dict[str, Any]:
     search: dict[str, Any] = {"c_grid": (1.0,), "weightings": ("tf",), "second_stage": False} if fast else {}
     search["jobs"] = jobs
+    search["familiarity"] = not no_familiarity
     if fast or no_auxiliary:
         search["auxiliary"] = False
     return search
@@ -89,6 +94,7 @@ def _progress(enabled: bool) -> Any:
               help="Featurise the final question block only, or the whole routing text.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
+@click.option("--no-familiarity", is_flag=True, help=NO_FAMILIARITY_HELP)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
 @click.option("--split", "split", default=None, metavar="NAME",
               help="Train only on the items whose 'split' field is NAME (e.g. train, in a file that carries a fixed "
@@ -97,7 +103,7 @@ def _progress(enabled: bool) -> Any:
 @click.option("--quiet", is_flag=True, help="No progress messages on stderr.")
 @encoder_options
 def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: int, focus: str, fast: bool,
-                  no_auxiliary: bool, jobs: int | None, split: str | None, as_json: bool, quiet: bool,
+                  no_auxiliary: bool, no_familiarity: bool, jobs: int | None, split: str | None, as_json: bool, quiet: bool,
                   encoder: Encoder | None) -> None:
     """Train a router from outcome data and write it as a safe (non-pickle) .npz file."""
     _require_train_extra()
@@ -115,10 +121,11 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                       + (f" --split {split}" if split is not None else "")
                       + f" --goal {goal} --bits {bits} --focus {focus}" + (" --fast" if fast else "")
                       + (" --no-auxiliary" if no_auxiliary else "")
+                      + (" --no-familiarity" if no_familiarity else "")
                       + (f" --encoder {encoder.kind} ({encoder.model})" if encoder else "")}
         artifact, rep = train_router(data, goal=goal, bits=bits, focus=focus,  # type: ignore[arg-type]
                                      provenance=provenance, progress=_progress(not quiet and not as_json),
-                                     encoder=encoder, **_search(fast, no_auxiliary, jobs))
+                                     encoder=encoder, **_search(fast, no_auxiliary, jobs, no_familiarity))
         size = save_artifact(artifact, out_path)
     except TierrouteError as exc:
         raise click.ClickException(exc.message) from None
@@ -131,7 +138,8 @@ def train_command(data_files: tuple[str, ...], out_path: str, goal: Goal, bits: 
                "objective": {"mode": artifact.objective.mode, "value": artifact.objective.value,
                              "models": list(artifact.objective.models)},
                "heldout_operating_point": rep.operating_point, "heldout_routing": rep.routing,
-               "calibration": rep.calibration, "notes": list(rep.notes)}
+               "calibration": rep.calibration, "familiarity": artifact.heldout.get("familiarity"),
+               "notes": list(rep.notes)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -200,6 +208,7 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--bits", default=DEFAULT_BITS, show_default=True, help="Hashed feature space when training inside the evaluation.")
 @click.option("--fast", is_flag=True, help=FAST_HELP)
 @click.option("--no-auxiliary", is_flag=True, help=NO_AUXILIARY_HELP)
+@click.option("--no-familiarity", is_flag=True, help=NO_FAMILIARITY_HELP)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help=JOBS_HELP)
 @click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False), help="Write per-item decisions (JSONL).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a cost-quality / PGR plot (PNG).")
@@ -212,13 +221,17 @@ def _targets(names: tuple[str, ...]) -> str:
 @click.option("--cascade-answer", type=click.Choice(ANSWER_KINDS), default="auto", show_default=True,
               help="How --cascade extracts the final answer it compares: the option letter, the final number, "
                    "normalised text, or auto.")
+@click.option("--project", "projection", multiple=True, metavar="NAME[=AS]",
+              help="Judge only these models of --data (repeatable, in this order), renaming NAME to AS: how a router "
+                   "trained on two models is judged on a file that scores more, e.g. RouterBench ARC's GPT-4 and "
+                   "Mixtral for a router trained on RouteLLM's (docs/routing-quality.md, \"Transfer\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @encoder_options
 def eval_command(router_path: str | None, data_files: tuple[str, ...], train_files: tuple[str, ...], cv: int | None,
                  by_split_field: bool, goal: Goal, focus: str, bits: int, fast: bool, no_auxiliary: bool,
-                 jobs: int | None,
+                 no_familiarity: bool, jobs: int | None,
                  decisions_path: str | None, plot_path: str | None, resamples: int, cascade: bool,
-                 cascade_answer: str, as_json: bool, encoder: Encoder | None) -> None:
+                 cascade_answer: str, projection: tuple[str, ...], as_json: bool, encoder: Encoder | None) -> None:
     """Evaluate a router on outcome data: APGR/CPT for two models, AIQ vs zero router and oracle with costs."""
     modes = sum([router_path is not None, bool(train_files), cv is not None, by_split_field])
     if modes != 1:
@@ -227,11 +240,15 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
         raise click.UsageError("--encoder is for training; a --router file brings its own encoder")
     if cascade and router_path is not None:
         raise click.UsageError("--cascade chooses its chain on training items: give --train, --split or --cv")
+    if cascade and projection:
+        raise click.UsageError("--cascade reads every recorded reply of --data: it does not combine with --project")
     _require_train_extra(plot=bool(plot_path))  # replaying a corpus featurizes it in bulk (scipy)
     progress = _progress(not as_json)
     try:
         data = load_outcomes(list(data_files))
         _notes(data)
+        if projection:
+            data = data.project([_projected(spec) for spec in projection])
         replay: Replay
         if router_path is not None:
             replay = replay_artifact(load_artifact(router_path), data)
@@ -243,14 +260,14 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
                 click.echo(f"note: {len(shared)} of the {len(data)} evaluated items are also in the training data "
                            f"(same id, e.g. {min(shared)!r}): their figures are not held out", err=True)
             replay = train_test(train, data, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                **_search(fast, no_auxiliary, jobs))
+                                **_search(fast, no_auxiliary, jobs, no_familiarity))
         elif by_split_field:
             train, test = by_split(data)
             replay = train_test(train, test, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                **_search(fast, no_auxiliary, jobs))
+                                **_search(fast, no_auxiliary, jobs, no_familiarity))
         else:
             replay = cross_validate(data, k=cv, goal=goal, focus=focus, bits=bits, progress=progress, encoder=encoder,
-                                    **_search(fast, no_auxiliary, jobs))
+                                    **_search(fast, no_auxiliary, jobs, no_familiarity))
             for note in replay.notes:
                 click.echo(f"note: {note}", err=True)
     except (TierrouteError, ArtifactError) as exc:
@@ -281,6 +298,12 @@ def eval_command(router_path: str | None, data_files: tuple[str, ...], train_fil
     _print_report(metrics)
     if "cascade" in metrics:
         print_cascade(metrics["cascade"])
+
+
+def _projected(spec: str) -> tuple[str, str]:
+    """``--project NAME=AS`` as (NAME, AS); a bare NAME keeps its name."""
+    name, _, new = spec.partition("=")
+    return name.strip(), (new or name).strip()
 
 
 def _print_cost_quality_points(rows: dict[str, dict[str, float | None]]) -> None:
@@ -367,6 +390,11 @@ def _print_report(m: dict[str, Any]) -> None:
                    + (f", auxiliary targets {_targets(targets)}" if targets else "")
                    + (", second stage" if t["second_stage"] else "")
                    + (f", shrink {t['shrink']:g}" if t["shrink"] != 1.0 else "") + f" ({t['seconds']:.1f} s)")
+    if "familiarity" in m:
+        f = m["familiarity"]
+        click.echo(f"familiarity: {f['unfamiliar_share']:.1%} of items less familiar than 90% of held-out training "
+                   f"prompts (n-grams trusted less), {f['ignored_share']:.1%} so unlike them that only their "
+                   f"structure features were used; mean trust {f['mean_trust']:.2f}")
     worst = max(m["calibration"].items(), key=lambda kv: kv[1]["ece"])
     click.echo(f"calibration: worst ECE {worst[1]['ece']:.3f} ({worst[0]}), mean Brier "
                f"{sum(v['brier'] for v in m['calibration'].values()) / len(m['calibration']):.4f}")

@@ -11,7 +11,7 @@ import gzip
 import os
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,24 @@ class OutcomeSet:
 
     def prompts(self) -> list[list[dict[str, Any]]]:
         return [list(it.messages) for it in self.items]
+
+    def project(self, models: Sequence[tuple[str, str]]) -> OutcomeSet:
+        """Only the models named, in that order, each renamed ``(name in this data, name to give it)``: how a
+        router trained on one pair of models is judged on a file that scores more (RouterBench's eleven, with
+        Mixtral under another name). An unknown name is an error listing the data's models."""
+        unknown = [name for name, _ in models if name not in self.models]
+        if unknown:
+            raise OutcomeDataError(f"--project: {unknown} not in the data's models {list(self.models)}")
+        renamed = [new for _, new in models]
+        if len(set(renamed)) != len(renamed) or not renamed:
+            raise OutcomeDataError(f"--project: give one or more distinct models, got {renamed}")
+        columns = [self.models.index(name) for name, _ in models]
+        rename = dict(models)
+        items = tuple(replace(it, scores={rename[m]: v for m, v in it.scores.items() if m in rename},
+                              costs={rename[m]: v for m, v in it.costs.items() if m in rename},
+                              response_chars={rename[m]: v for m, v in it.response_chars.items() if m in rename})
+                      for it in self.items)
+        return OutcomeSet(items, tuple(renamed), self.scores[:, columns], self.costs[:, columns], self.notes)
 
 
 def _fail(path: Path, line: int, field: str, problem: str) -> OutcomeDataError:

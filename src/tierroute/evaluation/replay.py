@@ -16,6 +16,7 @@ import numpy as np
 from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
 from ..policies.objective import Objective, choose_many, mix_choice
+from ..policies.predictors.guarded import GuardedPredictor
 from .data import PARTIAL_HINT, OutcomeDataError, OutcomeSet
 from .metrics import LAMBDA_SWEEP, cost_quality_report, lambda_points, strong_and_weak, two_model_report
 from .operating_point import mix_quality, zero_hull, zero_mix_at
@@ -39,6 +40,8 @@ class Replay:
     training: list[dict[str, Any]] = field(default_factory=list)
     # Each item's model (column) at the deployed operating point: its own fold's router's under --cv.
     picks: np.ndarray | None = None
+    # How far each item's router trusted its n-grams for it (``policies.familiarity``); None: routers without.
+    trust: np.ndarray | None = None
 
     @property
     def deployed(self) -> np.ndarray:
@@ -66,12 +69,18 @@ def trained(label: str, report: TrainReport) -> dict[str, Any]:
 
 def predict(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
     """Predicted quality (n x models of ``data``) from a trained artifact; models must match by name."""
+    return predict_with_trust(artifact, data)[0]
+
+
+def predict_with_trust(artifact: RouterArtifact, data: OutcomeSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """``predict``, and how far the router trusted each item's n-grams (None: a router without familiarity)."""
     missing = [m for m in data.models if m not in artifact.models]
     if missing:
         raise OutcomeDataError(f"data scores models the router was not trained on: {missing}")
     x, dense = featurize(data, artifact.featurizer)
     full = artifact.predictor.predict_many(x, dense)
-    return full[:, [artifact.models.index(m) for m in data.models]]
+    trust = artifact.predictor.trust_many(x) if isinstance(artifact.predictor, GuardedPredictor) else None
+    return full[:, [artifact.models.index(m) for m in data.models]], trust
 
 
 def _artifact_costs(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
@@ -81,9 +90,9 @@ def _artifact_costs(artifact: RouterArtifact, data: OutcomeSet) -> np.ndarray:
 
 
 def replay_artifact(artifact: RouterArtifact, data: OutcomeSet) -> Replay:
-    pred, mean_costs = predict(artifact, data), _artifact_costs(artifact, data)
+    (pred, trust), mean_costs = predict_with_trust(artifact, data), _artifact_costs(artifact, data)
     return Replay(data, pred, mean_costs, artifact.objective,
-                  picks=choose(artifact.objective, pred, mean_costs, data))
+                  picks=choose(artifact.objective, pred, mean_costs, data), trust=trust)
 
 
 def train_test(train: OutcomeSet, test: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, progress: Progress | None = None,
@@ -155,13 +164,18 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
     picks = np.zeros(len(data), dtype=np.int64)
     values = []
     training = []
+    trust: np.ndarray | None = np.ones(len(data))
     for k in np.unique(folds):
         if progress:
             progress(f"outer fold {k}: train {int((folds != k).sum())}, test {int((folds == k).sum())}")
         inner = None if progress is None else (lambda msg, k=k: progress(f"  fold {k}: {msg}"))
         artifact, rep = train_router(data.subset(folds != k), goal=goal, progress=inner, **train_kwargs)
         test = data.subset(folds == k)
-        pred[folds == k] = predict(artifact, test)
+        pred[folds == k], fold_trust = predict_with_trust(artifact, test)
+        if trust is not None and fold_trust is not None:
+            trust[folds == k] = fold_trust
+        else:
+            trust = None
         picks[folds == k] = choose(artifact.objective, pred[folds == k], _artifact_costs(artifact, test), test)
         values.append(artifact.objective)
         training.append(trained(f"fold {k}", rep))
@@ -169,7 +183,7 @@ def cross_validate(data: OutcomeSet, *, k: int | None = None, goal: Goal = DEFAU
     # the per-fold knobs when every fold routes in the same mode, else the first fold's (``training`` has each).
     same = all(v.mode == values[0].mode and v.mode != "mix" for v in values)
     objective = Objective(values[0].mode, float(np.mean([v.value for v in values]))) if same else values[0]
-    return Replay(data, pred, expected_costs(data), objective, notes, training, picks)
+    return Replay(data, pred, expected_costs(data), objective, notes, training, picks, trust)
 
 
 def strong_weak(data: OutcomeSet) -> tuple[int, int]:
@@ -215,7 +229,15 @@ def report(replay: Replay, resamples: int = 0) -> dict[str, Any]:
         out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "over": "evaluated items; routers not retrained"}
     if replay.training:
         out["training"] = replay.training
+    if replay.trust is not None:
+        out["familiarity"] = familiarity_summary(replay.trust)
     return out
+
+
+def familiarity_summary(trust: np.ndarray) -> dict[str, float]:
+    """How many evaluated items the router found unlike its training prompts (``policies.familiarity``)."""
+    return {"mean_trust": float(trust.mean()), "unfamiliar_share": float(np.mean(trust < 1.0)),
+            "ignored_share": float(np.mean(trust <= 0.0))}
 
 
 def _objective_dict(replay: Replay) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from ..policies.artifact import RouterArtifact
 from ..policies.calibration import Goal, brier, ece
 from ..policies.encoders import Encoder
 from ..policies.encoders.featurizer import EmbeddingFeaturizer
+from ..policies.familiarity import PROTOTYPES, fit_familiarity
 from ..policies.featurizers import Focus, HashingFeaturizer
+from ..policies.predictors.guarded import GuardedPredictor
 from ..policies.predictors.base import QualityPredictor, sigmoid
 from ..policies.predictors.linear import LinearPredictor, fit_columns
 from ..policies.predictors.stacked import StackedPredictor, TreeEnsemble, fit_trees, stage_two_inputs
@@ -351,12 +353,14 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
                  c_grid: Sequence[float] = DEFAULT_C_GRID, weightings: Sequence[str] = DEFAULT_WEIGHTINGS,
                  second_stage: bool = True, auxiliary: bool = True, provenance: dict[str, Any] | None = None,
                  progress: Progress | None = None, encoder: Encoder | None = None, jobs: int | None = None,
-                 ) -> tuple[RouterArtifact, TrainReport]:
+                 familiarity: bool = True) -> tuple[RouterArtifact, TrainReport]:
     """Train a complete router artifact from ``data``; the operating point meets ``goal`` out of fold.
 
     With ``encoder``, each prompt's sentence embedding joins the dense features (``EmbeddingFeaturizer``).
     ``jobs`` worker processes run the independent fits (``evaluation.workers``; None: one per CPU when the
-    corpus is large enough to gain from it); the router is the same whatever the number."""
+    corpus is large enough to gain from it); the router is the same whatever the number. With ``familiarity``
+    the predictor is wrapped in a ``GuardedPredictor``: prompts unlike the training prompts are predicted from
+    their structure features rather than their n-grams (``policies.familiarity``)."""
     start = time.perf_counter()
     if goal.kind in ("cost", "lambda") and not data.has_costs:
         raise OutcomeDataError(f"--goal {goal}: the data records no costs, so no price can be weighed "
@@ -379,6 +383,12 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
                              workers=workers)
     featurizer, predictor, oof, c, weighting, table = (fitted.featurizer, fitted.predictor, fitted.oof, fitted.c,
                                                        fitted.weighting, fitted.table)
+    stacked = predictor.kind == "stacked"
+    if familiarity:
+        if progress:
+            progress(f"familiarity: {PROTOTYPES} prototypes of the training prompts, calibrated on inner folds")
+        assert isinstance(predictor, (LinearPredictor, StackedPredictor))  # ``RouterArtifact`` binds the idf
+        predictor = GuardedPredictor(predictor, fit_familiarity(x, inner_folds(data)))
     mean_costs = expected_costs(data)
     observed = data.observed
     # Logged traffic has no score for the models that did not answer: the operating point is set on the
@@ -398,14 +408,16 @@ def train_router(data: OutcomeSet, *, goal: Goal = DEFAULT_GOAL, bits: int = DEF
     # fewer the items (``eval --cv`` is not).
     routing = (routing_summary(oof, data.scores, data.costs, mean_costs, data.models) if data.complete else {})
     heldout = {"goal": str(goal), "operating_point": achieved, "calibration": calibration, "c": c,
-               "weighting": weighting, "second_stage": predictor.kind == "stacked", "shrink": fitted.shrink,
+               "weighting": weighting, "second_stage": stacked, "shrink": fitted.shrink,
                "auxiliary": list(fitted.auxiliary), "cv": table, "partial": not data.complete, "routing": routing,
-               "notes": notes}
+               "notes": notes,
+               "familiarity": ({**predictor.familiarity.config(), "prototypes": predictor.familiarity.prototypes}
+                               if isinstance(predictor, GuardedPredictor) else None)}
     prov = {"n_items": len(data), "models": list(data.models), **(provenance or {})}
     artifact = RouterArtifact(featurizer, predictor, objective,
                               {m: float(v) for m, v in zip(data.models, mean_costs)} if data.has_costs else {},
                               prov, heldout)
-    return artifact, TrainReport(c, weighting, predictor.kind == "stacked", fitted.shrink, table, calibration, achieved,
+    return artifact, TrainReport(c, weighting, stacked, fitted.shrink, table, calibration, achieved,
                                  time.perf_counter() - start, fitted.auxiliary, routing, tuple(notes))
 
 

@@ -20,6 +20,7 @@ from .encoders.featurizer import EmbeddingFeaturizer
 from .featurizers import HashingFeaturizer
 from .objective import Objective
 from .predictors.base import QualityPredictor, predictor_from_arrays
+from .predictors.guarded import GuardedPredictor
 
 FORMAT = "tierroute-router"
 FORMAT_VERSION = 2
@@ -40,6 +41,11 @@ class RouterArtifact:
     mean_costs: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     heldout: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A familiarity guard compares prompts with its prototypes before idf weighting: it needs the featurizer's idf.
+        if isinstance(self.predictor, GuardedPredictor):
+            object.__setattr__(self, "predictor", self.predictor.with_idf(self.featurizer.idf))
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from .featurizers import HashingFeaturizer
 from .kernels import ENV_SWITCH, load_kernels
 from .objective import Objective, mix_choice, rank, rank_mix
 from .predictors.base import QualityPredictor
+from .predictors.guarded import GuardedPredictor
 from .predictors.linear import LinearPredictor
 from .predictors.prior import PriorPredictor
 
@@ -317,7 +318,8 @@ def build_learned_policy(options: Mapping[str, Any], models: Sequence[ModelSpec]
     columns = {cid: j for cid, j in columns.items() if cid in catalog_ids}
     predictor = artifact.predictor
     used = sorted(set(columns.values()))
-    if isinstance(predictor, LinearPredictor) and len(used) < len(predictor.models):
+    guarded_linear = isinstance(predictor, GuardedPredictor) and isinstance(predictor.inner, LinearPredictor)
+    if (guarded_linear or isinstance(predictor, LinearPredictor)) and len(used) < len(predictor.models):
         # Predict only the models the catalog can route to (a stacked predictor's trees read every logit).
         predictor = predictor.select(used)
         columns = {cid: used.index(j) for cid, j in columns.items()}

@@ -7,8 +7,9 @@ scikit-learn lazily, so serving a trained router never needs the ``train`` extra
 from __future__ import annotations
 
 from .base import QualityPredictor, predictor_from_arrays
+from .guarded import GuardedPredictor
 from .linear import LinearPredictor
 from .prior import PriorPredictor
 from .stacked import StackedPredictor
 
-__all__ = ["LinearPredictor", "PriorPredictor", "QualityPredictor", "StackedPredictor", "predictor_from_arrays"]
+__all__ = ["GuardedPredictor", "LinearPredictor", "PriorPredictor", "QualityPredictor", "StackedPredictor", "predictor_from_arrays"]

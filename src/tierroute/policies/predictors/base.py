@@ -37,6 +37,10 @@ def predictor_from_arrays(config: dict[str, Any], arrays: dict[str, np.ndarray])
         from .stacked import StackedPredictor
 
         return StackedPredictor.from_arrays(config, arrays)
+    if kind == "guarded":
+        from .guarded import GuardedPredictor
+
+        return GuardedPredictor.from_arrays(config, arrays)
     raise ValueError(f"unknown predictor kind {kind!r}")
 
 
