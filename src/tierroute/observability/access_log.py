@@ -124,7 +124,7 @@ _PLAIN = re.compile(r'[^\s"=\\]+')
 def _value(value: str) -> str:
     """A text-format value: bare when it holds no space, quote, ``=`` or backslash, else quoted and escaped
     (newlines too, so a client-chosen value cannot forge a line)."""
-    if value.isalnum() or _PLAIN.fullmatch(value):  # isalnum: the common bare word, without the regex
+    if _PLAIN.fullmatch(value):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
@@ -205,7 +205,7 @@ class AccessLog:
         q = self._quoted
         r = record
         line = (f"ts={self._iso(self._wall())} level={_LEVEL_NAMES[level]} event=request"
-                f"{'' if r.request_id is None else ' request_id=' + q(r.request_id)}"
+                f"{'' if r.request_id is None else ' request_id=' + _value(r.request_id)}"
                 f"{'' if r.caller is None else ' caller=' + q(r.caller)}"
                 f" method={q(r.method)} route={q(r.route)} status={r.status}"
                 f"{'' if r.outcome is None else ' outcome=' + q(r.outcome)}"
@@ -230,8 +230,6 @@ class AccessLog:
     def _quoted(self, value: str) -> str:
         quoted = self._seen.get(value)
         if quoted is None:
-            if len(value) > 64 and value.startswith("chatcmpl-tr-"):  # never repeats: not remembered
-                return _value(value)
             if len(self._seen) >= _MAX_REMEMBERED:  # client-chosen values: bounded, start again
                 self._seen.clear()
             quoted = self._seen[value] = _value(value)

@@ -426,17 +426,11 @@ class _ChatChunks:
 
 def _response_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """tierroute's headers, plus ``request-id``, which the anthropic SDK exposes as ``_request_id``."""
-    names = _HEADER_NAMES
-    out = [(names.get(k) or k.encode(), v.encode()) for k, v in headers.items()]
+    out = [(k.encode(), v.encode()) for k, v in headers.items()]
     request_id = headers.get("x-tierroute-request-id")
     if request_id:
         out.append((b"request-id", request_id.encode()))
     return out
-
-
-_HEADER_NAMES = {name: name.encode() for name in (
-    "x-tierroute-request-id", "x-tierroute-model", "x-tierroute-deployment", "x-tierroute-reason",
-    "x-tierroute-cost-usd", "x-tierroute-overhead-ms", "x-tierroute-attempt", "x-tierroute-attempts")}
 
 
 def create_app(router: Router) -> Gateway:
